@@ -1,0 +1,66 @@
+// Wire keys and tuning values live here, once. Tests import these instead of repeating literals.
+
+/** Names of the objects the ledger installs in a user's database. */
+export const LEDGER = {
+  factsTable: "upkeep_facts",
+  metaTable: "upkeep_meta",
+  triggerPrefix: "upkeep_capture_",
+  pgFunction: "upkeep_capture_fact",
+  pgNotifyChannel: "upkeep_ledger",
+  /** Advisory lock key held by the PostgreSQL sequencer leader. */
+  pgSequencerLockKey: 0x75706b70,
+} as const;
+
+export const LEDGER_TUNING = {
+  /** Facts read per batch by readers and followers. */
+  readBatch: 1000,
+  /** How often a follower polls for external commits (SQLite data_version, PostgreSQL sequencer). */
+  pollIntervalMs: 10,
+  /** Most facts the PostgreSQL sequencer assigns offsets to in one transaction. */
+  sequenceBatch: 5000,
+} as const;
+
+/** Browser ↔ server protocol. */
+export const WIRE = {
+  socketPath: "/upkeep/socket",
+  eventsPath: "/upkeep/events",
+  clientScriptPath: "/upkeep/client.js",
+  turboScriptPath: "/upkeep/turbo.js",
+  streamSourceTag: "upkeep-stream-source",
+  /** Attributes of the live marker element. */
+  tokenAttr: "token",
+  offsetAttr: "offset",
+  incarnationAttr: "incarnation",
+  /** WebSocket message types (JSON objects with a `type` key). */
+  msg: {
+    subscribe: "subscribe",
+    unsubscribe: "unsubscribe",
+    ack: "subscribed",
+    patch: "patch",
+    reload: "reload",
+    error: "error",
+  },
+  /** WebSocket close codes (4000–4999 are application codes). */
+  close: {
+    tooManySubscriptions: 4001,
+    messageTooLarge: 4002,
+    malformed: 4003,
+  },
+} as const;
+
+export const DELIVERY_TUNING = {
+  /** Facts arriving within this window after the first of a batch are coalesced into one replay. */
+  coalesceMs: 5,
+  maxSubscriptionsPerConnection: 32,
+  maxInboundMessageBytes: 16 * 1024,
+  tokenTtlMs: 24 * 60 * 60 * 1000,
+  /** How long a rendered page's registration waits for its first subscriber. */
+  pendingRegistrationMs: 60_000,
+} as const;
+
+/** Reconnect backoff defaults for the browser client (full jitter). */
+export const BACKOFF_DEFAULTS = {
+  initialDelayMs: 100,
+  maxDelayMs: 10_000,
+  multiplier: 2,
+} as const;

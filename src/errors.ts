@@ -1,0 +1,115 @@
+// Every failure Upkeep reports is its own class with a stable `code`, the context that caused it and a `hint`
+// naming the fix. Codes are part of the public API: tests and users match on them, never on messages.
+
+export class UpkeepError extends Error {
+  readonly code: string;
+  readonly hint: string;
+  constructor(code: string, message: string, hint: string, options?: ErrorOptions) {
+    super(`${message}\n  fix: ${hint}`, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+/** A configuration value is missing or malformed. */
+export class ConfigError extends UpkeepError {
+  constructor(message: string, hint: string) {
+    super("config", message, hint);
+  }
+}
+
+/** The ledger's tables are missing from the database. */
+export class LedgerNotInstalledError extends UpkeepError {
+  constructor(database: string) {
+    super(
+      "ledger_not_installed",
+      `The Upkeep change ledger is not installed in ${database}.`,
+      `run \`npx upkeep install --database ${database}\` (or call install()) before opening the ledger`,
+    );
+  }
+}
+
+/** Tables or columns were added after install; their writes would be invisible. */
+export class SchemaDriftError extends UpkeepError {
+  readonly tables: string[];
+  constructor(database: string, tables: string[], detail: string) {
+    super(
+      "schema_drift",
+      `The capture triggers are out of date for ${tables.join(", ")}: ${detail}`,
+      `run \`npx upkeep install --database ${database}\` to refresh the triggers (installing is idempotent)`,
+    );
+    this.tables = tables;
+  }
+}
+
+/** An offset from another incarnation of the ledger (reset, truncated or restored database). */
+export class IncarnationMismatchError extends UpkeepError {
+  readonly expected: string;
+  readonly actual: string;
+  constructor(expected: string, actual: string, detail = "") {
+    super(
+      "incarnation_mismatch",
+      `The offset belongs to ledger incarnation ${expected}, but the ledger is now incarnation ${actual}${detail ? ` (${detail})` : ""}.`,
+      "discard the offset and rebuild from a fresh read (a browser reloads the page)",
+    );
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** Reading below the pruned horizon. */
+export class OffsetTooOldError extends UpkeepError {
+  readonly requested: number;
+  readonly oldest: number;
+  constructor(requested: number, oldest: number) {
+    super(
+      "offset_too_old",
+      `Facts after offset ${requested} were pruned; the oldest available offset is ${oldest}.`,
+      "rebuild from a fresh read (a browser reloads the page), or keep facts longer (retention window)",
+    );
+    this.requested = requested;
+    this.oldest = oldest;
+  }
+}
+
+/** Stable reason codes for queries Upkeep cannot analyse structurally. */
+export type RefusalCode =
+  | "raw_query"
+  | "opaque_predicate"
+  | "opaque_source"
+  | "opaque_join"
+  | "opaque_order"
+  | "opaque_selection"
+  | "unsupported_query";
+
+/** A read whose dependency cannot be proven: the page cannot be kept live. */
+export class RefusedBoundaryError extends UpkeepError {
+  readonly reason: RefusalCode;
+  readonly sql: string;
+  readonly frame: string | undefined;
+  constructor(reason: RefusalCode, sql: string, detail: string, rewrite: string, frame?: string) {
+    super(`refused_${reason}`, `Upkeep cannot keep this page live (${reason}): ${detail}\n  sql: ${sql}`, rewrite);
+    this.reason = reason;
+    this.sql = sql;
+    this.frame = frame;
+  }
+}
+
+export type TokenProblem = "malformed" | "forged" | "expired" | "identity_mismatch" | "incarnation_mismatch";
+
+/** A subscription token that cannot be honoured. */
+export class SubscriptionTokenError extends UpkeepError {
+  readonly problem: TokenProblem;
+  constructor(problem: TokenProblem, detail: string) {
+    const hints: Record<TokenProblem, string> = {
+      malformed: "subscribe with the token from the page's live marker, unmodified",
+      forged: "tokens are signed with the server's secret; reload the page to get a valid one",
+      expired: "reload the page to get a fresh token (tokens expire after tokenTtlMs)",
+      identity_mismatch: "a token only subscribes the viewer it was rendered for; reload the page as this viewer",
+      incarnation_mismatch: "the database was reset; reload the page",
+    };
+    super(`token_${problem}`, `Subscription refused (${problem}): ${detail}`, hints[problem]);
+    this.problem = problem;
+  }
+}

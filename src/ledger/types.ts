@@ -1,0 +1,96 @@
+// The change ledger's vocabulary. A *fact* is one committed row change; an *offset* is its gapless, 1-based,
+// commit-ordered position within an *incarnation* of the ledger.
+
+/** A row image: column name → value, decoded as described in docs/ledger.md (value encoding). */
+export type Row = Record<string, unknown>;
+
+export type Operation = "insert" | "update" | "delete";
+
+export interface Fact {
+  offset: number;
+  incarnation: string;
+  table: string;
+  op: Operation;
+  /** Primary-key column → value, in key order. For a table without a primary key: the whole row image. */
+  key: Row;
+  /** True when the table has no primary key (the key is the whole row image and may not be unique). */
+  keyless: boolean;
+  old: Row | null;
+  new: Row | null;
+  /** Identifier of the writing transaction (facts of one transaction share it and are contiguous... not
+   *  necessarily contiguous on PostgreSQL: use it to group, not to delimit). */
+  txid: string;
+  /** Commit (or, on SQLite, write) time as an ISO-8601 string. */
+  committedAt: string;
+}
+
+/** Columns whose values differ between the old and new images (all columns of the image for insert/delete). */
+export function changedColumns(fact: Pick<Fact, "old" | "new">): string[] {
+  const { old: before, new: after } = fact;
+  if (!before || !after) return Object.keys((after ?? before) as Row);
+  const out: string[] = [];
+  for (const column of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (!sameValue(before[column], after[column])) out.push(column);
+  }
+  return out;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a === "object" && typeof b === "object" && a !== null && b !== null) {
+    return JSON.stringify(a) === JSON.stringify(b);
+  }
+  return false;
+}
+
+export type DatabaseKind = "sqlite" | "postgres";
+
+export interface LedgerOptions {
+  /** `file:path`, a plain path or `:memory:` for SQLite; `postgres://…` / `postgresql://…` for PostgreSQL. */
+  database: string;
+  /** Tables never captured (the ledger's own tables are always excluded). */
+  exclude?: string[];
+  /** Poll interval for external commits (default LEDGER_TUNING.pollIntervalMs). */
+  pollIntervalMs?: number;
+}
+
+export interface ReadOptions {
+  /** Most facts returned (default LEDGER_TUNING.readBatch). */
+  limit?: number;
+  /** The incarnation the caller's offset belongs to; a different one throws IncarnationMismatchError. */
+  incarnation?: string;
+}
+
+export interface FollowOptions extends ReadOptions {
+  signal?: AbortSignal;
+}
+
+export interface PruneOptions {
+  /** Only facts committed longer ago than this are pruned. */
+  olderThanMs: number;
+  /** Only facts at or below this offset are pruned (e.g. the lowest live subscriber offset). */
+  atOrBelow?: number;
+}
+
+/**
+ * An open ledger. One per process and database; it owns a connection for reading and (PostgreSQL) the
+ * sequencer role when it wins the leader lock.
+ */
+export interface Ledger {
+  readonly kind: DatabaseKind;
+  readonly database: string;
+  readonly incarnation: string;
+  /** Highest sequenced offset (0 when empty). */
+  head(): Promise<number>;
+  /** Lowest offset still readable minus one: reading after anything below it throws OffsetTooOldError. */
+  horizon(): Promise<number>;
+  /** Facts with offset > after, in offset order, at most `limit`. */
+  read(after: number, options?: ReadOptions): Promise<Fact[]>;
+  /** Batches of facts with offset > after, forever (until the signal aborts or the ledger closes). The next
+   *  batch is read only when the consumer asks for it (backpressure). */
+  follow(after: number, options?: FollowOptions): AsyncIterable<Fact[]>;
+  /** Wake followers now: a commit made through Upkeep's own connection calls this. */
+  poke(): void;
+  prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }>;
+  close(): Promise<void>;
+}

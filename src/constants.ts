@@ -24,7 +24,8 @@ export const LEDGER_TUNING = {
 export const WIRE = {
   socketPath: "/upkeep/socket",
   eventsPath: "/upkeep/events",
-  clientScriptPath: "/upkeep/client.js",
+  /** The browser client's modules are served from this folder; its entry is index.js. */
+  clientPath: "/upkeep/client/",
   turboScriptPath: "/upkeep/turbo.js",
   streamSourceTag: "upkeep-stream-source",
   /** Attributes of the live marker element. */

@@ -37,10 +37,15 @@ export function changedColumns(fact: Pick<Fact, "old" | "new">): string[] {
 
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
-  if (typeof a === "object" && typeof b === "object" && a !== null && b !== null) {
-    return JSON.stringify(a) === JSON.stringify(b);
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) return false;
+    return a.every((byte, i) => byte === b[i]);
   }
-  return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => sameValue((a as Row)[k], (b as Row)[k]));
 }
 
 export type DatabaseKind = "sqlite" | "postgres";
@@ -89,8 +94,24 @@ export interface Ledger {
   /** Batches of facts with offset > after, forever (until the signal aborts or the ledger closes). The next
    *  batch is read only when the consumer asks for it (backpressure). */
   follow(after: number, options?: FollowOptions): AsyncIterable<Fact[]>;
+  /** Make every fact committed before the call readable (PostgreSQL: sequence it) and return the head. */
+  sync(): Promise<number>;
   /** Wake followers now: a commit made through Upkeep's own connection calls this. */
   poke(): void;
   prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }>;
   close(): Promise<void>;
+}
+
+/** What `install()` did. */
+export interface InstallReport {
+  kind: DatabaseKind;
+  /** Tables that now have capture triggers. */
+  tables: string[];
+  /** Captured tables without a primary key (their facts are flagged `keyless`). */
+  keyless: string[];
+  /** Tables left without capture triggers because of the exclude list. */
+  excluded: string[];
+  incarnation: string;
+  /** True when the ledger's tables were created by this call (false: refreshed an existing install). */
+  created: boolean;
 }

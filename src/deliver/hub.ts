@@ -1,0 +1,338 @@
+// The subscription hub: follows the ledger, plans each batch of facts against the registry, replays each dirty
+// page group once, and sends the result to every subscriber of the group, in offset order.
+//
+// The render → subscribe race. A GET records the ledger head R *before* its first read and puts it in the live
+// marker. Its dependencies enter the reverse index when the response is produced; facts the hub had already
+// planned past R are re-read and matched against the new group (catch-up), so every fact after R is planned
+// against the page at least once. A browser subscribes with R; if its group is dirty by then it is replayed,
+// and a replay renders current state with idempotent stream actions: repeating a fact is harmless, missing one
+// is impossible.
+
+import { deriveIdentity, type PageCapture } from "../capture/context.ts";
+import { DELIVERY_TUNING } from "../constants.ts";
+import { SubscriptionTokenError } from "../errors.ts";
+import type { Fact, Ledger } from "../ledger/types.ts";
+import { affects, planBatch } from "../plan/planner.ts";
+import { type PageGroup, Registry, type Subscriber } from "../register/registry.ts";
+import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
+import { signToken, verifyToken } from "./token.ts";
+import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
+
+export type Mode = "development" | "test" | "production";
+
+export interface HubOptions {
+  ledger: Ledger;
+  secret: string;
+  mode: Mode;
+  tokenTtlMs?: number;
+  /** Idle page groups (no subscriber, no render) are forgotten after this long. */
+  idleGroupMs?: number;
+  log?: (level: "warn" | "error", message: string) => void;
+}
+
+export interface HubStats {
+  /** Replays run (one per dirty group per batch, shared by all its subscribers). */
+  renders: number;
+  /** Patch messages sent, and their bytes. */
+  messages: number;
+  bytes: number;
+  factsPlanned: number;
+}
+
+export interface RegisteredRender {
+  token: string;
+  offset: number;
+  incarnation: string;
+}
+
+export class Hub implements SubscriptionHub {
+  readonly registry = new Registry();
+  readonly stats: HubStats = { renders: 0, messages: 0, bytes: 0, factsPlanned: 0 };
+  /** Offset of the last fact planned. */
+  position = 0;
+  app: FetchApp | null = null;
+  private readonly options: Required<Omit<HubOptions, "log">> & Pick<HubOptions, "log">;
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  private catchUps = 0;
+  private idleWaiters: Array<() => void> = [];
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(options: HubOptions) {
+    this.options = {
+      ...options,
+      tokenTtlMs: options.tokenTtlMs ?? DELIVERY_TUNING.tokenTtlMs,
+      idleGroupMs: options.idleGroupMs ?? DELIVERY_TUNING.pendingRegistrationMs,
+    };
+  }
+
+  get ledger(): Ledger {
+    return this.options.ledger;
+  }
+
+  async start(): Promise<void> {
+    this.position = await this.ledger.head();
+    this.loop = this.run();
+    this.sweepTimer = setInterval(() => this.registry.sweep(this.options.idleGroupMs), this.options.idleGroupMs);
+    this.sweepTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.loop?.catch(() => {});
+    for (const group of this.registry.groups.values()) await group.rendering?.catch(() => {});
+  }
+
+  // ── planning loop ──────────────────────────────────────────────────────────────────────────────────────
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        for await (const batch of this.ledger.follow(this.position, { signal })) {
+          const fresh = batch.filter((fact) => fact.offset > this.position);
+          if (fresh.length === 0) continue;
+          this.ingest(fresh);
+          await this.renderDirty();
+          this.checkIdle();
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        this.options.log?.("error", `upkeep: ledger follower failed, retrying: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  private ingest(facts: Fact[]): void {
+    planBatch(this.registry, facts);
+    this.stats.factsPlanned += facts.length;
+    this.position = facts[facts.length - 1]!.offset;
+  }
+
+  private async renderDirty(): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const group of this.registry.groups.values()) {
+      this.kick(group);
+      if (group.rendering) pending.push(group.rendering);
+    }
+    await Promise.all(pending);
+  }
+
+  /** Start a replay of the group if it is dirty, has subscribers and none is running. */
+  private kick(group: PageGroup): void {
+    if (group.rendering || !group.dirty || group.subscribers.size === 0) return;
+    group.rendering = this.render(group)
+      .catch((error) => {
+        this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
+        this.reloadAll(group, "render_failed");
+      })
+      .finally(() => {
+        group.rendering = null;
+        this.kick(group);
+        this.checkIdle();
+      });
+  }
+
+  private async render(group: PageGroup): Promise<void> {
+    const [representative] = group.subscribers;
+    if (!representative || !this.app) return;
+    group.dirty = false;
+    this.stats.renders++;
+    const result = await replayPage(this.app, group.origin, group.url, representative.headers);
+    const capture = result.capture;
+    if (result.status !== 200 || !capture || capture.refusals.length > 0) {
+      // A fresh GET would no longer show a live page (gone, redirected, or now refused): the browser reloads.
+      this.reloadAll(group, result.status !== 200 ? `status_${result.status}` : "not_live");
+      return;
+    }
+    const inputs = [...capture.inputs.keys()];
+    // The render may have read inputs the group's identity does not cover. Each subscriber whose values for
+    // those inputs differ from the representative's moves to its own group, rendered separately.
+    const identity = deriveIdentity(inputs, representative.headers).digest;
+    let target = group;
+    if (identity !== group.identity) {
+      target = this.registry.ensure(group.url, identity, group.origin);
+      for (const subscriber of [...group.subscribers]) {
+        const own = deriveIdentity(inputs, subscriber.headers).digest;
+        const destination = own === identity ? target : this.registry.ensure(group.url, own, group.origin);
+        if (destination === group) continue;
+        group.subscribers.delete(subscriber);
+        destination.subscribers.add(subscriber);
+        subscriber.group = destination;
+        if (destination !== target) {
+          destination.dirty = true;
+          this.kick(destination);
+        }
+      }
+    }
+    this.registry.recordRender(target, { offset: capture.renderOffset, html: result.html, inputs, deps: capture.queries });
+    this.deliver(target);
+  }
+
+  /** Send the group's latest render to every subscriber whose page is older than it. */
+  private deliver(group: PageGroup): void {
+    if (group.html === null) return;
+    let html: string | null = null;
+    for (const subscriber of group.subscribers) {
+      if (subscriber.offset >= group.renderOffset) continue;
+      html ??= pageStream(group.html);
+      this.send(subscriber, { type: "patch", id: subscriber.id, offset: group.renderOffset, html });
+      subscriber.offset = group.renderOffset;
+    }
+  }
+
+  private send(subscriber: Subscriber, message: ServerMessage): void {
+    if (message.type === "patch") {
+      this.stats.messages++;
+      this.stats.bytes += Buffer.byteLength(message.html);
+    }
+    subscriber.sink.send(message);
+  }
+
+  private reloadAll(group: PageGroup, reason: string): void {
+    for (const subscriber of group.subscribers) this.send(subscriber, { type: "reload", id: subscriber.id, reason });
+    group.subscribers.clear();
+    this.registry.drop(group);
+  }
+
+  // ── registration at GET ────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * A live GET finished: register its dependencies and return what goes into the live marker. `headers` are
+   * the GET's request headers (for the identity signature), `origin` its scheme and host.
+   */
+  registerRender(capture: PageCapture, html: string, headers: Record<string, string>, origin: string): RegisteredRender {
+    const inputs = [...capture.inputs.keys()];
+    const identity = deriveIdentity(inputs, headers).digest;
+    const group = this.registry.ensure(capture.url, identity, origin);
+    const offset = capture.renderOffset;
+    if (this.registry.recordRender(group, { offset, html, inputs, deps: capture.queries })) {
+      group.dirty = false;
+      // Subscribers of the group showing an older render get this one (same identity: same bytes).
+      this.deliver(group);
+      if (offset < this.position) this.catchUp(group, offset, this.position);
+    }
+    const token = signToken(
+      { url: capture.url, identity, inputs, incarnation: this.ledger.incarnation, offset, exp: Date.now() + this.options.tokenTtlMs },
+      this.options.secret,
+    );
+    return { token, offset, incarnation: this.ledger.incarnation };
+  }
+
+  /** Plan the facts (from, to] that the loop planned before the group's dependencies were registered. */
+  private catchUp(group: PageGroup, from: number, to: number): void {
+    this.catchUps++;
+    const renderOffset = group.renderOffset;
+    (async () => {
+      let after = from;
+      while (after < to && !group.dirty && group.renderOffset === renderOffset) {
+        const facts = await this.ledger.read(after, { incarnation: this.ledger.incarnation });
+        if (facts.length === 0) break;
+        for (const fact of facts) {
+          if (fact.offset > to) break;
+          if (affects(group.deps, fact)) {
+            group.dirty = true;
+            break;
+          }
+        }
+        after = facts[facts.length - 1]!.offset;
+      }
+    })()
+      .catch(() => {
+        group.dirty = true; // facts pruned or unreadable: replay rather than risk missing one
+      })
+      .finally(() => {
+        this.catchUps--;
+        this.kick(group);
+        this.checkIdle();
+      });
+  }
+
+  // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────
+
+  async subscribe(request: SubscribeRequest, sink: Sink): Promise<() => void> {
+    const claims = verifyToken(request.token, this.options.secret);
+    const incarnation = this.ledger.incarnation;
+    if (claims.incarnation !== incarnation || request.incarnation !== incarnation) {
+      sink.send({ type: "reload", id: request.id, reason: "incarnation_mismatch" });
+      return () => {};
+    }
+    const identity = deriveIdentity(claims.inputs, request.headers).digest;
+    if (identity !== claims.identity) {
+      throw new SubscriptionTokenError(
+        "identity_mismatch",
+        `the connecting request's ${claims.inputs.join(", ") || "inputs"} differ from the ones the page was rendered with`,
+      );
+    }
+    const offset = Number.isSafeInteger(request.offset) ? request.offset : claims.offset;
+    if (offset < (await this.ledger.horizon())) {
+      sink.send({ type: "reload", id: request.id, reason: "offset_too_old" });
+      return () => {};
+    }
+    if (offset > Math.max(this.position, await this.ledger.head())) {
+      sink.send({ type: "reload", id: request.id, reason: "offset_ahead_of_ledger" });
+      return () => {};
+    }
+    const origin = request.headers.host ? `http://${request.headers.host}` : "http://localhost";
+    const group = this.registry.ensure(claims.url, identity, origin);
+    const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, group };
+    group.subscribers.add(subscriber);
+    group.touchedAt = Date.now();
+    sink.send({ type: "subscribed", id: request.id, offset });
+    if (group.renderOffset < 0) group.dirty = true; // this process never saw the page: replay to learn its reads
+    else if (offset < group.renderOffset) this.deliver(group);
+    this.kick(group);
+    return () => {
+      const current = subscriber.group;
+      current.subscribers.delete(subscriber);
+      current.touchedAt = Date.now();
+    };
+  }
+
+  // ── settling ───────────────────────────────────────────────────────────────────────────────────────────
+
+  private busy(): boolean {
+    if (this.catchUps > 0) return true;
+    for (const group of this.registry.groups.values()) {
+      if (group.rendering || (group.dirty && group.subscribers.size > 0)) return true;
+    }
+    return false;
+  }
+
+  private checkIdle(): void {
+    if (this.busy()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Resolves once every fact committed before the call has been planned, and every render it caused has been
+   * sent. For tests and benchmarks.
+   */
+  async settle(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const target = await this.ledger.sync();
+    for (;;) {
+      if (this.position >= target && !this.busy()) return;
+      if (Date.now() > deadline) {
+        throw new Error(`upkeep: not settled after ${timeoutMs} ms (planned ${this.position} of ${target})`);
+      }
+      this.ledger.poke();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Why each page group did or did not react to a fact (see upkeep/testing). */
+  explain(fact: Fact) {
+    return this.registry.index.explain(fact);
+  }
+}

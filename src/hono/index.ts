@@ -1,0 +1,198 @@
+// `upkeep/hono`: the middleware that makes a Hono app's HTML GETs live.
+//
+//   app.use(upkeepMiddleware(upkeep));   // register it first, before middleware that reads cookies or headers
+//
+// For each HTML GET it opens a page capture (reads through upkeep.db() are recorded), records the ledger head
+// before the first read, records the cookies and headers the render reads, and — when every read could be
+// analysed — registers the page and injects the live marker. It also serves the browser client, Turbo and the
+// SSE endpoint under /upkeep/.
+
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import type { Context, MiddlewareHandler } from "hono";
+import { createCapture, currentCapture, recordInput, runWithCapture } from "../capture/context.ts";
+import { WIRE } from "../constants.ts";
+import { handleEventStream } from "../deliver/sse.ts";
+import { currentReplay, injectMarker, liveMarker } from "../render/page.ts";
+import type { Upkeep } from "../upkeep.ts";
+
+const clientDir = new URL("../client/", import.meta.url);
+const turboPath = createRequire(import.meta.url).resolve("@hotwired/turbo/dist/turbo.es2017-esm.js");
+const staticCache = new Map<string, Promise<string>>();
+
+function staticFile(path: string | URL): Promise<string> {
+  const key = String(path);
+  let file = staticCache.get(key);
+  if (!file) {
+    file = readFile(path, "utf8");
+    staticCache.set(key, file);
+    file.catch(() => staticCache.delete(key));
+  }
+  return file;
+}
+
+const uninstrumented = new WeakMap<Headers, (name: string) => string | null>();
+
+/** Make the request's header reads visible to the capture: each header read becomes an ambient input. */
+function instrumentHeaders(headers: Headers): void {
+  if (uninstrumented.has(headers)) return;
+  const get = headers.get.bind(headers);
+  const has = headers.has.bind(headers);
+  const forEach = headers.forEach.bind(headers);
+  uninstrumented.set(headers, get);
+  const readAll = () => forEach((value, name) => recordInput(`header:${name}`, value));
+  Object.assign(headers, {
+    get(name: string) {
+      const value = get(name);
+      recordInput(`header:${name.toLowerCase()}`, value);
+      return value;
+    },
+    has(name: string) {
+      recordInput(`header:${name.toLowerCase()}`, get(name));
+      return has(name);
+    },
+    forEach(callback: (value: string, name: string, parent: Headers) => void, thisArg?: unknown) {
+      readAll();
+      forEach(callback, thisArg);
+    },
+    entries() {
+      readAll();
+      return Headers.prototype.entries.call(headers);
+    },
+    keys() {
+      readAll();
+      return Headers.prototype.keys.call(headers);
+    },
+    values() {
+      readAll();
+      return Headers.prototype.values.call(headers);
+    },
+    [Symbol.iterator]() {
+      readAll();
+      return Headers.prototype.entries.call(headers);
+    },
+  });
+}
+
+function rawHeader(c: Context, name: string): string | null {
+  const headers = c.req.raw.headers;
+  return (uninstrumented.get(headers) ?? headers.get.bind(headers))(name);
+}
+
+function parseCookies(header: string | null): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (!name || out.has(name)) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      out.set(name, decodeURIComponent(value));
+    } catch {
+      out.set(name, value);
+    }
+  }
+  return out;
+}
+
+/** Read one cookie, recording exactly that cookie (not the whole Cookie header) as an input of the page. */
+export function cookie(c: Context, name: string): string | undefined {
+  const value = parseCookies(rawHeader(c, "cookie")).get(name);
+  recordInput(`cookie:${name}`, value ?? null);
+  return value;
+}
+
+/** Read one request header as an input of the page. */
+export function header(c: Context, name: string): string | undefined {
+  const value = rawHeader(c, name.toLowerCase());
+  recordInput(`header:${name.toLowerCase()}`, value);
+  return value ?? undefined;
+}
+
+function headerRecord(headers: Headers, get: (name: string) => string | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  Headers.prototype.forEach.call(headers, (_value: string, name: string) => {
+    out[name] = get(name) ?? "";
+  });
+  return out;
+}
+
+/** Refusals already warned about, per Upkeep instance (production warns once per reason and SQL). */
+const warnedRefusals = new WeakMap<Upkeep, Set<string>>();
+
+export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
+  return async (c, next) => {
+    const path = c.req.path;
+    if (path.startsWith("/upkeep/")) {
+      const served = await serveOwn(c, upkeep, path);
+      if (served) return served;
+    }
+    const accept = c.req.raw.headers.get("accept") ?? "";
+    if (c.req.method !== "GET" || (accept !== "" && !accept.includes("text/html") && !accept.includes("*/*"))) {
+      await next();
+      return;
+    }
+    const replay = currentReplay();
+    const url = new URL(c.req.url);
+    const capture = createCapture(url.pathname + url.search);
+    capture.renderOffset = await upkeep.ledger.head(); // before the first read: see deliver/hub.ts
+    instrumentHeaders(c.req.raw.headers);
+    await runWithCapture(capture, () => next());
+
+    const response = c.res;
+    const type = response.headers.get("content-type") ?? "";
+    if (response.status !== 200 || !type.includes("text/html")) {
+      if (replay) replay.result = { status: response.status, html: "", capture };
+      return;
+    }
+    const html = await response.clone().text();
+    if (replay) {
+      replay.result = { status: 200, html, capture };
+      return;
+    }
+    if (capture.refusals.length > 0) {
+      const refusal = capture.refusals[0]!;
+      if (upkeep.mode !== "production") throw refusal;
+      const key = `${refusal.code} ${refusal.sql}`;
+      let warned = warnedRefusals.get(upkeep);
+      if (!warned) warnedRefusals.set(upkeep, (warned = new Set()));
+      if (!warned.has(key)) {
+        warned.add(key);
+        console.warn(`${refusal.message}\n  (served as an ordinary, non-live page)`);
+      }
+      return;
+    }
+    const get = uninstrumented.get(c.req.raw.headers)!;
+    const marker = upkeep.hub.registerRender(capture, html, headerRecord(c.req.raw.headers, get), url.origin);
+    const id = `upkeep_${crypto.randomUUID()}`;
+    const headers = new Headers(response.headers);
+    headers.delete("content-length");
+    headers.set("cache-control", "no-store");
+    c.res = new Response(injectMarker(html, liveMarker({ id, ...marker })), { status: 200, headers });
+  };
+}
+
+async function serveOwn(c: Context, upkeep: Upkeep, path: string): Promise<Response | null> {
+  if (path === WIRE.eventsPath) return handleEventStream(c.req.raw, upkeep.hub);
+  if (path === WIRE.turboScriptPath) return javascript(await staticFile(turboPath));
+  if (path.startsWith(WIRE.clientPath)) {
+    const name = path.slice(WIRE.clientPath.length);
+    if (!/^[a-z0-9-]+\.js$/.test(name)) return c.text("not found", 404);
+    try {
+      return javascript(await staticFile(new URL(name, clientDir)));
+    } catch {
+      return c.text("not found", 404);
+    }
+  }
+  return null;
+}
+
+function javascript(source: string): Response {
+  return new Response(source, {
+    headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" },
+  });
+}
+
+export { currentCapture };

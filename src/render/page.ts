@@ -1,0 +1,100 @@
+// Page frames: the whole <body> of a page, replayed by running its GET through the application again with the
+// viewer's inputs. Every live page has this frame, so every page has a correct (if broad) fallback.
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { PageCapture } from "../capture/context.ts";
+import { WIRE } from "../constants.ts";
+
+/** What a replayed GET produced, handed from the middleware back to the renderer. */
+export interface ReplayResult {
+  status: number;
+  html: string;
+  capture: PageCapture | null;
+}
+
+interface ReplaySlot {
+  result: ReplayResult | null;
+}
+
+const replaySlots = new AsyncLocalStorage<ReplaySlot>();
+
+/** The replay in progress, if the current request is one (set by `replayPage`, read by the middleware). */
+export function currentReplay(): ReplaySlot | undefined {
+  return replaySlots.getStore();
+}
+
+export type FetchApp = { fetch(request: Request): Response | Promise<Response> };
+
+/** Headers a browser sends for the transport, not for the page: never passed to a replayed GET. */
+const TRANSPORT_HEADERS = new Set([
+  "upgrade",
+  "connection",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-extensions",
+  "sec-websocket-protocol",
+  "last-event-id",
+  "cache-control",
+  "pragma",
+  "content-length",
+]);
+
+export function replayHeaders(headers: Record<string, string>): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TRANSPORT_HEADERS.has(name.toLowerCase())) out.set(name, value);
+  }
+  out.set("accept", "text/html");
+  return out;
+}
+
+/**
+ * Run the page's GET again through the app. The request never leaves the process: the middleware recognises
+ * the replay through the async context (not a header, which a client could forge) and hands back the capture.
+ */
+export async function replayPage(app: FetchApp, origin: string, url: string, headers: Record<string, string>) {
+  const slot: ReplaySlot = { result: null };
+  const response = await replaySlots.run(slot, () =>
+    app.fetch(new Request(new URL(url, origin), { headers: replayHeaders(headers) })),
+  );
+  if (slot.result) return slot.result;
+  return { status: response.status, html: await response.text(), capture: null } satisfies ReplayResult;
+}
+
+const BODY = /<body\b[^>]*>([\s\S]*)<\/body\s*>/i;
+const TITLE = /<title\b[^>]*>([\s\S]*?)<\/title\s*>/i;
+
+/** The inner HTML of <body> (the whole document when it has no body tag). */
+export function bodyOf(html: string): string {
+  return BODY.exec(html)?.[1] ?? html;
+}
+
+export function titleOf(html: string): string | null {
+  return TITLE.exec(html)?.[1] ?? null;
+}
+
+/** Insert the live marker (and the client script) at the end of <body>. */
+export function injectMarker(html: string, marker: string): string {
+  const at = html.search(/<\/body\s*>/i);
+  return at < 0 ? html + marker : html.slice(0, at) + marker + html.slice(at);
+}
+
+export function liveMarker(attributes: { id: string; token: string; offset: number; incarnation: string }): string {
+  const a = (v: string) => v.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+  return (
+    `<${WIRE.streamSourceTag} id="${a(attributes.id)}" data-turbo-permanent ${WIRE.tokenAttr}="${a(attributes.token)}"` +
+    ` ${WIRE.offsetAttr}="${attributes.offset}" ${WIRE.incarnationAttr}="${a(attributes.incarnation)}"></${WIRE.streamSourceTag}>` +
+    `<script type="module" src="${WIRE.clientPath}index.js"></script>`
+  );
+}
+
+/**
+ * The Turbo Stream that brings a page's body (and title) to a new render. `update` with method="morph" keeps
+ * focus, scroll and the permanent live marker; an element that did not change is not touched.
+ */
+export function pageStream(html: string): string {
+  const title = titleOf(html);
+  let out = `<turbo-stream action="update" method="morph" targets="body"><template>${bodyOf(html)}</template></turbo-stream>`;
+  if (title !== null) out += `<turbo-stream action="update" targets="head > title"><template>${title}</template></turbo-stream>`;
+  return out;
+}

@@ -1,0 +1,139 @@
+// createUpkeep: opens the ledger, starts the hub, and hands out the captured Kysely instance.
+
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve as serveNode } from "@hono/node-server";
+import { Kysely } from "kysely";
+import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
+import { ConfigError } from "./errors.ts";
+import { Hub, type Mode } from "./deliver/hub.ts";
+import { attachWebSocket } from "./deliver/websocket.ts";
+import { createDialect, install, openLedger } from "./ledger/index.ts";
+import type { Ledger } from "./ledger/types.ts";
+import type { FetchApp } from "./render/page.ts";
+
+export interface UpkeepOptions {
+  /** `file:path` / a path / `:memory:` for embedded SQLite, `postgres://…` for PostgreSQL. */
+  database: string;
+  /** Key for signing subscription tokens: at least 32 characters, the same on every process of the app. */
+  secret: string;
+  /** development and test throw on refused pages; production warns and serves them as ordinary pages.
+   *  Default: from NODE_ENV. */
+  mode?: Mode;
+  /** Install (or refresh) the ledger and its capture triggers on start. Default false. */
+  install?: boolean;
+  /** Tables never captured. */
+  exclude?: string[];
+  /** Subscription token lifetime. */
+  tokenTtlMs?: number;
+}
+
+export interface ServeOptions {
+  port?: number;
+  hostname?: string;
+}
+
+export interface Served {
+  server: Server;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export class Upkeep {
+  readonly mode: Mode;
+  readonly ledger: Ledger;
+  readonly hub: Hub;
+  readonly database: string;
+  private kysely: Kysely<any> | null = null;
+  private readonly closers: Array<() => Promise<void>> = [];
+
+  constructor(options: { database: string; mode: Mode; ledger: Ledger; hub: Hub }) {
+    this.database = options.database;
+    this.mode = options.mode;
+    this.ledger = options.ledger;
+    this.hub = options.hub;
+  }
+
+  /** The application's Kysely instance: reads during a live GET are captured, commits wake the ledger. */
+  db<DB>(): Kysely<DB> {
+    if (!this.kysely) {
+      const inner = createDialect(this.database, { onCommit: () => this.ledger.poke() });
+      this.kysely = new Kysely<any>({ dialect: captureDialect(inner, primaryKeyCatalog(this.ledger.kind)) });
+      const kysely = this.kysely;
+      this.closers.push(() => kysely.destroy());
+    }
+    return this.kysely as Kysely<DB>;
+  }
+
+  /** Replays run through this app. `serve` sets it; call it yourself when you run your own server. */
+  use(app: FetchApp): void {
+    this.hub.app = app;
+  }
+
+  /** Attach the WebSocket endpoint to a Node HTTP server you run yourself. */
+  attach(server: Server, app: FetchApp): void {
+    this.use(app);
+    const socket = attachWebSocket(server, this.hub);
+    this.closers.push(() => socket.close());
+  }
+
+  /** Serve the app on Node's HTTP server with the WebSocket endpoint attached. */
+  async serve(app: FetchApp, options: ServeOptions = {}): Promise<Served> {
+    const hostname = options.hostname ?? "127.0.0.1";
+    const server = await new Promise<Server>((resolve) => {
+      const s = serveNode({ fetch: (request) => app.fetch(request), port: options.port ?? 3000, hostname }, () =>
+        resolve(s as Server),
+      ) as Server;
+    });
+    this.attach(server, app);
+    const port = (server.address() as AddressInfo).port;
+    const close = () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      });
+    this.closers.push(close);
+    return { server, port, url: `http://${hostname}:${port}`, close };
+  }
+
+  /** Every fact committed before the call planned, and its renders sent. */
+  settle(timeoutMs?: number): Promise<void> {
+    return this.hub.settle(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    await this.hub.close();
+    for (const close of this.closers.reverse()) await close().catch(() => {});
+    await this.ledger.close();
+  }
+}
+
+function defaultMode(): Mode {
+  const env = process.env.NODE_ENV;
+  return env === "production" ? "production" : env === "test" ? "test" : "development";
+}
+
+export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
+  if (!options.database) {
+    throw new ConfigError("createUpkeep needs a database.", "pass { database: 'file:./data/app.sqlite' } or a postgres:// URL");
+  }
+  if (typeof options.secret !== "string" || options.secret.length < 32) {
+    throw new ConfigError(
+      "createUpkeep needs a secret of at least 32 characters to sign subscription tokens.",
+      "pass { secret: process.env.UPKEEP_SECRET } with a long random value shared by all processes of the app",
+    );
+  }
+  const mode = options.mode ?? defaultMode();
+  if (options.install) await install({ database: options.database, exclude: options.exclude });
+  const ledger = await openLedger({ database: options.database, exclude: options.exclude });
+  const hub = new Hub({
+    ledger,
+    secret: options.secret,
+    mode,
+    tokenTtlMs: options.tokenTtlMs,
+    log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
+  });
+  await hub.start();
+  return new Upkeep({ database: options.database, mode, ledger, hub });
+}

@@ -1,0 +1,225 @@
+// The live pipeline end to end in-process, on both dialects: capture → register → plan → replay → deliver.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { WIRE } from "../../src/constants.ts";
+import { SubscriptionTokenError } from "../../src/errors.ts";
+import { signToken, verifyToken } from "../../src/deliver/token.ts";
+import type { ServerMessage } from "../../src/deliver/types.ts";
+import { freshBody, openLivePage } from "../../src/testing/index.ts";
+import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
+import { DIALECTS, type Fixture, fixtureDatabase, SECRET, start } from "./fixture.ts";
+
+for (const dialect of DIALECTS) {
+  describe(`live pages (${dialect})`, () => {
+    let fixture: Fixture | null = null;
+    let ctx: Awaited<ReturnType<typeof start>>;
+
+    before(async () => {
+      fixture = await fixtureDatabase(dialect);
+      if (!fixture) return;
+      ctx = await start(fixture.database);
+      await fixture.exec(
+        `insert into items (list, title, pos) values ('a', 'one', 1), ('a', 'two', 2), ('b', 'three', 1);
+         insert into secrets (owner, body) values ('alice', 'alice-1'), ('bob', 'bob-1');`,
+      );
+      await ctx.upkeep.settle();
+    });
+    after(async () => {
+      await ctx?.upkeep.close();
+      await fixture?.drop();
+    });
+    const it = (name: string, fn: () => Promise<void>) =>
+      test(name, async (t) => {
+        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
+        await fn();
+      });
+
+    it("an insert through Upkeep's Kysely reaches the page and the page converges", async () => {
+      const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
+      await ctx.upkeep.db<any>().insertInto("items").values({ list: "a", title: "four", pos: 3 }).execute();
+      await ctx.upkeep.settle();
+      assert.equal(page.messages.filter((m) => m.type === "patch").length, 1);
+      assert.match(page.body(), /four/);
+      assert.equal(page.body(), await freshBody(ctx.app, "/lists/a"));
+      page.close();
+    });
+
+    it("a write that cannot affect the page causes no render and no message", async () => {
+      const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
+      const renders = ctx.upkeep.hub.stats.renders;
+      await fixture!.exec("insert into items (list, title, pos) values ('b', 'elsewhere', 9)");
+      await fixture!.exec("update items set title = 'three!' where list = 'b'");
+      await fixture!.exec("insert into secrets (owner, body) values ('carol', 'c')");
+      await ctx.upkeep.settle();
+      assert.equal(ctx.upkeep.hub.stats.renders, renders, "no replay for facts outside the page's reads");
+      assert.deepEqual(page.messages.filter((m) => m.type === "patch"), []);
+      page.close();
+    });
+
+    it("raw SQL from another connection, moves between filters and deletes converge", async () => {
+      const a = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
+      const b = await openLivePage(ctx.upkeep, ctx.app, "/lists/b");
+      const count = await openLivePage(ctx.upkeep, ctx.app, "/count/b");
+      await fixture!.exec("update items set list = 'b' where title = 'one'");
+      await fixture!.exec("delete from items where title = 'two'");
+      await ctx.upkeep.settle();
+      for (const page of [a, b, count]) {
+        assert.equal(page.body(), await freshBody(ctx.app, page.url), page.url);
+        assert.ok(page.messages.some((m) => m.type === "patch"), `${page.url} was patched`);
+        page.close();
+      }
+    });
+
+    it("a write landing between the GET and the subscribe is not lost", async () => {
+      const response = await ctx.app.fetch(new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }));
+      const html = await response.text();
+      const attr = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(html)![1]!;
+      await fixture!.exec("insert into items (list, title, pos) values ('a', 'between', 0)");
+      await ctx.upkeep.settle();
+      const messages: ServerMessage[] = [];
+      const stop = await ctx.upkeep.hub.subscribe(
+        { id: "x", token: attr(WIRE.tokenAttr), offset: Number(attr(WIRE.offsetAttr)), incarnation: attr(WIRE.incarnationAttr), headers: {} },
+        { send: (m) => messages.push(m) },
+      );
+      await ctx.upkeep.settle();
+      const patch = messages.find((m) => m.type === "patch");
+      assert.ok(patch && patch.type === "patch" && patch.html.includes("between"), JSON.stringify(messages));
+      stop();
+    });
+
+    it("pages are partitioned by the cookies they read, and nobody receives another viewer's bytes", async () => {
+      const alice = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "user=alice; theme=dark" } });
+      const alice2 = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "theme=light; user=alice" } });
+      const bob = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "user=bob" } });
+      await fixture!.exec("update secrets set body = 'alice-2' where owner = 'alice'");
+      await ctx.upkeep.settle();
+      assert.deepEqual(bob.messages.filter((m) => m.type === "patch"), []);
+      for (const page of [alice, alice2]) {
+        assert.match(page.body(), /alice-2/);
+        assert.doesNotMatch(page.body(), /bob/);
+      }
+      assert.equal(alice.body(), await freshBody(ctx.app, "/me", { cookie: "user=alice" }));
+      await fixture!.exec("update secrets set body = 'bob-2' where owner = 'bob'");
+      await ctx.upkeep.settle();
+      assert.match(bob.body(), /bob-2/);
+      for (const page of [alice, alice2]) assert.doesNotMatch(page.body(), /bob/);
+      for (const page of [alice, alice2, bob]) page.close();
+    });
+
+    it("tokens: forged, tampered, expired and another viewer's are refused with their codes", async () => {
+      const response = await ctx.app.fetch(
+        new Request("http://localhost/me", { headers: { accept: "text/html", cookie: "user=alice" } }),
+      );
+      const token = /token="([^"]*)"/.exec(await response.text())![1]!;
+      const claims = verifyToken(token, SECRET);
+      const request = (t: string, cookie: string) => ({
+        id: "t",
+        token: t,
+        offset: claims.offset,
+        incarnation: claims.incarnation,
+        headers: { cookie },
+      });
+      const sink = { send() {} };
+      const refused = async (t: string, cookie: string, code: string) => {
+        await assert.rejects(ctx.upkeep.hub.subscribe(request(t, cookie), sink), (e: unknown) => {
+          assert.ok(e instanceof SubscriptionTokenError);
+          assert.equal(e.code, code);
+          return true;
+        });
+      };
+      await refused(token, "user=bob", "token_identity_mismatch");
+      await refused(token, "", "token_identity_mismatch");
+      await refused(signToken(claims, "another-secret-0123456789abcdef012345"), "user=alice", "token_forged");
+      await refused(signToken({ ...claims, exp: Date.now() - 1 }, SECRET), "user=alice", "token_expired");
+      await refused(`${token.slice(0, -2)}xx`, "user=alice", "token_forged");
+      await refused("garbage", "user=alice", "token_malformed");
+      const ok = await ctx.upkeep.hub.subscribe(request(token, "user=alice"), sink);
+      ok();
+    });
+
+    it("an offset from another incarnation is answered with a reload", async () => {
+      const response = await ctx.app.fetch(new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }));
+      const token = /token="([^"]*)"/.exec(await response.text())![1]!;
+      const claims = verifyToken(token, SECRET);
+      const messages: ServerMessage[] = [];
+      const forged = signToken({ ...claims, incarnation: "another" }, SECRET);
+      await ctx.upkeep.hub.subscribe(
+        { id: "r", token: forged, offset: claims.offset, incarnation: "another", headers: {} },
+        { send: (m) => messages.push(m) },
+      );
+      assert.deepEqual(messages, [{ type: "reload", id: "r", reason: "incarnation_mismatch" }]);
+    });
+
+    it("a query Upkeep cannot analyse is refused loudly in test mode and served non-live in production", async () => {
+      const response = await ctx.app.fetch(new Request("http://localhost/raw", { headers: { accept: "text/html" } }));
+      assert.equal(response.status, 500);
+      const production = await start(fixture!.database, "production");
+      const warn = console.warn;
+      const warnings: string[] = [];
+      console.warn = (m: string) => warnings.push(m);
+      try {
+        const r = await production.app.fetch(new Request("http://localhost/raw", { headers: { accept: "text/html" } }));
+        assert.equal(r.status, 200);
+        assert.doesNotMatch(await r.text(), new RegExp(WIRE.streamSourceTag));
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0]!, /opaque_predicate/);
+      } finally {
+        console.warn = warn;
+        await production.upkeep.close();
+      }
+    });
+
+    it("non-HTML responses are left alone", async () => {
+      const r = await ctx.app.fetch(new Request("http://localhost/plain.json"));
+      assert.equal(r.headers.get("content-type")?.includes("json"), true);
+      assert.doesNotMatch(await r.text(), new RegExp(WIRE.streamSourceTag));
+    });
+
+    it("a page resumes on another process: the new process replays it and patches it to current state", async () => {
+      const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
+      const response = await ctx.app.fetch(new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }));
+      const html = await response.text();
+      const attr = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(html)![1]!;
+      const other = await start(fixture!.database);
+      try {
+        await fixture!.exec("insert into items (list, title, pos) values ('a', 'while-away', 5)");
+        const messages: ServerMessage[] = [];
+        await other.upkeep.hub.subscribe(
+          { id: "p", token: attr(WIRE.tokenAttr), offset: Number(attr(WIRE.offsetAttr)), incarnation: attr(WIRE.incarnationAttr), headers: {} },
+          { send: (m) => messages.push(m) },
+        );
+        await other.upkeep.settle();
+        const patch = messages.find((m) => m.type === "patch");
+        assert.ok(patch && patch.type === "patch" && patch.html.includes("while-away"));
+      } finally {
+        await other.upkeep.close();
+        page.close();
+      }
+    });
+
+    it("many subscribers of one public page share one replay per write", async () => {
+      const pages = await Promise.all(Array.from({ length: 20 }, () => openLivePage(ctx.upkeep, ctx.app, "/lists/b")));
+      const renders = ctx.upkeep.hub.stats.renders;
+      await fixture!.exec("insert into items (list, title, pos) values ('b', 'shared', 7)");
+      await ctx.upkeep.settle();
+      assert.equal(ctx.upkeep.hub.stats.renders - renders, 1);
+      for (const page of pages) {
+        assert.match(page.body(), /shared/);
+        page.close();
+      }
+    });
+
+    it("a transaction of several writes is coalesced into one replay", async () => {
+      const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
+      const renders = ctx.upkeep.hub.stats.renders;
+      await ctx.upkeep.db<any>().transaction().execute(async (tx) => {
+        for (let i = 0; i < 5; i++) await tx.insertInto("items").values({ list: "a", title: `tx${i}`, pos: 10 + i }).execute();
+      });
+      await ctx.upkeep.settle();
+      assert.equal(ctx.upkeep.hub.stats.renders - renders, 1);
+      assert.equal(page.body(), await freshBody(ctx.app, "/lists/a"));
+      page.close();
+    });
+  });
+}
+

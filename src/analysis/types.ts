@@ -4,6 +4,7 @@
 // matching the fact against the dependency says "affected". The converse need not hold (a match may be a
 // false positive); precision is improved over time, soundness never traded.
 
+import type { RefusedBoundaryError } from "../errors.ts";
 import type { Row } from "../ledger/types.ts";
 
 /** A literal value or a parameter value as bound at capture time. */
@@ -59,6 +60,9 @@ export interface QueryDependency {
   reads: TableRead[];
   /** ORDER BY of the outermost select (empty when none). */
   order: OrderTerm[];
+  /** Set when the ORDER BY has terms that are not plain columns (expressions, aliases of aggregates, terms of a
+   *  union): `order` then lists only the leading plain-column terms and must not be used to prove positions. */
+  orderIncomplete?: true;
   limit: number | null;
   offset: number | null;
   /** True when the outermost select aggregates (count, sum, group by …). */
@@ -67,11 +71,11 @@ export interface QueryDependency {
   rowKeys: { table: string; keys: Row[] } | null;
 }
 
+/** What analysing one compiled query yields: a dependency, a refusal, or null for statements that are not reads
+ *  (insert, update, delete, merge, schema changes, transaction control). */
+export type AnalysisResult = QueryDependency | RefusedBoundaryError | null;
+
 /** Why matching a fact against a dependency said "not affected" (stable names, used in match reports). */
-export type MissReason =
-  | "no_matching_subscriber"
-  | "table_not_read"
-  | "columns_not_read"
-  | "predicate_did_not_match";
+export type MissReason = "no_matching_subscriber" | "table_not_read" | "columns_not_read" | "predicate_did_not_match";
 
 export type MatchResult = { affected: true; why: string } | { affected: false; reason: MissReason };

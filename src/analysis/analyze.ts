@@ -1,0 +1,916 @@
+// Query analysis: a compiled Kysely query's OperationNode tree → the QueryDependency of the read, or a refusal.
+//
+// Soundness rules (each one is argued where it is applied):
+// - Every base table the query reads, at any depth (joins, subqueries, CTEs, unions), appears in `reads`.
+// - A TableRead's filter only contains conjuncts that every row of that table must satisfy (TRUE) to influence
+//   the result. Dropping a conjunct is always sound (it only widens the filter), so anything doubtful is dropped.
+// - A TableRead's columns contain every column of that table the query mentions anywhere. A reference we cannot
+//   place exactly is recorded on every table it could belong to.
+// - A `sql` fragment hides what it reads (it may even contain a subquery on another table): it is refused, except
+//   where a fragment without a subquery can be covered by treating every column of the tables in scope as read.
+
+import type {
+  AggregateFunctionNode,
+  AliasNode,
+  BinaryOperationNode,
+  CaseNode,
+  CommonTableExpressionNode,
+  FunctionNode,
+  JoinNode,
+  OperationNode,
+  OrderByItemNode,
+  RawNode,
+  ReferenceNode,
+  RootOperationNode,
+  SelectQueryNode,
+  TableNode,
+  ValueNode,
+} from "kysely";
+import { RefusedBoundaryError, type RefusalCode } from "../errors.ts";
+import type { Row } from "../ledger/types.ts";
+import type { ColumnRef, Operand, OrderTerm, Predicate, QueryDependency, TableRead, Value } from "./types.ts";
+
+export type PrimaryKeys = (table: string) => string[] | undefined;
+
+interface Compiled {
+  sql: string;
+  parameters: readonly unknown[];
+}
+
+/**
+ * Analyses one compiled query together with the rows it returned.
+ * Returns the dependency of a read, a RefusedBoundaryError for a read that cannot be analysed soundly, or null
+ * for a statement that is not a read.
+ */
+export function analyzeQuery(
+  node: RootOperationNode,
+  compiled: Compiled,
+  rows: readonly Record<string, unknown>[],
+  primaryKeys: PrimaryKeys,
+): QueryDependency | RefusedBoundaryError | null {
+  const sql = compiled.sql;
+  try {
+    switch (node.kind) {
+      case "SelectQueryNode":
+        if ((node as SelectQueryNode).explain) return null;
+        return new Analyzer(sql).analyzeRoot(node as SelectQueryNode, rows, primaryKeys);
+      case "RawNode":
+        return isRawNonRead(sql) ? null : refusalFor("raw_query", sql, "the whole query is a sql`…` template");
+      default:
+        // insert, update, delete, merge and schema statements write; they are not reads of the page.
+        return null;
+    }
+  } catch (error) {
+    if (error instanceof Refusal) return refusalFor(error.code, sql, error.detail, error.rewrite);
+    return new RefusedBoundaryError(
+      "unsupported_query",
+      sql,
+      `analysis failed: ${(error as Error).message}`,
+      "rewrite the query with plain Kysely builders, or report the query shape to Upkeep",
+    );
+  }
+}
+
+// Raw statements that change data or control transactions are not reads. Anything else sent as a whole raw
+// query (select, with, values, pragma reads, …) may read, and we cannot see what.
+const RAW_NON_READ =
+  /^\s*(insert|update|delete|replace|create|drop|alter|begin|commit|end|rollback|savepoint|release|set|reset|vacuum|analyze|reindex|truncate|lock|listen|unlisten|notify|grant|revoke|comment|attach|detach)\b/i;
+
+function isRawNonRead(sql: string): boolean {
+  return RAW_NON_READ.test(sql) && !/\breturning\b/i.test(sql);
+}
+
+const REWRITES: Record<RefusalCode, string> = {
+  raw_query:
+    "build the read with db.selectFrom(…) so Upkeep can see its tables and predicates (keep sql`…` for writes)",
+  opaque_predicate:
+    "use structural conditions: .where('col', '=', value), eb('col', 'in', [...]), eb.and/eb.or/eb.not, eb.exists(subquery) instead of sql`col = …`",
+  opaque_source:
+    "select from a table or a Kysely subquery: .selectFrom('table') or .selectFrom(db.selectFrom(…).as('t'))",
+  opaque_join:
+    "join with structural conditions: .innerJoin('t', 't.a', 'u.b') or join.onRef(…)/join.on('col', '=', value)",
+  opaque_order: "order by columns: .orderBy('col', 'desc') instead of .orderBy(sql`…`)",
+  opaque_selection:
+    "select columns or eb.fn(…) expressions; a sql`…` selection must not contain a subquery (use a Kysely subquery instead)",
+  unsupported_query: "rewrite the query with plain Kysely builders (select, where, join, orderBy, limit)",
+};
+
+function refusalFor(code: RefusalCode, sql: string, detail: string, rewrite?: string): RefusedBoundaryError {
+  return new RefusedBoundaryError(code, sql, detail, rewrite ?? REWRITES[code]);
+}
+
+class Refusal extends Error {
+  readonly code: RefusalCode;
+  readonly detail: string;
+  readonly rewrite: string | undefined;
+  constructor(code: RefusalCode, detail: string, rewrite?: string) {
+    super(detail);
+    this.code = code;
+    this.detail = detail;
+    this.rewrite = rewrite;
+  }
+}
+
+/** Where an expression appears: decides the refusal code of a raw fragment and whether it can be covered. */
+type Context = "predicate" | "join" | "selection" | "order" | "group" | "source" | "limit";
+
+const RAW_CODE: Record<Context, RefusalCode> = {
+  predicate: "opaque_predicate",
+  join: "opaque_join",
+  selection: "opaque_selection",
+  order: "opaque_order",
+  group: "opaque_selection",
+  source: "opaque_source",
+  limit: "unsupported_query",
+};
+
+interface MutableRead {
+  table: string;
+  aliases: string[];
+  columns: Set<string> | "*";
+  conjuncts: Predicate[];
+}
+
+interface Source {
+  /** The name a qualified reference uses: the alias, or the table/CTE name. */
+  name: string;
+  /** The base-table read, or null for a derived table / CTE reference. */
+  read: MutableRead | null;
+  /** On the null-extended side of an outer join (at the current point of the FROM clause). */
+  nullable: boolean;
+}
+
+interface Scope {
+  sources: Source[];
+  parent: Scope | null;
+  ctes: Set<string>;
+}
+
+interface Resolved {
+  column: string;
+  /** Sources of the innermost scope the reference may belong to (qualified: exactly one). */
+  candidates: Source[];
+}
+
+interface ExprInfo {
+  refs: Resolved[];
+  /** Contains a subquery or something that depends on other rows: never a single-row filter. */
+  nonLocal: boolean;
+}
+
+interface Output {
+  name: string;
+  /** The base column this output is, when it is a plain column of one table source. */
+  source: Source | null;
+  column: string | null;
+  /** `*` or `t.*`: every column of `source` (or of every source when null) under its own name. */
+  all: boolean;
+}
+
+const OPERATORS_COMPARE: Record<string, "=" | "<>" | "<" | "<=" | ">" | ">="> = {
+  "=": "=",
+  "==": "=",
+  "!=": "<>",
+  "<>": "<>",
+  "<": "<",
+  "<=": "<=",
+  ">": ">",
+  ">=": ">=",
+};
+
+class Analyzer {
+  readonly sql: string;
+  readonly reads: MutableRead[] = [];
+  constructor(sql: string) {
+    this.sql = sql;
+  }
+
+  analyzeRoot(
+    node: SelectQueryNode,
+    rows: readonly Record<string, unknown>[],
+    primaryKeys: PrimaryKeys,
+  ): QueryDependency {
+    const top = this.select(node, null);
+    const reads: TableRead[] = this.reads.map((r) => ({
+      table: r.table,
+      aliases: r.aliases,
+      columns: r.columns,
+      filter:
+        r.conjuncts.length === 0
+          ? { kind: "true" }
+          : r.conjuncts.length === 1
+            ? r.conjuncts[0]
+            : { kind: "and", items: r.conjuncts },
+    }));
+    const dep: QueryDependency = {
+      sql: this.sql,
+      reads,
+      order: top.order,
+      limit: top.limit,
+      offset: top.offset,
+      aggregate: top.aggregate,
+      rowKeys: rowKeysOf(node, top, rows, primaryKeys),
+    };
+    if (top.orderIncomplete) dep.orderIncomplete = true;
+    return dep;
+  }
+
+  // ── select ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  select(node: SelectQueryNode, parent: Scope | null): SelectInfo {
+    const cteScope: Scope = { sources: [], parent, ctes: new Set() };
+    if (node.with) this.withClause(node.with.expressions, node.with.recursive === true, cteScope);
+    const scope: Scope = { sources: [], parent: cteScope, ctes: new Set() };
+
+    // FROM: a comma list is a cross join; no source is nullable.
+    for (const from of node.from?.froms ?? []) scope.sources.push(this.source(from, scope));
+
+    // JOINs, in order. A conjunct applied at a join filters a source only when rows of that source failing it
+    // cannot influence the join's output: true for the matched side(s), false for the preserved side of an
+    // outer join (its rows appear null-extended anyway). Nullability after the join does not undo this: later
+    // steps are functions of the join's output.
+    for (const join of node.joins ?? []) this.join(join, scope);
+
+    // WHERE is applied after every join: it filters a source only when that source is not null-extended,
+    // since a null-extended row is not the image of any real row (think `where b.id is null` anti-joins).
+    if (node.where)
+      this.applyConjuncts(
+        node.where.where,
+        scope,
+        scope.sources.filter((s) => !s.nullable),
+        "predicate",
+      );
+
+    const outputs: Output[] = [];
+    let aggregate = node.groupBy !== undefined || node.having !== undefined;
+    for (const selection of node.selections ?? []) {
+      const found = this.selection(selection.selection, scope, outputs);
+      aggregate ||= found;
+    }
+    for (const distinct of node.distinctOn ?? []) this.expr(distinct, scope, "selection");
+    for (const item of node.groupBy?.items ?? []) this.expr(item.groupBy, scope, "group", outputs);
+    // HAVING is evaluated on groups, not rows: it filters nothing, but its columns are read.
+    if (node.having) this.expr(node.having.having, scope, "predicate", outputs);
+
+    const order: OrderTerm[] = [];
+    let orderIncomplete = false;
+    for (const item of node.orderBy?.items ?? []) {
+      const term = this.orderItem(item, scope, outputs);
+      if (term && !orderIncomplete) order.push(term);
+      else orderIncomplete = true;
+    }
+
+    for (const op of node.setOperations ?? []) {
+      // Every branch of a union/intersect/except reads its own tables; each branch's filters are sound for
+      // its own sources because the compound's result is a function of each branch's result.
+      const expr = op.expression;
+      if (expr.kind !== "SelectQueryNode") throw new Refusal("unsupported_query", `set operation over ${expr.kind}`);
+      const branch = this.select(expr as SelectQueryNode, cteScope);
+      aggregate ||= branch.aggregate;
+    }
+    if (node.setOperations?.length && order.length > 0) orderIncomplete = true;
+
+    let limit = node.limit ? this.count(node.limit.limit, "limit") : null;
+    if (node.fetch) limit = this.count(node.fetch.rowCount, "limit");
+    if (node.top) limit = Number(node.top.expression);
+    const offset = node.offset ? this.count(node.offset.offset, "offset") : null;
+
+    return {
+      scope,
+      outputs,
+      order,
+      orderIncomplete,
+      limit,
+      offset,
+      aggregate,
+      joins: (node.joins?.length ?? 0) > 0 || (node.from?.froms.length ?? 0) !== 1,
+      setOperations: (node.setOperations?.length ?? 0) > 0,
+    };
+  }
+
+  withClause(expressions: readonly CommonTableExpressionNode[], recursive: boolean, scope: Scope): void {
+    for (const cte of expressions) {
+      const name = cte.name.table.table.identifier.name;
+      // A CTE is a derived table: its reads are recorded once, with filters sound for its own sources. A
+      // recursive CTE sees itself as a derived source; each iteration is a select whose base-table conjuncts
+      // still filter the base table's rows.
+      if (recursive) scope.ctes.add(name);
+      const expr = cte.expression;
+      if (expr.kind !== "SelectQueryNode") {
+        throw new Refusal(
+          "unsupported_query",
+          `a \`with\` expression "${name}" that is a ${expr.kind} (writes in CTEs are not reads Upkeep can follow)`,
+          "run writes outside the page's reads; keep CTEs as selects",
+        );
+      }
+      this.select(expr as SelectQueryNode, scope);
+      scope.ctes.add(name);
+    }
+  }
+
+  source(node: OperationNode, scope: Scope): Source {
+    let alias: string | null = null;
+    let inner = node;
+    if (inner.kind === "AliasNode") {
+      alias = identifierName((inner as AliasNode).alias);
+      inner = (inner as AliasNode).node;
+    }
+    inner = unwrapRaw(inner);
+    if (inner.kind === "TableNode") {
+      const table = tableName(inner as TableNode);
+      if (isCte(scope, table)) return { name: alias ?? table, read: null, nullable: false };
+      const read: MutableRead = { table, aliases: [alias ?? table], columns: new Set(), conjuncts: [] };
+      this.reads.push(read);
+      return { name: alias ?? table, read, nullable: false };
+    }
+    if (inner.kind === "SelectQueryNode") {
+      // A derived table: analysed in the enclosing scope (lateral subqueries may see earlier sources).
+      this.select(inner as SelectQueryNode, scope);
+      return { name: alias ?? "", read: null, nullable: false };
+    }
+    if (inner.kind === "RawNode") {
+      throw new Refusal("opaque_source", `the source ${rawText(inner as RawNode)} is a sql\`…\` fragment`);
+    }
+    throw new Refusal("opaque_source", `a ${inner.kind} source`);
+  }
+
+  join(join: JoinNode, scope: Scope): void {
+    const before = scope.sources.slice();
+    const added = this.source(join.table, scope);
+    scope.sources.push(added);
+    const on = join.on?.on;
+    let filtered: Source[];
+    switch (join.joinType) {
+      case "InnerJoin":
+      case "CrossJoin":
+      case "LateralInnerJoin":
+      case "LateralCrossJoin":
+      case "CrossApply":
+        filtered = scope.sources.filter((s) => !s.nullable);
+        break;
+      case "LeftJoin":
+      case "LateralLeftJoin":
+      case "OuterApply":
+        filtered = [added];
+        added.nullable = true;
+        break;
+      case "RightJoin":
+        filtered = before.filter((s) => !s.nullable);
+        for (const s of before) s.nullable = true;
+        break;
+      case "FullJoin":
+        filtered = [];
+        for (const s of scope.sources) s.nullable = true;
+        break;
+      default:
+        throw new Refusal("unsupported_query", `a ${join.joinType} join`);
+    }
+    if (on) this.applyConjuncts(on, scope, filtered, "join");
+  }
+
+  /** Splits a condition into conjuncts, records their columns, and adds each to the filters it soundly belongs to. */
+  applyConjuncts(node: OperationNode, scope: Scope, filtered: Source[], context: Context): void {
+    for (const conjunct of conjunctsOf(node)) {
+      const info = this.expr(conjunct, scope, context);
+      if (info.nonLocal) continue;
+      for (const source of filtered) {
+        if (!source.read) continue;
+        // Every reference must be able to be this source's column. A reference that may belong to another
+        // source of the same scope is evaluated on this source's image only when the image has that column,
+        // and then it is this source's column (SQL refuses ambiguous unqualified names within one scope);
+        // otherwise evaluation yields "unknown" (see plan/match.ts).
+        if (!info.refs.every((r) => r.candidates.includes(source))) continue;
+        source.read.conjuncts.push(this.predicate(conjunct, source.read.table));
+      }
+    }
+  }
+
+  // ── expressions ────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Records the columns an expression reads (on every table they could belong to) and analyses its subqueries. */
+  expr(node: OperationNode, scope: Scope, context: Context, outputs?: Output[]): ExprInfo {
+    const info: ExprInfo = { refs: [], nonLocal: false };
+    this.visit(node, scope, context, info, outputs);
+    return info;
+  }
+
+  visit(node: OperationNode, scope: Scope, context: Context, info: ExprInfo, outputs?: Output[]): void {
+    const visit = (child: OperationNode | undefined) => {
+      if (child) this.visit(child, scope, context, info, outputs);
+    };
+    switch (node.kind) {
+      case "ReferenceNode": {
+        const ref = node as ReferenceNode;
+        if (ref.column.kind === "SelectAllNode") {
+          const source = this.qualified(ref.table as TableNode, scope);
+          if (source.read) source.read.columns = "*";
+          info.nonLocal = true;
+          return;
+        }
+        const column = ref.column.column.name;
+        if (!ref.table && outputs) {
+          // ORDER BY / GROUP BY / HAVING may name an output alias; its expression was recorded with the selection.
+          const out = outputs.find((o) => o.name === column && !o.all);
+          if (out && out.column !== column) {
+            // PostgreSQL's GROUP BY prefers an input column of the same name: record that reading too.
+            this.resolveColumn(column, scope);
+            if (out.source && out.column) {
+              info.refs.push({ column: out.column, candidates: [out.source] });
+              return;
+            }
+            info.nonLocal = true;
+            return;
+          }
+        }
+        info.refs.push(this.resolve(ref, scope));
+        return;
+      }
+      case "ColumnNode": {
+        const name = (node as unknown as { column: { name: string } }).column.name;
+        info.refs.push(this.resolveColumn(name, scope));
+        return;
+      }
+      case "SelectAllNode":
+        // `*` inside count(*) and similar: reads no particular column.
+        return;
+      case "ValueNode":
+      case "PrimitiveValueListNode":
+      case "OperatorNode":
+      case "IdentifierNode":
+      case "DataTypeNode":
+      case "CollateNode":
+      case "DefaultValueNode":
+        return;
+      case "ValueListNode":
+      case "TupleNode":
+        for (const v of (node as unknown as { values: readonly OperationNode[] }).values) visit(v);
+        return;
+      case "BinaryOperationNode": {
+        const b = node as BinaryOperationNode;
+        visit(b.leftOperand);
+        visit(b.rightOperand);
+        return;
+      }
+      case "UnaryOperationNode": {
+        const u = node as unknown as { operator: OperationNode; operand: OperationNode };
+        visit(u.operand);
+        return;
+      }
+      case "AndNode":
+      case "OrNode": {
+        const n = node as unknown as { left: OperationNode; right: OperationNode };
+        visit(n.left);
+        visit(n.right);
+        return;
+      }
+      case "ParensNode":
+      case "AliasNode":
+        visit((node as unknown as { node: OperationNode }).node);
+        return;
+      case "SelectionNode":
+        visit((node as unknown as { selection: OperationNode }).selection);
+        return;
+      case "CastNode":
+        visit((node as unknown as { expression: OperationNode }).expression);
+        return;
+      case "FunctionNode":
+        for (const arg of (node as FunctionNode).arguments) visit(arg);
+        return;
+      case "AggregateFunctionNode": {
+        // An aggregate depends on every row of its group: never a single-row filter.
+        const a = node as AggregateFunctionNode;
+        for (const arg of a.aggregated) visit(arg);
+        if (a.filter) visit(a.filter.where);
+        for (const item of a.orderBy?.items ?? []) visit(item.orderBy);
+        for (const item of a.withinGroup?.items ?? []) visit(item.orderBy);
+        if (a.over) this.over(a.over, visit);
+        info.nonLocal = true;
+        return;
+      }
+      case "CaseNode": {
+        const c = node as CaseNode;
+        visit(c.value);
+        for (const when of c.when ?? []) {
+          visit(when.condition);
+          visit(when.result);
+        }
+        visit(c.else);
+        return;
+      }
+      case "JSONReferenceNode":
+        visit((node as unknown as { reference: OperationNode }).reference);
+        return;
+      case "JSONPathNode":
+      case "JSONPathLegNode":
+      case "JSONOperatorChainNode":
+        return;
+      case "SelectQueryNode":
+        // A subquery (scalar, IN, EXISTS): its tables are read with their own filters. Relative to the
+        // enclosing row it is not local (it depends on other rows, possibly correlated).
+        this.select(node as SelectQueryNode, scope);
+        info.nonLocal = true;
+        return;
+      case "RawNode": {
+        const raw = node as RawNode;
+        if (isWrapper(raw)) {
+          for (const p of raw.parameters) visit(p);
+          return;
+        }
+        this.raw(raw, scope, context);
+        info.nonLocal = true;
+        return;
+      }
+      default:
+        throw new Refusal("unsupported_query", `a ${node.kind} expression`);
+    }
+  }
+
+  over(over: NonNullable<AggregateFunctionNode["over"]>, visit: (n: OperationNode | undefined) => void): void {
+    for (const item of over.partitionBy?.items ?? []) visit(item.partitionBy);
+    for (const item of over.orderBy?.items ?? []) visit(item.orderBy);
+  }
+
+  /** A sql`…` fragment. Selections and group-by terms without a subquery are covered by treating every column
+   *  of every table in scope as read (the fragment can only mention those); everything else is refused. */
+  raw(raw: RawNode, scope: Scope, context: Context): void {
+    const text = rawText(raw);
+    if ((context === "selection" || context === "group") && !/\bselect\b/i.test(text)) {
+      for (let s: Scope | null = scope; s; s = s.parent)
+        for (const source of s.sources) if (source.read) source.read.columns = "*";
+      for (const p of raw.parameters) this.expr(p, scope, context);
+      return;
+    }
+    const where: Record<Context, string> = {
+      predicate: "a condition",
+      join: "a join condition",
+      selection: "a selection containing a subquery",
+      group: "a group by term containing a subquery",
+      order: "an order by term",
+      source: "a source",
+      limit: "a limit",
+    };
+    throw new Refusal(RAW_CODE[context], `${where[context]} is the sql\`…\` fragment ${text}`);
+  }
+
+  /** A selection; returns true when it aggregates (aggregate or window function, or a covered raw fragment). */
+  selection(node: OperationNode, scope: Scope, outputs: Output[]): boolean {
+    let name: string | null = null;
+    let inner = node;
+    if (inner.kind === "AliasNode") {
+      name = identifierName((inner as AliasNode).alias);
+      inner = (inner as AliasNode).node;
+    }
+    inner = unwrapRaw(inner);
+    if (inner.kind === "SelectAllNode") {
+      for (const s of scope.sources) if (s.read) s.read.columns = "*";
+      outputs.push({ name: "*", source: null, column: null, all: true });
+      return false;
+    }
+    if (inner.kind === "ReferenceNode" && (inner as ReferenceNode).column.kind === "SelectAllNode") {
+      const source = this.qualified((inner as ReferenceNode).table as TableNode, scope);
+      if (source.read) source.read.columns = "*";
+      outputs.push({ name: "*", source, column: null, all: true });
+      return false;
+    }
+    const info = this.expr(inner, scope, "selection");
+    if (inner.kind === "ReferenceNode") {
+      const r = info.refs[0];
+      const column = r?.column ?? null;
+      const source = r && r.candidates.length === 1 && r.candidates[0].read ? r.candidates[0] : null;
+      outputs.push({ name: name ?? column ?? "", source, column: source ? column : null, all: false });
+      return false;
+    }
+    outputs.push({ name: name ?? "", source: null, column: null, all: false });
+    return containsAggregate(inner);
+  }
+
+  orderItem(item: OrderByItemNode, scope: Scope, outputs: Output[]): OrderTerm | null {
+    if (item.direction && !isDirection(item.direction)) {
+      throw new Refusal(
+        "opaque_order",
+        `the order direction ${rawText(item.direction as RawNode)} is a sql\`…\` fragment`,
+      );
+    }
+    const direction = item.direction ? directionOf(item.direction as RawNode) : { direction: "asc" as const };
+    const info = this.expr(item.orderBy, scope, "order", outputs);
+    const target = unwrapRaw(item.orderBy);
+    if (target.kind !== "ReferenceNode" || info.nonLocal || info.refs.length !== 1) return null;
+    const r = info.refs[0];
+    if (r.candidates.length !== 1 || !r.candidates[0].read) return null;
+    const term: OrderTerm = {
+      column: { kind: "column", table: r.candidates[0].read.table, column: r.column },
+      direction: direction.direction,
+    };
+    const nulls = item.nulls ?? direction.nulls;
+    if (nulls) term.nulls = nulls;
+    return term;
+  }
+
+  count(node: OperationNode, what: string): number {
+    const inner = unwrapRaw(node);
+    if (inner.kind === "ValueNode") {
+      const v = (inner as ValueNode).value;
+      if (typeof v === "number" || typeof v === "bigint") return Number(v);
+    }
+    if (inner.kind === "RawNode") {
+      const text = rawText(inner as RawNode);
+      if (/^\s*\d+\s*$/.test(text)) return Number(text);
+    }
+    throw new Refusal("unsupported_query", `the ${what} is not a number value`, `pass a number: .${what}(10)`);
+  }
+
+  // ── references ─────────────────────────────────────────────────────────────────────────────────────────
+
+  qualified(table: TableNode, scope: Scope): Source {
+    const name = tableName(table);
+    const short = table.table.identifier.name;
+    for (let s: Scope | null = scope; s; s = s.parent) {
+      const found = s.sources.find((x) => x.name === name || x.name === short);
+      if (found) return found;
+    }
+    throw new Refusal("unsupported_query", `cannot resolve the table reference "${name}"`);
+  }
+
+  resolve(ref: ReferenceNode, scope: Scope): Resolved {
+    const column = (ref.column as { column: { name: string } }).column.name;
+    if (ref.table) {
+      const source = this.qualified(ref.table, scope);
+      addColumn(source, column);
+      return { column, candidates: [source] };
+    }
+    return this.resolveColumn(column, scope);
+  }
+
+  /** An unqualified column: it belongs to one source of the innermost scope that has it, or, when none has it,
+   *  to an enclosing scope. Without the schema we record it on all of them (sound, slightly imprecise). */
+  resolveColumn(column: string, scope: Scope): Resolved {
+    let innermost: Source[] | null = null;
+    for (let s: Scope | null = scope; s; s = s.parent) {
+      for (const source of s.sources) addColumn(source, column);
+      if (!innermost && s.sources.length > 0) innermost = s.sources;
+    }
+    return { column, candidates: innermost ?? [] };
+  }
+
+  // ── predicates ─────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Converts a local conjunct (every reference may be `table`'s) into a Predicate on `table`'s row image. */
+  predicate(node: OperationNode, table: string): Predicate {
+    const operand = (n: OperationNode): Operand | null => {
+      const inner = unwrapRaw(n);
+      if (inner.kind === "ReferenceNode") {
+        const ref = inner as ReferenceNode;
+        if (ref.column.kind !== "ColumnNode") return null;
+        return { kind: "column", table, column: ref.column.column.name } satisfies ColumnRef;
+      }
+      if (inner.kind === "ValueNode") {
+        const value = asValue((inner as ValueNode).value);
+        return value === undefined ? null : { kind: "value", value };
+      }
+      return null;
+    };
+    const values = (n: OperationNode): Operand[] | null => {
+      const inner = unwrapRaw(n);
+      if (inner.kind === "PrimitiveValueListNode") {
+        const out: Operand[] = [];
+        for (const v of (inner as unknown as { values: readonly unknown[] }).values) {
+          const value = asValue(v);
+          if (value === undefined) return null;
+          out.push({ kind: "value", value });
+        }
+        return out;
+      }
+      if (inner.kind === "ValueListNode" || inner.kind === "TupleNode") {
+        const out: Operand[] = [];
+        for (const v of (inner as unknown as { values: readonly OperationNode[] }).values) {
+          const o = operand(v);
+          if (!o) return null;
+          out.push(o);
+        }
+        return out;
+      }
+      return null;
+    };
+    const unknown = (why: string): Predicate => ({ kind: "unknown", why });
+    const convert = (n: OperationNode): Predicate => {
+      const inner = unwrapRaw(n);
+      switch (inner.kind) {
+        case "ParensNode":
+          return convert((inner as unknown as { node: OperationNode }).node);
+        case "AndNode":
+        case "OrNode": {
+          const x = inner as unknown as { left: OperationNode; right: OperationNode };
+          return { kind: inner.kind === "AndNode" ? "and" : "or", items: [convert(x.left), convert(x.right)] };
+        }
+        case "UnaryOperationNode": {
+          const u = inner as unknown as { operator: { operator: string }; operand: OperationNode };
+          if (u.operator.operator === "not") return { kind: "not", item: convert(u.operand) };
+          return unknown(`operator ${u.operator.operator}`);
+        }
+        case "BinaryOperationNode": {
+          const b = inner as BinaryOperationNode;
+          const op = (b.operator as unknown as { operator: string }).operator;
+          const left = operand(b.leftOperand);
+          if (op in OPERATORS_COMPARE) {
+            const right = operand(b.rightOperand);
+            if (!left || !right) return unknown(`${op} on an expression`);
+            return { kind: "compare", op: OPERATORS_COMPARE[op], left, right };
+          }
+          if (op === "in" || op === "not in") {
+            const list = values(b.rightOperand);
+            if (!left || !list) return unknown(`${op} on an expression`);
+            return { kind: "in", negated: op === "not in", left, values: list };
+          }
+          if (op === "is" || op === "is not") {
+            const right = operand(b.rightOperand);
+            if (!left || !right || right.kind !== "value") return unknown(`${op} on an expression`);
+            const negated = op === "is not";
+            if (right.value === null) return { kind: "null", negated, operand: left };
+            if (typeof right.value === "boolean") {
+              // x IS TRUE ≡ x IS NOT NULL AND x = TRUE (never NULL itself); IS NOT negates that.
+              const is: Predicate = {
+                kind: "and",
+                items: [
+                  { kind: "null", negated: true, operand: left },
+                  { kind: "compare", op: "=", left, right },
+                ],
+              };
+              return negated ? { kind: "not", item: is } : is;
+            }
+            return unknown(`${op} ${String(right.value)}`);
+          }
+          if (op === "like" || op === "not like" || op === "ilike" || op === "not ilike") {
+            const pattern = operand(b.rightOperand);
+            if (!left || !pattern) return unknown(`${op} on an expression`);
+            return {
+              kind: "like",
+              negated: op.startsWith("not "),
+              left,
+              pattern,
+              caseInsensitive: op.endsWith("ilike"),
+            };
+          }
+          if (
+            op === "between" ||
+            op === "not between" ||
+            op === "between symmetric" ||
+            op === "not between symmetric"
+          ) {
+            const range = unwrapRaw(b.rightOperand);
+            if (!left || range.kind !== "AndNode") return unknown(`${op} on an expression`);
+            const r = range as unknown as { left: OperationNode; right: OperationNode };
+            const lo = operand(r.left);
+            const hi = operand(r.right);
+            if (!lo || !hi) return unknown(`${op} on an expression`);
+            const within = (a: Operand, z: Operand): Predicate => ({
+              kind: "and",
+              items: [
+                { kind: "compare", op: ">=", left, right: a },
+                { kind: "compare", op: "<=", left, right: z },
+              ],
+            });
+            const inRange: Predicate = op.includes("symmetric")
+              ? { kind: "or", items: [within(lo, hi), within(hi, lo)] }
+              : within(lo, hi);
+            return op.startsWith("not ") ? { kind: "not", item: inRange } : inRange;
+          }
+          return unknown(`operator ${op}`);
+        }
+        default:
+          return unknown(`a ${inner.kind} condition`);
+      }
+    };
+    return convert(node);
+  }
+}
+
+interface SelectInfo {
+  scope: Scope;
+  outputs: Output[];
+  order: OrderTerm[];
+  orderIncomplete: boolean;
+  limit: number | null;
+  offset: number | null;
+  aggregate: boolean;
+  joins: boolean;
+  setOperations: boolean;
+}
+
+// ── helpers ────────────────────────────────────────────────────────────────────────────────────────────────
+
+function conjunctsOf(node: OperationNode): OperationNode[] {
+  if (node.kind === "AndNode") {
+    const n = node as unknown as { left: OperationNode; right: OperationNode };
+    return [...conjunctsOf(n.left), ...conjunctsOf(n.right)];
+  }
+  if (node.kind === "ParensNode") return conjunctsOf((node as unknown as { node: OperationNode }).node);
+  return [node];
+}
+
+function addColumn(source: Source, column: string): void {
+  if (source.read && source.read.columns !== "*") source.read.columns.add(column);
+}
+
+function isCte(scope: Scope, name: string): boolean {
+  for (let s: Scope | null = scope; s; s = s.parent) if (s.ctes.has(name)) return true;
+  return false;
+}
+
+function tableName(node: TableNode): string {
+  const schema = node.table.schema?.name;
+  const name = node.table.identifier.name;
+  return schema && schema !== "public" && schema !== "main" ? `${schema}.${name}` : name;
+}
+
+function identifierName(node: OperationNode): string {
+  if (node.kind === "IdentifierNode") return (node as unknown as { name: string }).name;
+  throw new Refusal("unsupported_query", `an alias that is a ${node.kind}`);
+}
+
+/** A raw node that only wraps Kysely nodes (sql.ref, sql.table, sql.val, sql.id, sql.lit): transparent. */
+function isWrapper(raw: RawNode): boolean {
+  return raw.parameters.length === 1 && raw.sqlFragments.every((f) => f.trim() === "");
+}
+
+function unwrapRaw(node: OperationNode): OperationNode {
+  let n = node;
+  while (n.kind === "RawNode" && isWrapper(n as RawNode)) n = (n as RawNode).parameters[0];
+  return n;
+}
+
+function rawText(raw: RawNode): string {
+  return `sql\`${raw.sqlFragments.map((f, i) => (i < raw.parameters.length ? `${f}\${…}` : f)).join("")}\``;
+}
+
+const DIRECTION = /^\s*(asc|desc)\s*(?:nulls\s+(first|last))?\s*$/i;
+
+function isDirection(node: OperationNode): boolean {
+  return (
+    node.kind === "RawNode" &&
+    (node as RawNode).parameters.length === 0 &&
+    DIRECTION.test((node as RawNode).sqlFragments.join(""))
+  );
+}
+
+function directionOf(node: RawNode): { direction: "asc" | "desc"; nulls?: "first" | "last" } {
+  const m = DIRECTION.exec(node.sqlFragments.join("")) as RegExpExecArray;
+  const out: { direction: "asc" | "desc"; nulls?: "first" | "last" } = {
+    direction: m[1].toLowerCase() as "asc" | "desc",
+  };
+  if (m[2]) out.nulls = m[2].toLowerCase() as "first" | "last";
+  return out;
+}
+
+/** Values a predicate can compare; anything else (Date, arrays, JSON objects) makes the conjunct unknown. */
+function asValue(v: unknown): Value | undefined {
+  if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "bigint" || typeof v === "boolean")
+    return v;
+  if (v instanceof Uint8Array) return v;
+  return undefined;
+}
+
+function containsAggregate(node: OperationNode): boolean {
+  if (node.kind === "AggregateFunctionNode") return true;
+  if (node.kind === "SelectQueryNode") return false;
+  if (node.kind === "RawNode" && !isWrapper(node as RawNode)) return true; // covered raw selection: assume it may
+  for (const value of Object.values(node)) {
+    if (Array.isArray(value)) {
+      for (const v of value) if (isNode(v) && containsAggregate(v)) return true;
+    } else if (isNode(value) && containsAggregate(value)) return true;
+  }
+  return false;
+}
+
+function isNode(v: unknown): v is OperationNode {
+  return typeof v === "object" && v !== null && typeof (v as { kind?: unknown }).kind === "string";
+}
+
+/** Primary keys of the returned rows, for a plain row read of one table whose key columns are selected. */
+function rowKeysOf(
+  node: SelectQueryNode,
+  top: SelectInfo,
+  rows: readonly Record<string, unknown>[],
+  primaryKeys: PrimaryKeys,
+): { table: string; keys: Row[] } | null {
+  if (top.aggregate || top.joins || top.setOperations || node.with) return null;
+  const source = top.scope.sources[0];
+  if (!source?.read) return null;
+  const pk = primaryKeys(source.read.table);
+  if (!pk || pk.length === 0) return null;
+  const names: string[] = [];
+  for (const column of pk) {
+    const out = top.outputs.find(
+      (o) => (o.all && (o.source === null || o.source === source)) || (o.source === source && o.column === column),
+    );
+    if (!out) return null;
+    names.push(out.all ? column : out.name);
+  }
+  const keys = rows.map((row) => {
+    const key: Row = {};
+    pk.forEach((column, i) => {
+      key[column] = row[names[i]];
+    });
+    return key;
+  });
+  return { table: source.read.table, keys };
+}

@@ -1,0 +1,206 @@
+// The capturing dialect: wraps any Kysely dialect so that, while a PageCapture is current, every compiled query
+// is paired with its own result rows and analysed into the capture. Outside a capture the wrapper costs one
+// AsyncLocalStorage lookup per query.
+
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type QueryCompiler,
+  type QueryResult,
+  type SelectQueryNode,
+  type TableNode,
+  type TransactionSettings,
+} from "kysely";
+import { analyzeQuery } from "../analysis/analyze.ts";
+import { RefusedBoundaryError } from "../errors.ts";
+import { currentCapture, type PageCapture } from "./context.ts";
+
+export interface CaptureDialectOptions {
+  /** Primary-key columns of a table, in key order (undefined when unknown or keyless). */
+  primaryKeys(table: string): string[] | undefined;
+  /** Makes the primary keys of `tables` known to `primaryKeys`, through the wrapped driver's connection.
+   *  Called before a captured read is analysed (see primaryKeyCatalog). */
+  loadPrimaryKeys?(connection: DatabaseConnection, tables: string[]): Promise<void>;
+}
+
+export function captureDialect(inner: Dialect, options: CaptureDialectOptions): Dialect {
+  return {
+    createDriver: () => new CaptureDriver(inner.createDriver(), options),
+    createQueryCompiler: () => inner.createQueryCompiler(),
+    createAdapter: () => inner.createAdapter(),
+    createIntrospector: (db) => inner.createIntrospector(db),
+  };
+}
+
+class CaptureConnection implements DatabaseConnection {
+  readonly inner: DatabaseConnection;
+  readonly options: CaptureDialectOptions;
+  constructor(inner: DatabaseConnection, options: CaptureDialectOptions) {
+    this.inner = inner;
+    this.options = options;
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const capture = currentCapture();
+    if (!capture) return this.inner.executeQuery<R>(compiled);
+    const result = await this.inner.executeQuery<R>(compiled);
+    await this.record(capture, compiled, result.rows as Record<string, unknown>[]);
+    return result;
+  }
+
+  async *streamQuery<R>(compiled: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    const capture = currentCapture();
+    if (!capture) {
+      yield* this.inner.streamQuery<R>(compiled, chunkSize);
+      return;
+    }
+    // The page read the rows it consumed: analyse those, also when the consumer stops early.
+    const rows: Record<string, unknown>[] = [];
+    try {
+      for await (const chunk of this.inner.streamQuery<R>(compiled, chunkSize)) {
+        rows.push(...(chunk.rows as Record<string, unknown>[]));
+        yield chunk;
+      }
+    } finally {
+      await this.record(capture, compiled, rows);
+    }
+  }
+
+  async record(capture: PageCapture, compiled: CompiledQuery, rows: Record<string, unknown>[]): Promise<void> {
+    const table = rowReadTable(compiled.query);
+    if (table && this.options.loadPrimaryKeys) {
+      try {
+        await this.options.loadPrimaryKeys(this.inner, [table]);
+      } catch {
+        // Unknown primary keys only cost row keys, never soundness.
+      }
+    }
+    const result = analyzeQuery(compiled.query, compiled, rows, (t) => this.options.primaryKeys(t));
+    if (result === null) return;
+    if (result instanceof RefusedBoundaryError) capture.refusals.push(result);
+    else capture.queries.push(result);
+  }
+}
+
+/** The one table of a plain single-table select (the only shape whose row keys are recorded). */
+function rowReadTable(node: CompiledQuery["query"]): string | null {
+  if (node.kind !== "SelectQueryNode") return null;
+  const select = node as SelectQueryNode;
+  const froms = select.from?.froms ?? [];
+  if (froms.length !== 1 || select.joins?.length) return null;
+  let from = froms[0];
+  if (from.kind === "AliasNode") from = (from as unknown as { node: typeof from }).node;
+  if (from.kind !== "TableNode") return null;
+  const t = (from as TableNode).table;
+  const schema = t.schema?.name;
+  return schema && schema !== "public" && schema !== "main" ? `${schema}.${t.identifier.name}` : t.identifier.name;
+}
+
+class CaptureDriver implements Driver {
+  readonly #inner: Driver;
+  readonly #options: CaptureDialectOptions;
+  readonly #wrapped = new WeakMap<DatabaseConnection, CaptureConnection>();
+  savepoint?: Driver["savepoint"];
+  rollbackToSavepoint?: Driver["rollbackToSavepoint"];
+  releaseSavepoint?: Driver["releaseSavepoint"];
+
+  constructor(inner: Driver, options: CaptureDialectOptions) {
+    this.#inner = inner;
+    this.#options = options;
+    const unwrap = (c: DatabaseConnection) => (c instanceof CaptureConnection ? c.inner : c);
+    if (inner.savepoint) {
+      const f = inner.savepoint.bind(inner);
+      this.savepoint = (c, name, compile: QueryCompiler["compileQuery"]) => f(unwrap(c), name, compile);
+    }
+    if (inner.rollbackToSavepoint) {
+      const f = inner.rollbackToSavepoint.bind(inner);
+      this.rollbackToSavepoint = (c, name, compile) => f(unwrap(c), name, compile);
+    }
+    if (inner.releaseSavepoint) {
+      const f = inner.releaseSavepoint.bind(inner);
+      this.releaseSavepoint = (c, name, compile) => f(unwrap(c), name, compile);
+    }
+  }
+
+  init(): Promise<void> {
+    return this.#inner.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await this.#inner.acquireConnection();
+    let wrapped = this.#wrapped.get(connection);
+    if (!wrapped) {
+      wrapped = new CaptureConnection(connection, this.#options);
+      this.#wrapped.set(connection, wrapped);
+    }
+    return wrapped;
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.#inner.beginTransaction(unwrap(connection), settings);
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.commitTransaction(unwrap(connection));
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.rollbackTransaction(unwrap(connection));
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.releaseConnection(unwrap(connection));
+  }
+
+  destroy(): Promise<void> {
+    return this.#inner.destroy();
+  }
+}
+
+function unwrap(connection: DatabaseConnection): DatabaseConnection {
+  return connection instanceof CaptureConnection ? connection.inner : connection;
+}
+
+// ── primary keys from the schema ──────────────────────────────────────────────────────────────────────────
+
+export interface PrimaryKeyCatalog extends Required<CaptureDialectOptions> {
+  /** Forgets cached keys (after a schema change). */
+  clear(): void;
+}
+
+/**
+ * Primary keys read from the database schema (SQLite: PRAGMA table_info; PostgreSQL: pg_index), cached per
+ * table. Spread it into captureDialect's options: `captureDialect(inner, primaryKeyCatalog("sqlite"))`.
+ */
+export function primaryKeyCatalog(kind: "sqlite" | "postgres"): PrimaryKeyCatalog {
+  const cache = new Map<string, string[] | null>();
+  return {
+    primaryKeys: (table) => cache.get(table) ?? undefined,
+    async loadPrimaryKeys(connection, tables) {
+      for (const table of tables) {
+        if (cache.has(table)) continue;
+        const query =
+          kind === "sqlite"
+            ? CompiledQuery.raw("select name from pragma_table_info(?) where pk > 0 order by pk", [table])
+            : // to_regclass yields null for a missing table instead of failing (which would abort a transaction).
+              CompiledQuery.raw(
+                `select a.attname as name from pg_index i
+                   join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+                  where i.indrelid = to_regclass($1) and i.indisprimary
+                  order by array_position(i.indkey::int2[], a.attnum)`,
+                [
+                  table
+                    .split(".")
+                    .map((part) => `"${part.replaceAll('"', '""')}"`)
+                    .join("."),
+                ],
+              );
+        const { rows } = await connection.executeQuery<{ name: string }>(query);
+        cache.set(table, rows.length > 0 ? rows.map((r) => r.name) : null);
+      }
+    },
+    clear: () => cache.clear(),
+  };
+}

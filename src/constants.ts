@@ -57,6 +57,9 @@ export const DELIVERY_TUNING = {
   tokenTtlMs: 24 * 60 * 60 * 1000,
   /** How long a rendered page's registration waits for its first subscriber. */
   pendingRegistrationMs: 60_000,
+  /** Default age after which facts are pruned, and how often pruning runs. */
+  retentionMs: 7 * 24 * 60 * 60 * 1000,
+  retentionCheckMs: 60 * 60 * 1000,
 } as const;
 
 /** Reconnect backoff defaults for the browser client (full jitter). */
@@ -64,4 +67,22 @@ export const BACKOFF_DEFAULTS = {
   initialDelayMs: 100,
   maxDelayMs: 10_000,
   multiplier: 2,
+} as const;
+
+/** Transports (WebSocket, SSE) and the browser client's connection manager. */
+export const TRANSPORT_TUNING = {
+  /** The server pings each WebSocket this often; a socket that missed the previous pong is terminated. */
+  pingIntervalMs: 30_000,
+  /** SSE comment lines keep proxies from closing an idle event stream. */
+  sseHeartbeatMs: 15_000,
+  /** The `retry:` an event stream announces (the browser client manages its own backoff). */
+  sseRetryMs: 1_000,
+  /** Malformed messages tolerated on one WebSocket before it is closed with WIRE.close.malformed. */
+  maxMalformedMessages: 10,
+  /** Longest subscription id a client may choose. */
+  maxSubscriptionIdLength: 128,
+  /** The browser keeps its connection this long after the last subscription left (Turbo Drive navigation). */
+  clientLingerMs: 1_000,
+  /** Consecutive WebSocket connection failures (never opened) after which the client falls back to SSE. */
+  clientWebSocketFailuresBeforeSse: 3,
 } as const;

@@ -34,7 +34,8 @@ export interface Sink {
 export interface SubscriptionHub {
   /**
    * Start following. Resolves with an unsubscribe function once the subscription is registered (every fact
-   * after `request.offset` will be planned for it). Rejects with SubscriptionTokenError for a bad token; an
+   * after `request.offset` will be planned for it); the hub itself sends `subscribed` on the sink (transports
+   * add no acknowledgement of their own). Rejects with SubscriptionTokenError for a bad token; an
    * incarnation mismatch or pruned offset is answered with a `reload` message on the sink instead.
    */
   subscribe(request: SubscribeRequest, sink: Sink): Promise<() => void>;

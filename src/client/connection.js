@@ -1,0 +1,302 @@
+// One connection per browser window, shared by every <upkeep-stream-source> on the page (and by the next page's
+// after a Turbo Drive navigation). The state machine in state.js decides; this module performs its effects:
+// opening and closing transports, (re)subscribing with each subscription's last applied offset, and timers.
+//
+// Every transport callback names the epoch it was opened in; the manager drops callbacks whose epoch is not the
+// current one, so a superseded socket can neither deliver a message nor tear down its successor.
+
+import { BACKOFF } from "./backoff.js";
+import { CLIENT_TUNING, WIRE } from "./constants.js";
+import { IDLE, transition } from "./state.js";
+
+/**
+ * @typedef {{ id: string, token: string, incarnation: string, offset: number, transport?: string | null,
+ *   deliver(message: any): void }} Subscription
+ * @typedef {{ subscribe(sub: Subscription): void, unsubscribe(id: string): void, close(): void }} TransportHandle
+ * @typedef {object} ManagerEnvironment
+ * @property {string} [baseUrl] page URL the socket and stream URLs are resolved against (default location.href)
+ * @property {string} [socketPath]
+ * @property {string} [eventsPath]
+ * @property {typeof WebSocket} [WebSocket]
+ * @property {typeof EventSource} [EventSource]
+ * @property {() => number} [now]
+ * @property {() => number} [random]
+ * @property {(fn: () => void, ms: number) => any} [setTimeout]
+ * @property {(handle: any) => void} [clearTimeout]
+ * @property {number} [lingerMs]
+ * @property {typeof BACKOFF} [backoff]
+ * @property {number} [webSocketFailuresBeforeSse]
+ * @property {(state: import("./state.js").ConnectionState) => void} [onState]
+ * @property {(message: any) => void} [onMessage] every message received on the current connection
+ * @property {(text: string, detail?: unknown) => void} [warn]
+ */
+
+export class ConnectionManager {
+  /** @type {import("./state.js").ConnectionState} */
+  state = IDLE;
+  /** @type {Map<string, Subscription>} */
+  subscriptions = new Map();
+  messagesReceived = 0;
+  /** @type {TransportHandle | null} */
+  #transport = null;
+  #retryTimer = null;
+  #lingerTimer = null;
+  /** @type {Required<Pick<ManagerEnvironment, "now" | "random" | "setTimeout" | "clearTimeout" | "lingerMs">> & ManagerEnvironment} */
+  #env;
+
+  /** @param {ManagerEnvironment} [env] */
+  constructor(env = {}) {
+    this.#env = {
+      now: () => Date.now(),
+      random: Math.random,
+      setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+      clearTimeout: (handle) => globalThis.clearTimeout(handle),
+      lingerMs: CLIENT_TUNING.lingerMs,
+      ...env,
+    };
+  }
+
+  /** Starts following a page; connects if needed. Re-adding an id replaces it. */
+  add(/** @type {Subscription} */ sub) {
+    if (this.subscriptions.has(sub.id)) this.remove(sub.id, { linger: false });
+    this.subscriptions.set(sub.id, sub);
+    this.#cancelLinger();
+    const s = this.state.status;
+    if (s === "idle" || s === "closed")
+      this.#dispatch({ type: "connect", now: this.#env.now(), transport: this.#preferred() });
+    else if (s === "open") this.#transport?.subscribe(sub);
+    // connecting / backoff: subscribed when the connection opens.
+  }
+
+  /** Stops following; the connection closes after the linger delay if nothing else subscribes. */
+  remove(/** @type {string} */ id, { linger = true } = {}) {
+    if (!this.subscriptions.delete(id)) return;
+    if (this.state.status === "open") this.#transport?.unsubscribe(id);
+    if (linger && this.subscriptions.size === 0) {
+      this.#cancelLinger();
+      this.#lingerTimer = this.#env.setTimeout(() => {
+        this.#lingerTimer = null;
+        if (this.subscriptions.size === 0) this.#dispatch({ type: "stop", now: this.#env.now() });
+      }, this.#env.lingerMs);
+    }
+  }
+
+  /** Retry at once if waiting out a backoff (network back online, page visible again). */
+  wake() {
+    this.#dispatch({ type: "wake", now: this.#env.now() });
+  }
+
+  /** Drops the current connection as if the network failed (for tests and debugging); it reconnects with backoff. */
+  drop() {
+    if (this.state.status === "open" || this.state.status === "connecting") {
+      this.#dispatch({ type: "failed", epoch: this.state.epoch, now: this.#env.now() });
+    }
+  }
+
+  /** Closes everything now. */
+  close() {
+    this.subscriptions.clear();
+    this.#cancelLinger();
+    this.#dispatch({ type: "stop", now: this.#env.now() });
+  }
+
+  #preferred() {
+    for (const sub of this.subscriptions.values()) if (sub.transport === "sse") return "sse";
+    return undefined;
+  }
+
+  #cancelLinger() {
+    if (this.#lingerTimer !== null) this.#env.clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = null;
+  }
+
+  /** @param {import("./state.js").ConnectionEvent} event */
+  #dispatch(event) {
+    const before = this.state;
+    const after = transition(before, event, {
+      backoff: this.#env.backoff ?? BACKOFF,
+      random: this.#env.random,
+      webSocketFailuresBeforeSse: this.#env.webSocketFailuresBeforeSse,
+    });
+    if (after === before) return;
+    this.state = after;
+    this.#effects(before, after);
+    this.#env.onState?.(after);
+  }
+
+  #effects(before, after) {
+    if (before.status === "backoff" && this.#retryTimer !== null) {
+      this.#env.clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    // Leaving connecting/open for anything but open means the old transport is finished.
+    if ((before.status === "connecting" || before.status === "open") && after.status !== "open") {
+      const old = this.#transport;
+      this.#transport = null;
+      old?.close();
+    }
+    if (after.status === "connecting") {
+      this.#transport = this.#open(after.transport, after.epoch);
+    } else if (after.status === "open") {
+      for (const sub of this.subscriptions.values()) this.#transport?.subscribe(sub);
+    } else if (after.status === "backoff") {
+      const delay = Math.max(0, (after.retryAt ?? 0) - this.#env.now());
+      this.#retryTimer = this.#env.setTimeout(() => {
+        this.#retryTimer = null;
+        this.#dispatch({ type: "retry", now: Math.max(this.#env.now(), after.retryAt ?? 0) });
+      }, delay);
+    }
+  }
+
+  /** @returns {TransportHandle} */
+  #open(kind, epoch) {
+    const callbacks = {
+      opened: () => this.#dispatch({ type: "opened", epoch, now: this.#env.now() }),
+      failed: (/** @type {string} */ why) => {
+        if (epoch === this.state.epoch && why) this.#env.warn?.(`upkeep: connection lost (${why})`);
+        this.#dispatch({ type: "failed", epoch, now: this.#env.now() });
+      },
+      message: (/** @type {any} */ message) => this.#receive(epoch, message),
+    };
+    const base = this.#env.baseUrl ?? globalThis.location?.href ?? "http://localhost/";
+    return kind === "sse" ? openEventStreams(this.#env, base, callbacks) : openWebSocket(this.#env, base, callbacks);
+  }
+
+  #receive(epoch, message) {
+    // Epoch guard: only the current, open connection delivers.
+    if (epoch !== this.state.epoch || this.state.status !== "open") return;
+    if (typeof message !== "object" || message === null) return;
+    this.messagesReceived += 1;
+    this.#env.onMessage?.(message);
+    const sub = typeof message.id === "string" ? this.subscriptions.get(message.id) : undefined;
+    if (sub) {
+      sub.deliver(message);
+    } else if (message.type === WIRE.msg.error && message.id === undefined) {
+      this.#env.warn?.(`upkeep: ${message.code}: ${message.message}`);
+    }
+    // A message for an id that already left is a late one: dropped.
+  }
+}
+
+function subscribeMessage(sub) {
+  return { type: WIRE.msg.subscribe, id: sub.id, token: sub.token, offset: sub.offset, incarnation: sub.incarnation };
+}
+
+/** One WebSocket multiplexing every subscription. */
+function openWebSocket(env, base, callbacks) {
+  const url = new URL(env.socketPath ?? WIRE.socketPath, base);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const Impl = env.WebSocket ?? globalThis.WebSocket;
+  let closed = false;
+  /** @type {WebSocket} */
+  let ws;
+  try {
+    ws = new Impl(url.href);
+  } catch (error) {
+    queueMicrotask(() => callbacks.failed(String(error)));
+    return { subscribe() {}, unsubscribe() {}, close() {} };
+  }
+  const send = (message) => {
+    if (closed || ws.readyState !== 1) return;
+    try {
+      ws.send(JSON.stringify(message));
+    } catch {
+      // the close event follows
+    }
+  };
+  ws.onopen = () => {
+    if (!closed) callbacks.opened();
+  };
+  ws.onmessage = (event) => {
+    if (closed || typeof event.data !== "string") return;
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    callbacks.message(message);
+  };
+  ws.onclose = (event) => {
+    if (closed) return;
+    closed = true;
+    callbacks.failed(event.code >= 4000 ? `${event.code} ${event.reason}` : "");
+  };
+  ws.onerror = () => {}; // a close event always follows
+  return {
+    subscribe: (sub) => send(subscribeMessage(sub)),
+    unsubscribe: (id) => send({ type: WIRE.msg.unsubscribe, id }),
+    close() {
+      if (closed) return;
+      closed = true;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close(1000);
+      } catch {
+        // never opened
+      }
+    },
+  };
+}
+
+/** One event stream per subscription; any stream failing fails the whole transport (one backoff, one resume). */
+function openEventStreams(env, base, callbacks) {
+  const Impl = env.EventSource ?? globalThis.EventSource;
+  /** @type {Map<string, EventSource>} */
+  const sources = new Map();
+  let closed = false;
+  const fail = (why) => {
+    if (closed) return;
+    closed = true;
+    for (const source of sources.values()) source.close();
+    sources.clear();
+    callbacks.failed(why);
+  };
+  // There is no shared connection to wait for: the transport is open at once and each subscription opens its stream.
+  queueMicrotask(() => {
+    if (!closed) callbacks.opened();
+  });
+  return {
+    subscribe(sub) {
+      if (closed) return;
+      sources.get(sub.id)?.close();
+      const url = new URL(env.eventsPath ?? WIRE.eventsPath, base);
+      url.searchParams.set("id", sub.id);
+      url.searchParams.set("token", sub.token);
+      url.searchParams.set("offset", String(sub.offset));
+      url.searchParams.set("incarnation", sub.incarnation);
+      let source;
+      try {
+        source = new Impl(url.href);
+      } catch (error) {
+        return fail(String(error));
+      }
+      sources.set(sub.id, source);
+      const onMessage = (event) => {
+        if (closed || sources.get(sub.id) !== source) return;
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        callbacks.message(message);
+      };
+      for (const type of [WIRE.msg.ack, WIRE.msg.patch, WIRE.msg.reload]) source.addEventListener(type, onMessage);
+      // "error" is both a server event (a MessageEvent with data) and the stream failing (a plain Event).
+      source.addEventListener("error", (event) => {
+        if (typeof (/** @type {any} */ (event).data) === "string") return onMessage(event);
+        if (sources.get(sub.id) === source) fail("event stream failed");
+      });
+    },
+    unsubscribe(id) {
+      sources.get(id)?.close();
+      sources.delete(id);
+    },
+    close() {
+      closed = true;
+      for (const source of sources.values()) source.close();
+      sources.clear();
+    },
+  };
+}

@@ -1,0 +1,216 @@
+// The browser side of Upkeep: <upkeep-stream-source token="…" offset="…" incarnation="…" id="upkeep_…"
+// data-turbo-permanent>, injected at the end of a live page's <body>. It subscribes through the window's shared
+// connection, feeds every patch's Turbo Stream HTML to @hotwired/turbo, remembers the offset the page has reached,
+// and reloads the page (once) when the server says it cannot be brought up to date incrementally.
+//
+// Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
+// Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
+
+import { CLIENT_TUNING, WIRE } from "./constants.js";
+import { ConnectionManager } from "./connection.js";
+
+export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.js";
+export { CLIENT_TUNING, WIRE } from "./constants.js";
+export { ConnectionManager } from "./connection.js";
+export { IDLE, transition } from "./state.js";
+
+/** Token problems the page can only fix by rendering again (a fresh token, the current identity, the new ledger). */
+const RELOAD_CODES = new Set([
+  "token_expired",
+  "token_identity_mismatch",
+  "token_incarnation_mismatch",
+  "token_forged",
+  "token_malformed",
+  "incarnation_mismatch",
+  "offset_too_old",
+]);
+
+/** @type {{ state: string, transport: string, appliedOffsets: Record<string, number>, messagesReceived: number,
+ *   patchesApplied: number, reloads: string[], subscriptions: string[], drop(): void }} */
+const debug = {
+  state: "idle",
+  transport: "websocket",
+  appliedOffsets: {},
+  messagesReceived: 0,
+  patchesApplied: 0,
+  reloads: [],
+  get subscriptions() {
+    return manager ? [...manager.subscriptions.keys()] : [];
+  },
+  drop() {
+    manager?.drop();
+  },
+};
+
+/** @type {ConnectionManager | null} */
+let manager = null;
+
+function sharedManager(/** @type {Element} */ element) {
+  if (!manager) {
+    manager = new ConnectionManager({
+      socketPath: element.getAttribute("socket-path") ?? WIRE.socketPath,
+      eventsPath: element.getAttribute("events-path") ?? WIRE.eventsPath,
+      onState(state) {
+        debug.state = state.status;
+        debug.transport = state.transport;
+        element.ownerDocument.dispatchEvent(new CustomEvent("upkeep:state", { detail: state }));
+      },
+      onMessage() {
+        debug.messagesReceived = manager?.messagesReceived ?? debug.messagesReceived + 1;
+      },
+      warn: (text) => console.warn(text),
+    });
+    addEventListener("online", () => manager?.wake());
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") manager?.wake();
+    });
+  }
+  return manager;
+}
+
+/** @type {Promise<any> | null} */
+let turboLoading = null;
+
+/** The page's Turbo, or the copy the server serves at WIRE.turboScriptPath. */
+function loadTurbo() {
+  if (window.Turbo) return Promise.resolve(window.Turbo);
+  turboLoading ??= import(WIRE.turboScriptPath).then(
+    (module) => window.Turbo ?? module.default ?? module,
+    (error) => {
+      turboLoading = null;
+      throw error;
+    },
+  );
+  return turboLoading;
+}
+
+let reloadPending = false;
+addEventListener("turbo:load", () => {
+  reloadPending = false;
+});
+
+/** Replaces the page with a fresh GET, once; a server that keeps refusing does not cause a reload loop. */
+function reloadPage(/** @type {string} */ reason) {
+  if (reloadPending) return;
+  const key = "upkeep:reloads";
+  const now = Date.now();
+  let recent = [];
+  try {
+    recent = JSON.parse(sessionStorage.getItem(key) ?? "[]").filter(
+      (/** @type {{ href: string, at: number }} */ r) =>
+        r.href === location.href && now - r.at < CLIENT_TUNING.reloadWindowMs,
+    );
+  } catch {
+    recent = [];
+  }
+  if (recent.length >= CLIENT_TUNING.maxReloads) {
+    console.error(`upkeep: not reloading again (${reason}); the page stays as it is. Reload it by hand.`);
+    return;
+  }
+  reloadPending = true;
+  debug.reloads.push(reason);
+  try {
+    sessionStorage.setItem(key, JSON.stringify([...recent, { href: location.href, at: now }]));
+  } catch {
+    // storage unavailable: the in-memory guard still applies to this page
+  }
+  loadTurbo().then(
+    (Turbo) => Turbo.visit(location.href, { action: "replace" }),
+    () => location.reload(),
+  );
+}
+
+let counter = 0;
+
+export class UpkeepStreamSource extends HTMLElement {
+  /** @type {import("./connection.js").Subscription | null} */
+  #sub = null;
+  /** Patches are applied strictly in arrival order, even while Turbo is still loading. */
+  #queue = Promise.resolve();
+
+  connectedCallback() {
+    // A Turbo cache preview shows an old snapshot; the real page that follows subscribes.
+    if (document.documentElement.hasAttribute("data-turbo-preview")) return;
+    if (this.#sub) return; // moved within the document (disconnect + connect): still subscribed
+    const token = this.getAttribute(WIRE.tokenAttr);
+    const incarnation = this.getAttribute(WIRE.incarnationAttr);
+    const offset = Number(this.getAttribute(WIRE.offsetAttr));
+    if (!token || incarnation === null || !Number.isSafeInteger(offset) || offset < 0) {
+      console.error(`upkeep: <${WIRE.streamSourceTag}> needs token, incarnation and offset attributes`, this);
+      return;
+    }
+    if (!this.id) this.id = `upkeep_client_${++counter}`;
+    loadTurbo().then(
+      (Turbo) => Turbo.connectStreamSource(this),
+      (error) => console.error("upkeep: cannot load Turbo", error),
+    );
+    this.#sub = {
+      id: this.id,
+      token,
+      incarnation,
+      offset,
+      transport: this.getAttribute("transport"),
+      deliver: (message) => this.#receive(message),
+    };
+    debug.appliedOffsets[this.id] = offset;
+    sharedManager(this).add(this.#sub);
+  }
+
+  disconnectedCallback() {
+    // Wait a microtask: an element moved (e.g. kept by data-turbo-permanent) is connected again by then.
+    queueMicrotask(() => {
+      if (this.isConnected || !this.#sub) return;
+      this.#leave();
+    });
+  }
+
+  #leave() {
+    if (!this.#sub) return;
+    manager?.remove(this.#sub.id);
+    delete debug.appliedOffsets[this.#sub.id];
+    this.#sub = null;
+    window.Turbo?.disconnectStreamSource(this);
+  }
+
+  #receive(/** @type {any} */ message) {
+    const sub = this.#sub;
+    if (!sub) return;
+    switch (message.type) {
+      case WIRE.msg.patch:
+        this.#queue = this.#queue
+          .then(() => this.#apply(sub, message))
+          .catch((error) => console.error("upkeep:", error));
+        return;
+      case WIRE.msg.reload:
+        this.#leave();
+        reloadPage(message.reason ?? "reload");
+        return;
+      case WIRE.msg.error:
+        console.warn(`upkeep: ${message.code}: ${message.message}`);
+        this.#leave();
+        if (RELOAD_CODES.has(message.code)) reloadPage(message.code);
+        return;
+      default:
+        return; // subscribed: nothing to do
+    }
+  }
+
+  async #apply(sub, /** @type {{ offset: number, html: string }} */ message) {
+    // Patches below the offset the page already shows are stale (each brings the page to current state at its offset).
+    if (this.#sub !== sub || message.offset < sub.offset) return;
+    const Turbo = await loadTurbo();
+    if (this.#sub !== sub) return;
+    Turbo.connectStreamSource(this); // idempotent
+    this.dispatchEvent(new MessageEvent("message", { data: message.html }));
+    // From here on a reconnect resumes after this offset.
+    sub.offset = message.offset;
+    this.setAttribute(WIRE.offsetAttr, String(message.offset));
+    debug.appliedOffsets[sub.id] = message.offset;
+    debug.patchesApplied += 1;
+  }
+}
+
+if (typeof window !== "undefined" && typeof customElements !== "undefined") {
+  window.__upkeep = debug;
+  if (!customElements.get(WIRE.streamSourceTag)) customElements.define(WIRE.streamSourceTag, UpkeepStreamSource);
+}

@@ -1,0 +1,101 @@
+// Connection states of the browser client: explicit, immutable, changed only by the pure `transition` below.
+//
+//   idle ──connect──► connecting ──opened──► open
+//                        │  ▲                 │
+//                  failed│  │retry/wake       │failed
+//                        ▼  │                 ▼
+//                       backoff ◄─────────────┘
+//   any ──stop──► closed ──connect──► connecting
+//
+// `epoch` numbers connection attempts. `opened` and `failed` name the epoch they come from; an event from a
+// superseded attempt (a socket that was already given up) does not match the current epoch and changes nothing.
+// That guard lives here, in the pure function, so the transition-table test covers it.
+
+import { BACKOFF, backoffDelay } from "./backoff.js";
+import { CLIENT_TUNING } from "./constants.js";
+
+/**
+ * @typedef {"websocket" | "sse"} Transport
+ * @typedef {{ status: "idle" | "connecting" | "open" | "backoff" | "closed", epoch: number, attempt: number,
+ *   transport: Transport, webSocketFailures: number, since: number, retryAt: number | null }} ConnectionState
+ * @typedef {{ type: "connect", now: number, transport?: Transport }
+ *   | { type: "opened", epoch: number, now: number }
+ *   | { type: "failed", epoch: number, now: number }
+ *   | { type: "retry", now: number }
+ *   | { type: "wake", now: number }
+ *   | { type: "stop", now: number }} ConnectionEvent
+ * @typedef {{ backoff?: typeof BACKOFF, random?: () => number, webSocketFailuresBeforeSse?: number }} TransitionOptions
+ */
+
+/** @type {ConnectionState} */
+export const IDLE = Object.freeze({
+  status: "idle",
+  epoch: 0,
+  attempt: 0,
+  transport: "websocket",
+  webSocketFailures: 0,
+  since: 0,
+  retryAt: null,
+});
+
+/**
+ * @param {ConnectionState} state
+ * @param {Partial<ConnectionState>} changes
+ * @returns {ConnectionState}
+ */
+function next(state, changes) {
+  return Object.freeze({ ...state, ...changes });
+}
+
+/**
+ * @param {ConnectionState} state
+ * @param {ConnectionEvent} event
+ * @param {TransitionOptions} [options]
+ * @returns {ConnectionState} the next state (the same object when the event does not apply)
+ */
+export function transition(state, event, options = {}) {
+  switch (event.type) {
+    case "connect":
+      if (state.status !== "idle" && state.status !== "closed") return state;
+      return next(state, {
+        status: "connecting",
+        epoch: state.epoch + 1,
+        attempt: 0,
+        transport: event.transport ?? state.transport,
+        since: event.now,
+        retryAt: null,
+      });
+    case "opened":
+      if (state.status !== "connecting" || event.epoch !== state.epoch) return state;
+      return next(state, { status: "open", attempt: 0, webSocketFailures: 0, since: event.now, retryAt: null });
+    case "failed": {
+      if ((state.status !== "connecting" && state.status !== "open") || event.epoch !== state.epoch) return state;
+      const neverOpened = state.status === "connecting" && state.transport === "websocket";
+      const webSocketFailures = neverOpened ? state.webSocketFailures + 1 : 0;
+      const limit = options.webSocketFailuresBeforeSse ?? CLIENT_TUNING.webSocketFailuresBeforeSse;
+      const transport = state.transport === "websocket" && webSocketFailures >= limit ? "sse" : state.transport;
+      const delay = backoffDelay(state.attempt, options.backoff ?? BACKOFF, options.random ?? Math.random);
+      return next(state, {
+        status: "backoff",
+        attempt: state.attempt + 1,
+        transport,
+        webSocketFailures,
+        since: event.now,
+        retryAt: event.now + delay,
+      });
+    }
+    case "retry":
+      // A timer that fires early (or late, for an earlier backoff) must not cut the wait short.
+      if (state.status !== "backoff" || state.retryAt === null || event.now < state.retryAt) return state;
+      return next(state, { status: "connecting", epoch: state.epoch + 1, since: event.now, retryAt: null });
+    case "wake":
+      // The network came back or the page became visible: retry now instead of waiting out the backoff.
+      if (state.status !== "backoff") return state;
+      return next(state, { status: "connecting", epoch: state.epoch + 1, since: event.now, retryAt: null });
+    case "stop":
+      if (state.status === "closed" || state.status === "idle") return state;
+      return next(state, { status: "closed", attempt: 0, since: event.now, retryAt: null });
+    default:
+      return state;
+  }
+}

@@ -1,0 +1,161 @@
+// The browser client in Chromium with the real @hotwired/turbo, against the real WebSocket and SSE transports and
+// a scripted hub: patches reach the DOM through Turbo, offsets are recorded and resumed, reload instructions
+// reload once, Turbo Drive navigation keeps one socket.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { after, before, describe, test } from "node:test";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { WIRE } from "../../src/constants.ts";
+import { handleEventStream } from "../../src/deliver/sse.ts";
+import { attachWebSocket, type WebSocketTransport } from "../../src/deliver/websocket.ts";
+import { FakeHub } from "./fake-hub.ts";
+import { listen, stop } from "./support.ts";
+
+const chromiumPath = process.env.UPKEEP_CHROMIUM ?? "/usr/bin/chromium";
+const clientDir = new URL("../../src/client/", import.meta.url);
+const turboFile = new URL("../../node_modules/@hotwired/turbo/dist/turbo.es2017-esm.js", import.meta.url);
+
+function page(title: string, id: string, attrs = "", link = ""): string {
+  return `<!doctype html><html><head><title>${title}</title></head><body>
+<h1 id="title">${title}</h1><div id="target">initial</div>${link}
+<${WIRE.streamSourceTag} ${WIRE.tokenAttr}="tok-${id}" ${WIRE.offsetAttr}="5" ${WIRE.incarnationAttr}="inc" id="${id}" data-turbo-permanent ${attrs}></${WIRE.streamSourceTag}>
+<script type="module" src="${WIRE.clientPath}index.js"></script>
+</body></html>`;
+}
+
+function replace(text: string): string {
+  return `<turbo-stream action="update" target="target"><template>${text}</template></turbo-stream>`;
+}
+
+describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromium at ${chromiumPath}` }, () => {
+  const hub = new FakeHub();
+  const gets: Record<string, number> = {};
+  let serverInfo: Awaited<ReturnType<typeof listen>>;
+  let transport: WebSocketTransport;
+  let browser: Browser;
+  let base: string;
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    if (url.pathname === WIRE.eventsPath) return sendFetchResponse(req, res, hub);
+    if (url.pathname === WIRE.turboScriptPath) {
+      return res.writeHead(200, { "content-type": "text/javascript" }).end(await readFile(turboFile));
+    }
+    if (url.pathname.startsWith(WIRE.clientPath)) {
+      const name = url.pathname.slice(WIRE.clientPath.length);
+      if (!/^[a-z0-9-]+\.js$/.test(name)) return res.writeHead(404).end();
+      return res.writeHead(200, { "content-type": "text/javascript" }).end(await readFile(new URL(name, clientDir)));
+    }
+    gets[url.pathname] = (gets[url.pathname] ?? 0) + 1;
+    const n = gets[url.pathname];
+    const html =
+      url.pathname === "/sse"
+        ? page("sse", `upkeep_sse_${n}`, 'transport="sse"')
+        : url.pathname === "/two"
+          ? page("two", `upkeep_two_${n}`)
+          : url.pathname === "/reload"
+            ? page("reload", `upkeep_reload_${n}`)
+            : page("one", `upkeep_one_${n}`, "", '<a id="nav" href="/two">two</a>');
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
+  }
+
+  before(async () => {
+    serverInfo = await listen((req, res) => {
+      handle(req, res).catch(() => res.writeHead(500).end());
+    });
+    transport = attachWebSocket(serverInfo.server, hub);
+    base = `http://127.0.0.1:${serverInfo.port}`;
+    browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await transport?.close();
+    if (serverInfo) await stop(serverInfo.server);
+  });
+
+  async function open(path: string): Promise<Page> {
+    const p = await browser.newPage();
+    p.on("pageerror", (error) => console.error("page error:", error));
+    await p.goto(base + path);
+    return p;
+  }
+
+  test("patches reach the DOM through Turbo; the offset is recorded and resumed after the server drops the socket", async () => {
+    const p = await open("/");
+    await hub.until(() => hub.live.has("upkeep_one_1"));
+    assert.equal(hub.requests.find((r) => r.id === "upkeep_one_1")!.offset, 5);
+    hub.send("upkeep_one_1", { type: "patch", id: "upkeep_one_1", offset: 6, html: replace("six") });
+    await p.waitForFunction(() => document.getElementById("target")?.textContent === "six");
+    await p.waitForFunction(() => (window as any).__upkeep.appliedOffsets.upkeep_one_1 === 6);
+    assert.equal(await p.getAttribute("#upkeep_one_1", WIRE.offsetAttr), "6");
+    // A stale patch (below the applied offset) is not applied.
+    hub.send("upkeep_one_1", { type: "patch", id: "upkeep_one_1", offset: 4, html: replace("stale") });
+    hub.send("upkeep_one_1", { type: "patch", id: "upkeep_one_1", offset: 7, html: replace("seven") });
+    await p.waitForFunction(() => document.getElementById("target")?.textContent === "seven");
+    assert.equal(await p.evaluate(() => (window as any).__upkeep.patchesApplied), 2);
+
+    const before = hub.requests.length;
+    await transport.close();
+    transport = attachWebSocket(serverInfo.server, hub);
+    await hub.until(() => hub.requests.length > before && hub.live.has("upkeep_one_1"));
+    assert.equal(hub.requests.at(-1)!.offset, 7, "resumed after the last applied offset");
+    await p.waitForFunction(() => (window as any).__upkeep.state === "open");
+    await p.close();
+  });
+
+  test("Turbo Drive navigation subscribes the new page on the same socket and unsubscribes the old", async () => {
+    const p = await open("/");
+    const id = `upkeep_one_${gets["/"]}`;
+    await hub.until(() => hub.live.has(id));
+    const sockets = transport.clients;
+    await p.click("#nav");
+    await p.waitForFunction(() => document.getElementById("title")?.textContent === "two");
+    const next = `upkeep_two_${gets["/two"]}`;
+    await hub.until(() => hub.live.has(next) && hub.unsubscribed.includes(id));
+    assert.equal(transport.clients, sockets, "no second socket");
+    assert.equal(await p.evaluate(() => (window as any).__upkeep.state), "open");
+    await p.close();
+  });
+
+  test("a reload instruction replaces the page once with a fresh GET", async () => {
+    const p = await open("/reload");
+    await hub.until(() => hub.live.has("upkeep_reload_1"));
+    hub.send("upkeep_reload_1", { type: "reload", id: "upkeep_reload_1", reason: "incarnation_mismatch" });
+    await hub.until(() => hub.live.has("upkeep_reload_2"));
+    assert.equal(gets["/reload"], 2);
+    await p.waitForFunction(() => document.getElementById("upkeep_reload_2") !== null);
+    await p.close();
+  });
+
+  test('transport="sse" delivers patches over an event stream', async () => {
+    const p = await open("/sse");
+    await hub.until(() => hub.live.has("upkeep_sse_1"));
+    hub.send("upkeep_sse_1", { type: "patch", id: "upkeep_sse_1", offset: 9, html: replace("nine") });
+    await p.waitForFunction(() => document.getElementById("target")?.textContent === "nine");
+    assert.equal(await p.evaluate(() => (window as any).__upkeep.transport), "sse");
+    await p.close();
+    await hub.until(() => hub.unsubscribed.includes("upkeep_sse_1"));
+  });
+});
+
+/** Serves the fetch-style SSE handler from node:http (what an adapter such as @hono/node-server does). */
+async function sendFetchResponse(req: IncomingMessage, res: ServerResponse, hub: FakeHub): Promise<void> {
+  const abort = new AbortController();
+  res.on("close", () => abort.abort());
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) if (typeof value === "string") headers.set(name, value);
+  const response = handleEventStream(new Request(`http://127.0.0.1${req.url}`, { headers, signal: abort.signal }), hub);
+  res.writeHead(response.status, Object.fromEntries(response.headers));
+  res.flushHeaders();
+  const reader = response.body!.getReader();
+  abort.signal.addEventListener("abort", () => reader.cancel().catch(() => {}));
+  for (;;) {
+    const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+    if (done) break;
+    res.write(value);
+  }
+  res.end();
+}

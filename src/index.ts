@@ -1,8 +1,9 @@
 // Upkeep: keeps ordinary server-rendered pages live.
-export { createUpkeep, Upkeep, type UpkeepOptions, type ServeOptions, type Served } from "./upkeep.ts";
+
+export type { MatchResult, MissReason, QueryDependency } from "./analysis/types.ts";
+export { BACKOFF_DEFAULTS, DELIVERY_TUNING, LEDGER, LEDGER_TUNING, WIRE } from "./constants.ts";
+export type { ClientMessage, ServerMessage, SubscribeRequest } from "./deliver/types.ts";
 export * from "./errors.ts";
-export { WIRE, DELIVERY_TUNING, LEDGER, LEDGER_TUNING, BACKOFF_DEFAULTS } from "./constants.ts";
-export type { Fact, Row, Operation, Ledger, LedgerOptions } from "./ledger/types.ts";
-export { install, uninstall, openLedger } from "./ledger/index.ts";
-export type { QueryDependency, MatchResult, MissReason } from "./analysis/types.ts";
-export type { ServerMessage, ClientMessage, SubscribeRequest } from "./deliver/types.ts";
+export { install, openLedger, uninstall } from "./ledger/index.ts";
+export type { Fact, Ledger, LedgerOptions, Operation, Row } from "./ledger/types.ts";
+export { createUpkeep, type Served, type ServeOptions, Upkeep, type UpkeepOptions } from "./upkeep.ts";

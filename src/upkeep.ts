@@ -5,9 +5,10 @@ import type { AddressInfo } from "node:net";
 import { serve as serveNode } from "@hono/node-server";
 import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
-import { ConfigError } from "./errors.ts";
+import { DELIVERY_TUNING } from "./constants.ts";
 import { Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
+import { ConfigError } from "./errors.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
 import type { Ledger } from "./ledger/types.ts";
 import type { FetchApp } from "./render/page.ts";
@@ -26,6 +27,8 @@ export interface UpkeepOptions {
   exclude?: string[];
   /** Subscription token lifetime. */
   tokenTtlMs?: number;
+  /** Facts older than this (and below every subscriber of this process) are pruned. Default 7 days; 0 keeps all. */
+  retentionMs?: number;
 }
 
 export interface ServeOptions {
@@ -97,6 +100,21 @@ export class Upkeep {
     return { server, port, url: `http://${hostname}:${port}`, close };
   }
 
+  /**
+   * Prune facts older than `retentionMs` that this process no longer needs (planned, and below every subscriber's
+   * offset), now and then periodically. A browser asking for pruned offsets is told to reload.
+   */
+  retain(retentionMs: number, everyMs = Math.min(retentionMs, DELIVERY_TUNING.retentionCheckMs)): void {
+    const prune = async () => {
+      await this.ledger.prune({ olderThanMs: retentionMs, atOrBelow: this.hub.lowestOffset() }).catch((error) => {
+        console.error(`upkeep: pruning the ledger failed: ${(error as Error).message}`);
+      });
+    };
+    const timer = setInterval(prune, everyMs);
+    timer.unref();
+    this.closers.push(async () => clearInterval(timer));
+  }
+
   /** Every fact committed before the call planned, and its renders sent. */
   settle(timeoutMs?: number): Promise<void> {
     return this.hub.settle(timeoutMs);
@@ -116,7 +134,10 @@ function defaultMode(): Mode {
 
 export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   if (!options.database) {
-    throw new ConfigError("createUpkeep needs a database.", "pass { database: 'file:./data/app.sqlite' } or a postgres:// URL");
+    throw new ConfigError(
+      "createUpkeep needs a database.",
+      "pass { database: 'file:./data/app.sqlite' } or a postgres:// URL",
+    );
   }
   if (typeof options.secret !== "string" || options.secret.length < 32) {
     throw new ConfigError(
@@ -135,5 +156,8 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
   });
   await hub.start();
-  return new Upkeep({ database: options.database, mode, ledger, hub });
+  const upkeep = new Upkeep({ database: options.database, mode, ledger, hub });
+  const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
+  if (retentionMs > 0) upkeep.retain(retentionMs);
+  return upkeep;
 }

@@ -167,7 +167,12 @@ export class Hub implements SubscriptionHub {
         }
       }
     }
-    this.registry.recordRender(target, { offset: capture.renderOffset, html: result.html, inputs, deps: capture.queries });
+    this.registry.recordRender(target, {
+      offset: capture.renderOffset,
+      html: result.html,
+      inputs,
+      deps: capture.queries,
+    });
     this.deliver(target);
   }
 
@@ -203,7 +208,12 @@ export class Hub implements SubscriptionHub {
    * A live GET finished: register its dependencies and return what goes into the live marker. `headers` are
    * the GET's request headers (for the identity signature), `origin` its scheme and host.
    */
-  registerRender(capture: PageCapture, html: string, headers: Record<string, string>, origin: string): RegisteredRender {
+  registerRender(
+    capture: PageCapture,
+    html: string,
+    headers: Record<string, string>,
+    origin: string,
+  ): RegisteredRender {
     const inputs = [...capture.inputs.keys()];
     const identity = deriveIdentity(inputs, headers).digest;
     const group = this.registry.ensure(capture.url, identity, origin);
@@ -215,7 +225,14 @@ export class Hub implements SubscriptionHub {
       if (offset < this.position) this.catchUp(group, offset, this.position);
     }
     const token = signToken(
-      { url: capture.url, identity, inputs, incarnation: this.ledger.incarnation, offset, exp: Date.now() + this.options.tokenTtlMs },
+      {
+        url: capture.url,
+        identity,
+        inputs,
+        incarnation: this.ledger.incarnation,
+        offset,
+        exp: Date.now() + this.options.tokenTtlMs,
+      },
       this.options.secret,
     );
     return { token, offset, incarnation: this.ledger.incarnation };
@@ -281,7 +298,8 @@ export class Hub implements SubscriptionHub {
     group.subscribers.add(subscriber);
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });
-    if (group.renderOffset < 0) group.dirty = true; // this process never saw the page: replay to learn its reads
+    if (group.renderOffset < 0)
+      group.dirty = true; // this process never saw the page: replay to learn its reads
     else if (offset < group.renderOffset) this.deliver(group);
     this.kick(group);
     return () => {
@@ -329,6 +347,16 @@ export class Hub implements SubscriptionHub {
         });
       });
     }
+  }
+
+  /** The lowest offset this process still needs: the planner's position or an older subscriber's. */
+  lowestOffset(): number {
+    let lowest = this.position;
+    for (const group of this.registry.groups.values()) {
+      for (const subscriber of group.subscribers) lowest = Math.min(lowest, subscriber.offset);
+      if (group.subscribers.size === 0 && group.renderOffset >= 0) lowest = Math.min(lowest, group.renderOffset);
+    }
+    return lowest;
   }
 
   /** Why each page group did or did not react to a fact (see upkeep/testing). */

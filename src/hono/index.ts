@@ -157,7 +157,10 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       if (upkeep.mode !== "production") throw refusal;
       const key = `${refusal.code} ${refusal.sql}`;
       let warned = warnedRefusals.get(upkeep);
-      if (!warned) warnedRefusals.set(upkeep, (warned = new Set()));
+      if (!warned) {
+        warned = new Set();
+        warnedRefusals.set(upkeep, warned);
+      }
       if (!warned.has(key)) {
         warned.add(key);
         console.warn(`${refusal.message}\n  (served as an ordinary, non-live page)`);

@@ -4,9 +4,9 @@
 // the fact's old and new row images against one of the group's query dependencies says "affected", and (c) n is
 // after the group's render offset — a render whose reads started after the fact committed already shows it.
 
+import type { QueryDependency } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
 import type { PageGroup, Registry } from "../register/registry.ts";
-import type { QueryDependency } from "../analysis/types.ts";
 import { matchFact } from "./match.ts";
 
 export interface PlanStats {

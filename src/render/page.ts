@@ -95,6 +95,7 @@ export function liveMarker(attributes: { id: string; token: string; offset: numb
 export function pageStream(html: string): string {
   const title = titleOf(html);
   let out = `<turbo-stream action="update" method="morph" targets="body"><template>${bodyOf(html)}</template></turbo-stream>`;
-  if (title !== null) out += `<turbo-stream action="update" targets="head > title"><template>${title}</template></turbo-stream>`;
+  if (title !== null)
+    out += `<turbo-stream action="update" targets="head > title"><template>${title}</template></turbo-stream>`;
   return out;
 }

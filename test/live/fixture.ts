@@ -7,9 +7,9 @@ import { Hono } from "hono";
 import { html } from "hono/html";
 import { sql } from "kysely";
 import pg from "pg";
+import type { Mode } from "../../src/deliver/hub.ts";
 import { cookie, upkeepMiddleware } from "../../src/hono/index.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
-import type { Mode } from "../../src/deliver/hub.ts";
 import { createTestDatabase, postgresUrl } from "../support/postgres.ts";
 
 export const SECRET = "test-secret-0123456789abcdef0123456789";
@@ -111,15 +111,18 @@ export function createApp(upkeep: Upkeep) {
   });
   app.get("/me", async (c) => {
     const owner = cookie(c, "user") ?? "nobody";
-    const rows = await db.selectFrom("secrets").select(["id", "body"]).where("owner", "=", owner).orderBy("id").execute();
-    return c.html(html`<html><body><h1>${owner}</h1>${rows.map((r) => html`<p id="s_${r.id}">${r.body}</p>`)}</body></html>`);
+    const rows = await db
+      .selectFrom("secrets")
+      .select(["id", "body"])
+      .where("owner", "=", owner)
+      .orderBy("id")
+      .execute();
+    return c.html(
+      html`<html><body><h1>${owner}</h1>${rows.map((r) => html`<p id="s_${r.id}">${r.body}</p>`)}</body></html>`,
+    );
   });
   app.get("/raw", async (c) => {
-    const rows = await db
-      .selectFrom("items")
-      .selectAll()
-      .where(sql<boolean>`title like 'a%'`)
-      .execute();
+    const rows = await db.selectFrom("items").selectAll().where(sql<boolean>`title like 'a%'`).execute();
     return c.html(html`<html><body>${rows.length}</body></html>`);
   });
   app.get("/plain.json", async (c) => c.json(await db.selectFrom("items").selectAll().execute()));

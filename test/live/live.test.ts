@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { WIRE } from "../../src/constants.ts";
-import { SubscriptionTokenError } from "../../src/errors.ts";
 import { signToken, verifyToken } from "../../src/deliver/token.ts";
 import type { ServerMessage } from "../../src/deliver/types.ts";
+import { SubscriptionTokenError } from "../../src/errors.ts";
 import { freshBody, openLivePage } from "../../src/testing/index.ts";
 import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
 import { DIALECTS, type Fixture, fixtureDatabase, SECRET, start } from "./fixture.ts";
@@ -52,7 +52,10 @@ for (const dialect of DIALECTS) {
       await fixture!.exec("insert into secrets (owner, body) values ('carol', 'c')");
       await ctx.upkeep.settle();
       assert.equal(ctx.upkeep.hub.stats.renders, renders, "no replay for facts outside the page's reads");
-      assert.deepEqual(page.messages.filter((m) => m.type === "patch"), []);
+      assert.deepEqual(
+        page.messages.filter((m) => m.type === "patch"),
+        [],
+      );
       page.close();
     });
 
@@ -65,20 +68,31 @@ for (const dialect of DIALECTS) {
       await ctx.upkeep.settle();
       for (const page of [a, b, count]) {
         assert.equal(page.body(), await freshBody(ctx.app, page.url), page.url);
-        assert.ok(page.messages.some((m) => m.type === "patch"), `${page.url} was patched`);
+        assert.ok(
+          page.messages.some((m) => m.type === "patch"),
+          `${page.url} was patched`,
+        );
         page.close();
       }
     });
 
     it("a write landing between the GET and the subscribe is not lost", async () => {
-      const response = await ctx.app.fetch(new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }));
+      const response = await ctx.app.fetch(
+        new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }),
+      );
       const html = await response.text();
       const attr = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(html)![1]!;
       await fixture!.exec("insert into items (list, title, pos) values ('a', 'between', 0)");
       await ctx.upkeep.settle();
       const messages: ServerMessage[] = [];
       const stop = await ctx.upkeep.hub.subscribe(
-        { id: "x", token: attr(WIRE.tokenAttr), offset: Number(attr(WIRE.offsetAttr)), incarnation: attr(WIRE.incarnationAttr), headers: {} },
+        {
+          id: "x",
+          token: attr(WIRE.tokenAttr),
+          offset: Number(attr(WIRE.offsetAttr)),
+          incarnation: attr(WIRE.incarnationAttr),
+          headers: {},
+        },
         { send: (m) => messages.push(m) },
       );
       await ctx.upkeep.settle();
@@ -93,7 +107,10 @@ for (const dialect of DIALECTS) {
       const bob = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "user=bob" } });
       await fixture!.exec("update secrets set body = 'alice-2' where owner = 'alice'");
       await ctx.upkeep.settle();
-      assert.deepEqual(bob.messages.filter((m) => m.type === "patch"), []);
+      assert.deepEqual(
+        bob.messages.filter((m) => m.type === "patch"),
+        [],
+      );
       for (const page of [alice, alice2]) {
         assert.match(page.body(), /alice-2/);
         assert.doesNotMatch(page.body(), /bob/);
@@ -138,7 +155,9 @@ for (const dialect of DIALECTS) {
     });
 
     it("an offset from another incarnation is answered with a reload", async () => {
-      const response = await ctx.app.fetch(new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }));
+      const response = await ctx.app.fetch(
+        new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }),
+      );
       const token = /token="([^"]*)"/.exec(await response.text())![1]!;
       const claims = verifyToken(token, SECRET);
       const messages: ServerMessage[] = [];
@@ -177,7 +196,9 @@ for (const dialect of DIALECTS) {
 
     it("a page resumes on another process: the new process replays it and patches it to current state", async () => {
       const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
-      const response = await ctx.app.fetch(new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }));
+      const response = await ctx.app.fetch(
+        new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }),
+      );
       const html = await response.text();
       const attr = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(html)![1]!;
       const other = await start(fixture!.database);
@@ -185,7 +206,13 @@ for (const dialect of DIALECTS) {
         await fixture!.exec("insert into items (list, title, pos) values ('a', 'while-away', 5)");
         const messages: ServerMessage[] = [];
         await other.upkeep.hub.subscribe(
-          { id: "p", token: attr(WIRE.tokenAttr), offset: Number(attr(WIRE.offsetAttr)), incarnation: attr(WIRE.incarnationAttr), headers: {} },
+          {
+            id: "p",
+            token: attr(WIRE.tokenAttr),
+            offset: Number(attr(WIRE.offsetAttr)),
+            incarnation: attr(WIRE.incarnationAttr),
+            headers: {},
+          },
           { send: (m) => messages.push(m) },
         );
         await other.upkeep.settle();
@@ -212,9 +239,16 @@ for (const dialect of DIALECTS) {
     it("a transaction of several writes is coalesced into one replay", async () => {
       const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
       const renders = ctx.upkeep.hub.stats.renders;
-      await ctx.upkeep.db<any>().transaction().execute(async (tx) => {
-        for (let i = 0; i < 5; i++) await tx.insertInto("items").values({ list: "a", title: `tx${i}`, pos: 10 + i }).execute();
-      });
+      await ctx.upkeep
+        .db<any>()
+        .transaction()
+        .execute(async (tx) => {
+          for (let i = 0; i < 5; i++)
+            await tx
+              .insertInto("items")
+              .values({ list: "a", title: `tx${i}`, pos: 10 + i })
+              .execute();
+        });
       await ctx.upkeep.settle();
       assert.equal(ctx.upkeep.hub.stats.renders - renders, 1);
       assert.equal(page.body(), await freshBody(ctx.app, "/lists/a"));
@@ -222,4 +256,3 @@ for (const dialect of DIALECTS) {
     });
   });
 }
-

@@ -19,7 +19,11 @@ export async function createTestDatabase(prefix = "upkeep_test"): Promise<TestDa
     await admin.query(`CREATE DATABASE ${name}`);
   } catch (error) {
     await admin.end().catch(() => {});
-    return { url: null, reason: `cannot create a database via ${ADMIN_URL}: ${(error as Error).message}`, drop: async () => {} };
+    return {
+      url: null,
+      reason: `cannot create a database via ${ADMIN_URL}: ${(error as Error).message}`,
+      drop: async () => {},
+    };
   }
   await admin.end();
   const url = new URL(ADMIN_URL);

@@ -1,0 +1,111 @@
+// `upkeep install | uninstall | tail` — the ledger's command line. DATABASE_URL is the default database.
+import { parseArgs } from "node:util";
+import { UpkeepError } from "../errors.ts";
+import { toJsonSafe } from "./decode.ts";
+import { install, openLedger, uninstall } from "./index.ts";
+import type { Fact } from "./types.ts";
+
+export const USAGE = `usage:
+  upkeep install   --database <url> [--exclude table1,table2]
+  upkeep uninstall --database <url>
+  upkeep tail      --database <url> [--after <offset>]
+
+  <url>: file:./data/app.sqlite (or a plain path) for SQLite, postgres://user@host/db for PostgreSQL.
+  --database defaults to the DATABASE_URL environment variable.
+  tail prints one JSON object per fact per line and keeps following until interrupted (Ctrl-C);
+  without --after it starts at the current head (only new facts).`;
+
+class UsageError extends Error {}
+
+/** The line `upkeep tail` prints for a fact: bigints as strings, bytes as hex. */
+export function factLine(fact: Fact): string {
+  const { offset, table, op, key, keyless, old, new: now, incarnation, txid, committedAt } = fact;
+  return JSON.stringify(toJsonSafe({ offset, table, op, key, keyless, old, new: now, incarnation, txid, committedAt }));
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let command: string | undefined;
+  let values: { database?: string; exclude?: string; after?: string; help?: boolean };
+  try {
+    const parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        database: { type: "string" },
+        exclude: { type: "string" },
+        after: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    values = parsed.values;
+    command = parsed.positionals[0];
+    if (values.help || command === "help") {
+      console.log(USAGE);
+      return 0;
+    }
+    if (!command) throw new UsageError("no command given");
+    if (!["install", "uninstall", "tail"].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument "${parsed.positionals[1]}"`);
+    if (values.exclude !== undefined && command !== "install") throw new UsageError("--exclude is for install");
+    if (values.after !== undefined && command !== "tail") throw new UsageError("--after is for tail");
+    if (values.after !== undefined && !/^\d+$/.test(values.after)) {
+      throw new UsageError(`--after must be a non-negative integer offset, not "${values.after}"`);
+    }
+  } catch (error) {
+    console.error(`upkeep: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const database = values.database ?? env.DATABASE_URL;
+  if (!database) {
+    console.error(`upkeep: no database: pass --database <url> or set DATABASE_URL\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    if (command === "install") {
+      const exclude = (values.exclude ?? "")
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean);
+      const report = await install({ database, exclude });
+      console.log(
+        `${report.created ? "Installed" : "Refreshed"} the Upkeep change ledger (incarnation ${report.incarnation}).`,
+      );
+      console.log(`  capturing: ${report.tables.join(", ") || "(no tables yet)"}`);
+      if (report.keyless.length)
+        console.log(`  without a primary key (facts flagged keyless): ${report.keyless.join(", ")}`);
+      if (report.excluded.length) console.log(`  excluded: ${report.excluded.join(", ")}`);
+      return 0;
+    }
+    if (command === "uninstall") {
+      await uninstall({ database });
+      console.log("Removed the Upkeep change ledger (tables, triggers and functions).");
+      return 0;
+    }
+    return await tail(database, values.after === undefined ? undefined : Number(values.after));
+  } catch (error) {
+    if (error instanceof UpkeepError) {
+      console.error(`upkeep: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function tail(database: string, after: number | undefined): Promise<number> {
+  const ledger = await openLedger({ database });
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    const start = after ?? (await ledger.head());
+    for await (const batch of ledger.follow(start, { signal: abort.signal })) {
+      process.stdout.write(`${batch.map(factLine).join("\n")}\n`);
+    }
+    return 0;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    await ledger.close();
+  }
+}

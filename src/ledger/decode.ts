@@ -1,0 +1,99 @@
+// Decoding row images from the JSON the capture triggers write. The value encoding per dialect is documented in
+// docs/ledger.md; the rules here are its single implementation.
+import type { Row } from "./types.ts";
+
+/** JSON.parse that keeps integers beyond 2^53 exact as bigint (via the reviver's source text). */
+export function parseJson(text: string): unknown {
+  // The reviver makes parsing several times slower: use it only when a run of 16+ digits could be an integer
+  // beyond 2^53 (a false positive, e.g. digits inside a string, only costs the slower path).
+  return MAYBE_BIG.test(text) ? JSON.parse(text, bigintReviver) : JSON.parse(text);
+}
+
+const MAYBE_BIG = /\d{16}/;
+
+function bigintReviver(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value === "number" && !Number.isSafeInteger(value) && context?.source && /^-?\d+$/.test(context.source)) {
+    return BigInt(context.source);
+  }
+  return value;
+}
+
+export function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+export function bytesToHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** SQLite images: blobs are tagged `{"$blob": "<hex>"}` by the trigger (no other column value can be an object). */
+export function decodeSqliteImage(text: string | null): Row | null {
+  if (text === null || text === undefined) return null;
+  const row = parseJson(text) as Row;
+  for (const column of Object.keys(row)) {
+    const v = row[column];
+    if (v !== null && typeof v === "object" && typeof (v as { $blob?: unknown }).$blob === "string") {
+      row[column] = hexToBytes((v as { $blob: string }).$blob);
+    }
+  }
+  return row;
+}
+
+/** How a PostgreSQL column's JSON rendering is turned back into a value. */
+export type PgColumnCodec = "bytea" | "timestamptz" | "plain";
+
+export function pgCodecFor(type: string): PgColumnCodec {
+  if (type === "bytea") return "bytea";
+  if (type === "timestamptz" || type === "timestamp with time zone") return "timestamptz";
+  return "plain";
+}
+
+/** PostgreSQL images (`to_jsonb(row)`): bytea arrives as "\\x…" text, timestamptz in the writer's zone. */
+export function decodePgImage(text: string | null, codecs: Map<string, PgColumnCodec> | undefined): Row | null {
+  if (text === null || text === undefined) return null;
+  const row = parseJson(text) as Row;
+  if (!codecs) return row;
+  for (const column of Object.keys(row)) {
+    const v = row[column];
+    if (typeof v !== "string") continue;
+    const codec = codecs.get(column);
+    if (codec === "bytea" && v.startsWith("\\x")) row[column] = hexToBytes(v.slice(2));
+    else if (codec === "timestamptz") row[column] = utcIso(v);
+  }
+  return row;
+}
+
+/** "2024-05-01T12:00:00.123456+02:00" → "2024-05-01T10:00:00.123456Z" (sub-millisecond digits kept). */
+export function utcIso(text: string): string {
+  const m = /^(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d(?::?\d\d)?(?::?\d\d)?)$/.exec(text);
+  if (!m) return text; // infinity, BC dates: kept as PostgreSQL renders them
+  const [, base, fraction = "", zone] = m as unknown as [string, string, string | undefined, string];
+  const date = new Date(`${base}${normalizeZone(zone)}`);
+  if (Number.isNaN(date.getTime())) return text;
+  return `${date.toISOString().slice(0, 19)}${fraction}Z`;
+}
+
+function normalizeZone(zone: string): string {
+  if (zone === "Z") return "Z";
+  const sign = zone[0];
+  const digits = zone.slice(1).replace(/:/g, "");
+  const hh = digits.slice(0, 2);
+  const mm = digits.slice(2, 4) || "00";
+  // Seconds in a zone offset (historic LMT) cannot be expressed in Date syntax; they are below a minute.
+  return `${sign}${hh}:${mm}`;
+}
+
+/** A JSON-safe rendering of a fact value: bigint as string, bytes as hex (used by `upkeep tail`). */
+export function toJsonSafe(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (_k, v) => {
+      if (typeof v === "bigint") return v.toString();
+      if (v instanceof Uint8Array) return bytesToHex(v);
+      return v;
+    }),
+  );
+}

@@ -1,0 +1,176 @@
+// Kysely dialects with the ledger's connection settings. The driver signals commits (`onCommit`) so followers in
+// this process wake at once instead of waiting for the next poll. A capture layer may wrap the returned dialect
+// (createDriver / connections): it is a plain Kysely `Dialect`.
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  PostgresDialect,
+  type QueryCompiler,
+  type QueryResult,
+  SqliteDialect,
+  type TransactionSettings,
+} from "kysely";
+import pg from "pg";
+import { parseDatabaseUrl } from "./url.ts";
+
+export interface DialectHooks {
+  /** Called after a transaction commits and after an autocommitted statement that may have written. */
+  onCommit?: () => void;
+}
+
+/** SQLite connection settings shared by the ledger and Upkeep's Kysely instances. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+export function openSqlite(path: string): DatabaseSync {
+  const db = new DatabaseSync(path);
+  db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
+  return db;
+}
+
+export function createDialect(database: string, hooks: DialectHooks = {}): Dialect {
+  const parsed = parseDatabaseUrl(database);
+  const inner: Dialect =
+    parsed.kind === "sqlite"
+      ? new SqliteDialect({ database: async () => sqliteAdapter(openSqlite(parsed.path)) })
+      : new PostgresDialect({ pool: new pg.Pool({ connectionString: parsed.url }) });
+  if (!hooks.onCommit) return inner;
+  const onCommit = hooks.onCommit;
+  return {
+    createAdapter: () => inner.createAdapter(),
+    createQueryCompiler: () => inner.createQueryCompiler(),
+    createIntrospector: (db) => inner.createIntrospector(db),
+    createDriver: () => new CommitSignallingDriver(inner.createDriver(), onCommit),
+  };
+}
+
+/** Adapts node:sqlite's DatabaseSync to the better-sqlite3-like interface Kysely's SqliteDialect expects. */
+export function sqliteAdapter(db: DatabaseSync) {
+  return {
+    close: () => db.close(),
+    prepare(sql: string) {
+      const statement: StatementSync = db.prepare(sql);
+      return {
+        get reader() {
+          return statement.columns().length > 0;
+        },
+        all: (parameters: ReadonlyArray<unknown>) => statement.all(...toSqliteParams(parameters)),
+        run: (parameters: ReadonlyArray<unknown>) => statement.run(...toSqliteParams(parameters)),
+        iterate: (parameters: ReadonlyArray<unknown>) =>
+          statement.iterate(...toSqliteParams(parameters)) as IterableIterator<unknown>,
+      };
+    },
+  };
+}
+
+type SqliteParam = null | number | bigint | string | NodeJS.ArrayBufferView;
+
+/** node:sqlite binds null, numbers, bigints, strings and byte arrays; booleans and dates are stored as SQLite
+ *  applications conventionally store them (0/1, ISO-8601 text). */
+function toSqliteParams(parameters: ReadonlyArray<unknown>): SqliteParam[] {
+  return parameters.map((p) => {
+    if (p === undefined) return null;
+    if (typeof p === "boolean") return p ? 1 : 0;
+    if (p instanceof Date) return p.toISOString();
+    return p as SqliteParam;
+  });
+}
+
+const READ_ONLY_SQL = /^\s*(select|pragma|explain|values)\b/i;
+
+/** Wraps a Kysely driver: calls `onCommit` after commits and after autocommitted writing statements. */
+class CommitSignallingDriver implements Driver {
+  readonly #inner: Driver;
+  readonly #onCommit: () => void;
+  readonly #unwrap = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  readonly #inTransaction = new WeakSet<DatabaseConnection>();
+
+  constructor(inner: Driver, onCommit: () => void) {
+    this.#inner = inner;
+    this.#onCommit = onCommit;
+  }
+
+  init(): Promise<void> {
+    return this.#inner.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const connection = await this.#inner.acquireConnection();
+    const wrapped: DatabaseConnection = {
+      executeQuery: async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
+        const result = await connection.executeQuery<R>(query);
+        if (!this.#inTransaction.has(wrapped) && mayWrite(query)) this.#signal();
+        return result;
+      },
+      streamQuery: <R>(query: CompiledQuery, chunkSize?: number) => connection.streamQuery<R>(query, chunkSize),
+    };
+    this.#unwrap.set(wrapped, connection);
+    return wrapped;
+  }
+
+  #inner_(connection: DatabaseConnection): DatabaseConnection {
+    return this.#unwrap.get(connection) ?? connection;
+  }
+
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    await this.#inner.beginTransaction(this.#inner_(connection), settings);
+    this.#inTransaction.add(connection);
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.commitTransaction(this.#inner_(connection));
+    } finally {
+      this.#inTransaction.delete(connection);
+    }
+    this.#signal();
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.rollbackTransaction(this.#inner_(connection));
+    } finally {
+      this.#inTransaction.delete(connection);
+    }
+  }
+
+  async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]) {
+    await this.#inner.savepoint?.(this.#inner_(connection), name, compile);
+  }
+
+  async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]) {
+    await this.#inner.rollbackToSavepoint?.(this.#inner_(connection), name, compile);
+  }
+
+  async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]) {
+    await this.#inner.releaseSavepoint?.(this.#inner_(connection), name, compile);
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const inner = this.#inner_(connection);
+    this.#unwrap.delete(connection);
+    this.#inTransaction.delete(connection);
+    return this.#inner.releaseConnection(inner);
+  }
+
+  destroy(): Promise<void> {
+    return this.#inner.destroy();
+  }
+
+  #signal(): void {
+    try {
+      this.#onCommit();
+    } catch {
+      // A waking hook must never turn a committed write into a failed one.
+    }
+  }
+}
+
+function mayWrite(query: CompiledQuery): boolean {
+  if (query.query.kind === "SelectQueryNode") return false;
+  if (query.query.kind === "RawNode") return !READ_ONLY_SQL.test(query.sql);
+  return true;
+}

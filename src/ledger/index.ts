@@ -1,0 +1,34 @@
+// The change ledger: every committed write becomes an ordered, durable, resumable fact.
+// install() puts the capture triggers in place, openLedger() reads and follows the facts, createDialect() gives
+// Kysely the same connection settings and wakes followers on commit.
+import { installPostgres, openPostgresLedger, uninstallPostgres } from "./postgres.ts";
+import { installSqlite, openSqliteLedger, uninstallSqlite } from "./sqlite.ts";
+import type { InstallReport, Ledger, LedgerOptions } from "./types.ts";
+import { parseDatabaseUrl } from "./url.ts";
+
+export { bytesToHex, toJsonSafe } from "./decode.ts";
+export { createDialect, type DialectHooks } from "./dialect.ts";
+export * from "./types.ts";
+export { type ParsedDatabase, parseDatabaseUrl } from "./url.ts";
+
+/** Creates the ledger's tables and (re)generates the capture triggers. Idempotent; refreshes after drift. */
+export function install(options: LedgerOptions): Promise<InstallReport> {
+  const parsed = parseDatabaseUrl(options.database);
+  return parsed.kind === "sqlite"
+    ? installSqlite(parsed.path, options.exclude)
+    : installPostgres(parsed.url, options.exclude);
+}
+
+/** Removes everything install() added (tables, triggers, functions) and nothing else. */
+export function uninstall(options: Pick<LedgerOptions, "database">): Promise<void> {
+  const parsed = parseDatabaseUrl(options.database);
+  return parsed.kind === "sqlite" ? uninstallSqlite(parsed.path) : uninstallPostgres(parsed.url);
+}
+
+/** Opens the ledger. Throws LedgerNotInstalledError, or SchemaDriftError when triggers are out of date. */
+export function openLedger(options: LedgerOptions): Promise<Ledger> {
+  const parsed = parseDatabaseUrl(options.database);
+  return parsed.kind === "sqlite"
+    ? openSqliteLedger(options.database, parsed.path, options)
+    : openPostgresLedger(options.database, parsed.url, options);
+}

@@ -122,7 +122,7 @@ export class Hub implements SubscriptionHub {
 
   /** Start a replay of the group if it is dirty, has subscribers and none is running. */
   private kick(group: PageGroup): void {
-    if (group.rendering || !group.dirty || group.subscribers.size === 0) return;
+    if (!this.app || group.rendering || !group.dirty || group.subscribers.size === 0) return;
     group.rendering = this.render(group)
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
@@ -137,10 +137,11 @@ export class Hub implements SubscriptionHub {
 
   private async render(group: PageGroup): Promise<void> {
     const [representative] = group.subscribers;
-    if (!representative || !this.app) return;
+    const app = this.app;
+    if (!representative || !app) return;
     group.dirty = false;
     this.stats.renders++;
-    const result = await replayPage(this.app, group.origin, group.url, representative.headers);
+    const result = await replayPage(app, group.origin, group.url, representative.headers);
     const capture = result.capture;
     if (result.status !== 200 || !capture || capture.refusals.length > 0) {
       // A fresh GET would no longer show a live page (gone, redirected, or now refused): the browser reloads.
@@ -336,7 +337,8 @@ export class Hub implements SubscriptionHub {
     for (;;) {
       if (this.position >= target && !this.busy()) return;
       if (Date.now() > deadline) {
-        throw new Error(`upkeep: not settled after ${timeoutMs} ms (planned ${this.position} of ${target})`);
+        const why = this.app ? "" : "; no app to replay pages through: call upkeep.serve(app) or upkeep.use(app)";
+        throw new Error(`upkeep: not settled after ${timeoutMs} ms (planned ${this.position} of ${target}${why})`);
       }
       this.ledger.poke();
       await new Promise<void>((resolve) => {

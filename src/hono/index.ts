@@ -31,15 +31,29 @@ function staticFile(path: string | URL): Promise<string> {
   return file;
 }
 
-const uninstrumented = new WeakMap<Headers, (name: string) => string | null>();
+/** The request's own header accessors, saved before instrumenting (reads through them are not recorded). */
+interface RawHeaders {
+  get(name: string): string | null;
+  forEach(callback: (value: string, name: string) => void): void;
+}
+const uninstrumented = new WeakMap<Headers, RawHeaders>();
 
-/** Make the request's header reads visible to the capture: each header read becomes an ambient input. */
-function instrumentHeaders(headers: Headers): void {
-  if (uninstrumented.has(headers)) return;
+/**
+ * Make the request's header reads visible to the capture: each header read becomes an ambient input. The
+ * accessors are bound from the instance itself, because adapters (such as @hono/node-server) give requests their
+ * own Headers implementation.
+ */
+function instrumentHeaders(headers: Headers): RawHeaders {
+  const known = uninstrumented.get(headers);
+  if (known) return known;
   const get = headers.get.bind(headers);
   const has = headers.has.bind(headers);
   const forEach = headers.forEach.bind(headers);
-  uninstrumented.set(headers, get);
+  const entries = headers.entries.bind(headers);
+  const keys = headers.keys.bind(headers);
+  const values = headers.values.bind(headers);
+  const raw: RawHeaders = { get, forEach };
+  uninstrumented.set(headers, raw);
   const readAll = () => forEach((value, name) => recordInput(`header:${name}`, value));
   Object.assign(headers, {
     get(name: string) {
@@ -57,26 +71,27 @@ function instrumentHeaders(headers: Headers): void {
     },
     entries() {
       readAll();
-      return Headers.prototype.entries.call(headers);
+      return entries();
     },
     keys() {
       readAll();
-      return Headers.prototype.keys.call(headers);
+      return keys();
     },
     values() {
       readAll();
-      return Headers.prototype.values.call(headers);
+      return values();
     },
     [Symbol.iterator]() {
       readAll();
-      return Headers.prototype.entries.call(headers);
+      return entries();
     },
   });
+  return raw;
 }
 
 function rawHeader(c: Context, name: string): string | null {
   const headers = c.req.raw.headers;
-  return (uninstrumented.get(headers) ?? headers.get.bind(headers))(name);
+  return uninstrumented.get(headers)?.get(name) ?? headers.get(name);
 }
 
 function parseCookies(header: string | null): Map<string, string> {
@@ -111,10 +126,10 @@ export function header(c: Context, name: string): string | undefined {
   return value ?? undefined;
 }
 
-function headerRecord(headers: Headers, get: (name: string) => string | null): Record<string, string> {
+function headerRecord(headers: RawHeaders): Record<string, string> {
   const out: Record<string, string> = {};
-  Headers.prototype.forEach.call(headers, (_value: string, name: string) => {
-    out[name] = get(name) ?? "";
+  headers.forEach((value, name) => {
+    out[name] = value;
   });
   return out;
 }
@@ -138,7 +153,7 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     const url = new URL(c.req.url);
     const capture = createCapture(url.pathname + url.search);
     capture.renderOffset = await upkeep.ledger.head(); // before the first read: see deliver/hub.ts
-    instrumentHeaders(c.req.raw.headers);
+    const rawHeaders = instrumentHeaders(c.req.raw.headers);
     await runWithCapture(capture, () => next());
 
     const response = c.res;
@@ -167,8 +182,7 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       }
       return;
     }
-    const get = uninstrumented.get(c.req.raw.headers)!;
-    const marker = upkeep.hub.registerRender(capture, html, headerRecord(c.req.raw.headers, get), url.origin);
+    const marker = upkeep.hub.registerRender(capture, html, headerRecord(rawHeaders), url.origin);
     const id = `upkeep_${crypto.randomUUID()}`;
     const headers = new Headers(response.headers);
     headers.delete("content-length");

@@ -121,6 +121,12 @@ export function createApp(upkeep: Upkeep) {
       html`<html><body><h1>${owner}</h1>${rows.map((r) => html`<p id="s_${r.id}">${r.body}</p>`)}</body></html>`,
     );
   });
+  app.get("/lang", async (c) => {
+    const language = c.req.header("accept-language") ?? "en";
+    const rows = await db.selectFrom("items").select(["id", "title"]).where("list", "=", "a").orderBy("id").execute();
+    const label = language.startsWith("fr") ? "articles" : "items";
+    return c.html(html`<html><body><h1>${rows.length} ${label}</h1></body></html>`);
+  });
   app.get("/raw", async (c) => {
     const rows = await db.selectFrom("items").selectAll().where(sql<boolean>`title like 'a%'`).execute();
     return c.html(html`<html><body>${rows.length}</body></html>`);

@@ -113,3 +113,16 @@ export class SubscriptionTokenError extends UpkeepError {
     this.problem = problem;
   }
 }
+
+/** A Turbo Stream message that a browser could not apply (the testing DOM oracle raises it). */
+export class StreamActionError extends UpkeepError {
+  readonly stream: string;
+  constructor(stream: string, detail: string) {
+    super(
+      "stream_action",
+      `Cannot apply Turbo Stream message: ${detail}\n  message: ${stream.slice(0, 500)}`,
+      "send <turbo-stream action=… target=…|targets=…><template>…</template></turbo-stream> elements only",
+    );
+    this.stream = stream;
+  }
+}

@@ -1,0 +1,132 @@
+// The demo board in a real Chromium: the demo server runs as a child process on a temporary SQLite file; writes
+// come from a browser form, from raw SQL in this process, and while the server is down.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, before, describe, test } from "node:test";
+import type { Page } from "playwright-core";
+import {
+  type Browser,
+  browserSkip,
+  type DemoServer,
+  freePort,
+  launchBrowser,
+  recordSocketFrames,
+  type SocketLog,
+  startDemoServer,
+} from "../support/browser.ts";
+
+const skip = browserSkip();
+// Generous bound for one browser step on a loaded 2-core machine; a bound on waiting, not an assertion on time.
+const STEP_TIMEOUT = 30_000;
+
+describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
+  let dir: string;
+  let dbPath: string;
+  let server: DemoServer;
+  let browser: Browser;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "upkeep-e2e-"));
+    dbPath = join(dir, "demo.sqlite");
+    server = await startDemoServer({ port: await freePort(), databaseUrl: `file:${dbPath}` });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Open `path` in a new tab and wait until its live subscription is acknowledged. */
+  async function openLive(path: string): Promise<{ page: Page; socket: SocketLog; errors: string[] }> {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT);
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    const socket = recordSocketFrames(page);
+    await page.goto(server.url + path);
+    await withTimeout(socket.waitFor("subscribed"), `subscription of ${path}\n${server.output()}`);
+    return { page, socket, errors };
+  }
+
+  function rawWrite(sql: string, ...params: Array<string | number>): void {
+    const db = new DatabaseSync(dbPath);
+    try {
+      db.exec("pragma busy_timeout = 5000");
+      db.prepare(sql).run(...params);
+    } finally {
+      db.close();
+    }
+  }
+
+  const cardTitle = (page: Page, id: number) => page.locator(`#card_${id} .title`);
+
+  test("a form write in one page updates the other page on the same board", async () => {
+    const a = await openLive("/boards/1");
+    const b = await openLive("/boards/1");
+    const title = `From the form ${Date.now()}`;
+    await a.page.getByLabel("New card in To do").fill(title);
+    await a.page.locator("#column_todo form.add-card button").click();
+    await b.page.locator("#cards_todo").getByText(title).waitFor();
+    await a.page.locator("#cards_todo").getByText(title).waitFor();
+    assert.ok(b.socket.count("patch") >= 1, "the other page was patched over its WebSocket");
+    assert.deepEqual(b.errors, []);
+    await a.page.close();
+    await b.page.close();
+  });
+
+  test("a raw SQL write updates both pages; a page on another board receives no frames for it", async () => {
+    const a = await openLive("/boards/1");
+    const b = await openLive("/boards/1");
+    const other = await openLive("/boards/2");
+    const patchesBefore = other.socket.count("patch");
+
+    rawWrite("update cards set title = ? where id = 1", "Renamed by raw SQL");
+    await cardTitle(a.page, 1).getByText("Renamed by raw SQL").waitFor();
+    await cardTitle(b.page, 1).getByText("Renamed by raw SQL").waitFor();
+
+    // Each subscriber's messages arrive in ledger order: once the other board's page shows a later write to its
+    // own board, every message the first write could have caused it has arrived too.
+    rawWrite("update cards set title = ? where id = 6", "Board two, later");
+    await cardTitle(other.page, 6).getByText("Board two, later").waitFor();
+    assert.equal(
+      other.socket.count("patch") - patchesBefore,
+      1,
+      `the board 2 page received only its own write: ${JSON.stringify(other.socket.frames)}`,
+    );
+    assert.equal(a.socket.frames.filter((f) => f.type === "reload").length, 0);
+    for (const p of [a, b, other]) await p.page.close();
+  });
+
+  test("after a SIGKILL and a write while the server is down, the restarted server brings the page up to date", async () => {
+    const a = await openLive("/boards/1");
+    await server.kill();
+    rawWrite("update cards set title = ? where id = 2", "Written while the server was down");
+    server = await startDemoServer({ port: server.port, databaseUrl: `file:${dbPath}` });
+    // The page reconnects with backoff and resumes from the last offset it applied.
+    await cardTitle(a.page, 2).getByText("Written while the server was down").waitFor({ timeout: 60_000 });
+    // And it stays live on the new process.
+    rawWrite("update cards set title = ? where id = 2", "After the restart");
+    await cardTitle(a.page, 2).getByText("After the restart").waitFor();
+    assert.deepEqual(a.errors, []);
+    await a.page.close();
+  });
+});
+
+async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), STEP_TIMEOUT);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -67,6 +67,7 @@ async function runServer(database: string): Promise<void> {
   });
   const plainPort = (plainServer.address() as { port: number }).port;
 
+  process.on("SIGINT", () => process.exit(0));
   process.on("message", (message: ServerRequest) => {
     if (message.type === "cpu") {
       const { user, system } = process.cpuUsage();
@@ -96,7 +97,7 @@ class ServerChild {
   readonly #waiting = new Map<string, { resolve: (reply: ServerReply) => void; reject: (error: Error) => void }>();
   constructor(database: string) {
     this.child = fork(new URL(import.meta.url).pathname, ["--server", database], {
-      execArgv: ["--import", "tsx"],
+      execArgv: ["--import", "tsx", ...(process.env.UPKEEP_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.UPKEEP_BENCH_PROFILE}`] : [])],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.child.on("message", (reply: ServerReply) => {
@@ -123,7 +124,8 @@ class ServerChild {
     return (user + system) / 1000;
   }
   stop(): void {
-    this.child.kill("SIGKILL");
+    // With UPKEEP_BENCH_PROFILE the server must exit normally to write its CPU profile.
+    this.child.kill(process.env.UPKEEP_BENCH_PROFILE ? "SIGINT" : "SIGKILL");
   }
 }
 

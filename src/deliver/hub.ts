@@ -168,12 +168,14 @@ export class Hub implements SubscriptionHub {
         }
       }
     }
-    this.registry.recordRender(target, {
+    const recorded = this.registry.recordRender(target, {
       offset: capture.renderOffset,
       html: result.html,
       inputs,
       deps: capture.queries,
     });
+    // Facts planned while the replay ran were matched against the old reads (or none): plan them again.
+    if (recorded && capture.renderOffset < this.position) this.catchUp(target, capture.renderOffset, this.position);
     this.deliver(target);
   }
 
@@ -225,18 +227,16 @@ export class Hub implements SubscriptionHub {
       this.deliver(group);
       if (offset < this.position) this.catchUp(group, offset, this.position);
     }
-    const token = signToken(
-      {
-        url: capture.url,
-        identity,
-        inputs,
-        incarnation: this.ledger.incarnation,
-        offset,
-        exp: Date.now() + this.options.tokenTtlMs,
-      },
-      this.options.secret,
-    );
-    return { token, offset, incarnation: this.ledger.incarnation };
+    // Pages of one group rendered at the same offset get the same claims: sign once, reuse while fresh.
+    const now = Date.now();
+    let token = group.token;
+    if (!token || token.offset !== offset || token.exp - now < this.options.tokenTtlMs / 2) {
+      const exp = now + this.options.tokenTtlMs;
+      const claims = { url: capture.url, identity, inputs, incarnation: this.ledger.incarnation, offset, exp };
+      token = { offset, exp, value: signToken(claims, this.options.secret) };
+      group.token = token;
+    }
+    return { token: token.value, offset, incarnation: this.ledger.incarnation };
   }
 
   /** Plan the facts (from, to] that the loop planned before the group's dependencies were registered. */

@@ -10,6 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Context, MiddlewareHandler } from "hono";
+import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
 import { createCapture, currentCapture, recordInput, runWithCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
@@ -135,6 +136,23 @@ function headerRecord(headers: RawHeaders): Record<string, string> {
 }
 
 /** Refusals already warned about, per Upkeep instance (production warns once per reason and SQL). */
+/**
+ * Remember the HTML string each `c.html()` response was made from, so that injecting the live marker does not
+ * have to read the response body back through a stream. Same resolution as Hono's own `c.html`.
+ */
+function rememberHtml(c: Context, bodies: WeakMap<Response, string>): void {
+  const original = c.html.bind(c) as (html: string, ...rest: unknown[]) => Response;
+  const finish = (html: unknown, rest: unknown[]) => {
+    const response = original(html as string, ...rest);
+    bodies.set(response, String(html));
+    return response;
+  };
+  c.html = ((html: unknown, ...rest: unknown[]) =>
+    typeof html === "object" && html !== null
+      ? resolveCallback(html as unknown as string, HtmlEscapedCallbackPhase.Stringify, false, {}).then((s) => finish(s, rest))
+      : finish(html, rest)) as Context["html"];
+}
+
 const warnedRefusals = new WeakMap<Upkeep, Set<string>>();
 
 export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
@@ -152,8 +170,13 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     const replay = currentReplay();
     const url = new URL(c.req.url);
     const capture = createCapture(url.pathname + url.search);
-    capture.renderOffset = await upkeep.ledger.head(); // before the first read: see deliver/hub.ts
+    // Before the first read (see deliver/hub.ts). The hub's planned position is a lower bound of the ledger head
+    // that costs no query: every fact this render cannot see commits after its reads, so its offset is above the
+    // head at that moment and hence above this value. Facts between the two are planned again, never missed.
+    capture.renderOffset = upkeep.hub.position;
     const rawHeaders = instrumentHeaders(c.req.raw.headers);
+    const bodies = new WeakMap<Response, string>();
+    rememberHtml(c, bodies);
     await runWithCapture(capture, () => next());
 
     const response = c.res;
@@ -162,13 +185,15 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       if (replay) replay.result = { status: response.status, html: "", capture };
       return;
     }
-    const html = await response.clone().text();
+    const html = bodies.get(response) ?? (await response.text());
     if (replay) {
       replay.result = { status: 200, html, capture };
       return;
     }
     if (capture.refusals.length > 0) {
       const refusal = capture.refusals[0]!;
+      c.res = undefined;
+      c.res = new Response(html, response);
       if (upkeep.mode !== "production") throw refusal;
       const key = `${refusal.code} ${refusal.sql}`;
       let warned = warnedRefusals.get(upkeep);
@@ -182,11 +207,18 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       }
       return;
     }
-    const marker = upkeep.hub.registerRender(capture, html, headerRecord(rawHeaders), url.origin);
+    const marker = upkeep.hub.registerRender(
+      capture,
+      html,
+      capture.inputs.size > 0 ? headerRecord(rawHeaders) : {},
+      url.origin,
+    );
     const id = `upkeep_${crypto.randomUUID()}`;
     const headers = new Headers(response.headers);
     headers.delete("content-length");
     headers.set("cache-control", "no-store");
+    // Clearing first keeps the new body a string: Hono's setter would otherwise re-wrap it as a stream.
+    c.res = undefined;
     c.res = new Response(injectMarker(html, liveMarker({ id, ...marker })), { status: 200, headers });
   };
 }

@@ -47,16 +47,32 @@ export function createDialect(database: string, hooks: DialectHooks = {}): Diale
   };
 }
 
-/** Adapts node:sqlite's DatabaseSync to the better-sqlite3-like interface Kysely's SqliteDialect expects. */
+/** Prepared statements kept per connection (SQL text → statement); the oldest is dropped beyond this. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Adapts node:sqlite's DatabaseSync to the better-sqlite3-like interface Kysely's SqliteDialect expects.
+ * Statements are prepared once per SQL text and reused: Kysely runs one query at a time per connection, and the
+ * same page queries run on every GET and every replay.
+ */
 export function sqliteAdapter(db: DatabaseSync) {
+  const cache = new Map<string, { statement: StatementSync; reader: boolean }>();
+  const prepared = (sql: string) => {
+    let entry = cache.get(sql);
+    if (!entry) {
+      const statement = db.prepare(sql);
+      entry = { statement, reader: statement.columns().length > 0 };
+      if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      cache.set(sql, entry);
+    }
+    return entry;
+  };
   return {
     close: () => db.close(),
     prepare(sql: string) {
-      const statement: StatementSync = db.prepare(sql);
+      const { statement, reader } = prepared(sql);
       return {
-        get reader() {
-          return statement.columns().length > 0;
-        },
+        reader,
         all: (parameters: ReadonlyArray<unknown>) => statement.all(...toSqliteParams(parameters)),
         run: (parameters: ReadonlyArray<unknown>) => statement.run(...toSqliteParams(parameters)),
         iterate: (parameters: ReadonlyArray<unknown>) =>

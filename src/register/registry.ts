@@ -37,6 +37,8 @@ export interface PageGroup {
   dirty: boolean;
   rendering: Promise<void> | null;
   readonly subscribers: Set<Subscriber>;
+  /** The last token signed for a render of the group (reused by pages rendered at the same offset). */
+  token: { offset: number; exp: number; value: string } | null;
   /** Last time the group had a subscriber or a render (ms epoch); idle groups are swept. */
   touchedAt: number;
 }
@@ -65,6 +67,7 @@ export class Registry {
         dirty: false,
         rendering: null,
         subscribers: new Set(),
+        token: null,
         touchedAt: Date.now(),
       };
       this.groups.set(key, group);

@@ -16,10 +16,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { serve } from "@hono/node-server";
 import { WebSocket, WebSocketServer } from "ws";
+import { prepareDemoDatabase } from "../demo/schema.ts";
 import { WIRE } from "../src/constants.ts";
 import type { ServerMessage } from "../src/deliver/types.ts";
 import { createUpkeep } from "../src/index.ts";
-import { prepareDemoDatabase } from "../demo/schema.ts";
 
 const SECRET = "upkeep-bench-secret-at-least-32-characters-long";
 const PAGE = "/boards/1";
@@ -97,7 +97,13 @@ class ServerChild {
   readonly #waiting = new Map<string, { resolve: (reply: ServerReply) => void; reject: (error: Error) => void }>();
   constructor(database: string) {
     this.child = fork(new URL(import.meta.url).pathname, ["--server", database], {
-      execArgv: ["--import", "tsx", ...(process.env.UPKEEP_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.UPKEEP_BENCH_PROFILE}`] : [])],
+      execArgv: [
+        "--import",
+        "tsx",
+        ...(process.env.UPKEEP_BENCH_PROFILE
+          ? ["--cpu-prof", `--cpu-prof-dir=${process.env.UPKEEP_BENCH_PROFILE}`]
+          : []),
+      ],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.child.on("message", (reply: ServerReply) => {

@@ -3,13 +3,14 @@
 //
 // Board pages are hono/jsx components; the board list is written with hono's `html` tagged template (no JSX
 // transform needed) to show that both styles work.
-import { Hono } from "hono";
+
 import type { Context } from "hono";
+import { Hono } from "hono";
 import { setCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import type { Child, FC } from "hono/jsx";
-import type { Upkeep } from "../src/index.ts";
 import { cookie, upkeepMiddleware } from "../src/hono/index.ts";
+import type { Upkeep } from "../src/index.ts";
 import { type CardStatus, type Database, STATUSES } from "./schema.ts";
 
 export const VIEWER_COOKIE = "viewer";

@@ -26,7 +26,7 @@ import type {
   TableNode,
   ValueNode,
 } from "kysely";
-import { RefusedBoundaryError, type RefusalCode } from "../errors.ts";
+import { type RefusalCode, RefusedBoundaryError } from "../errors.ts";
 import type { Row } from "../ledger/types.ts";
 import type { ColumnRef, Operand, OrderTerm, Predicate, QueryDependency, TableRead, Value } from "./types.ts";
 

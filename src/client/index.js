@@ -6,12 +6,12 @@
 // Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
 // Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
 
-import { CLIENT_TUNING, WIRE } from "./constants.js";
 import { ConnectionManager } from "./connection.js";
+import { CLIENT_TUNING, WIRE } from "./constants.js";
 
 export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.js";
-export { CLIENT_TUNING, WIRE } from "./constants.js";
 export { ConnectionManager } from "./connection.js";
+export { CLIENT_TUNING, WIRE } from "./constants.js";
 export { IDLE, transition } from "./state.js";
 
 /** Token problems the page can only fix by rendering again (a fresh token, the current identity, the new ledger). */

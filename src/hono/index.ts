@@ -149,7 +149,9 @@ function rememberHtml(c: Context, bodies: WeakMap<Response, string>): void {
   };
   c.html = ((html: unknown, ...rest: unknown[]) =>
     typeof html === "object" && html !== null
-      ? resolveCallback(html as unknown as string, HtmlEscapedCallbackPhase.Stringify, false, {}).then((s) => finish(s, rest))
+      ? resolveCallback(html as unknown as string, HtmlEscapedCallbackPhase.Stringify, false, {}).then((s) =>
+          finish(s, rest),
+        )
       : finish(html, rest)) as Context["html"];
 }
 

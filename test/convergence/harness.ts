@@ -9,8 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Kysely, Transaction } from "kysely";
 import { register } from "tsx/esm/api";
-import { createUpkeep, type Upkeep } from "../../src/index.ts";
-import { freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
 import {
   type CardStatus,
   createSchema,
@@ -20,6 +18,8 @@ import {
   resetToSeed,
   STATUSES,
 } from "../../demo/schema.ts";
+import { createUpkeep, type Upkeep } from "../../src/index.ts";
+import { freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
 
 export type Dialect = "sqlite" | "postgres";
 

@@ -1,7 +1,8 @@
 // A SubscriptionHub for transport tests: records requests, answers like the real hub (ack on the sink, token
 // errors as rejections) and lets a test push messages to any live subscription.
-import { SubscriptionTokenError } from "../../src/errors.ts";
+
 import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "../../src/deliver/types.ts";
+import { SubscriptionTokenError } from "../../src/errors.ts";
 
 export interface LiveSubscription {
   request: SubscribeRequest;

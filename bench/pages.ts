@@ -271,6 +271,9 @@ async function writeRound(port: number, clients: Client[], writes: number, serve
     serverCpuMsPerWrite: round(cpu / writes),
     rendersPerWrite: round((statsAfter.renders - statsBefore.renders) / writes),
     messagesPerWrite: round((statsAfter.messages - statsBefore.messages) / writes),
+    bytesPerMessage: Math.round(
+      (statsAfter.bytes - statsBefore.bytes) / Math.max(1, statsAfter.messages - statsBefore.messages),
+    ),
   };
 }
 
@@ -315,7 +318,7 @@ async function main(): Promise<void> {
       rounds.push(round_);
       console.log(
         `${String(n).padStart(5)} clients: Upkeep p50 ${upkeep.p50} ms p95 ${upkeep.p95} ms, ` +
-          `${upkeep.rendersPerWrite} renders/write, ${upkeep.serverCpuMsPerWrite} ms CPU/write | ` +
+          `${upkeep.rendersPerWrite} renders/write, ${upkeep.bytesPerMessage} B/message, ${upkeep.serverCpuMsPerWrite} ms CPU/write | ` +
           `refresh p95 ${baseline.p95} ms, ${baseline.serverCpuMsPerWrite} ms CPU/write | ` +
           `latency ${round_.p95Ratio}× (aim ≥ 5), CPU ${round_.cpuRatio}× (aim ≥ 20)`,
       );

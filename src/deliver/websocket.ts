@@ -173,7 +173,7 @@ class Connection {
   #send(message: ServerMessage): void {
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     try {
-      this.#ws.send(JSON.stringify(message));
+      this.#ws.send(encode(message), { binary: false });
     } catch {
       // The socket is closing; its 'close' handler unsubscribes.
     }
@@ -385,4 +385,23 @@ function rawToString(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
   if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
   return data.toString("utf8");
+}
+
+/**
+ * A page group's patch goes to every subscriber with only the id differing. The HTML is JSON-encoded once (the
+ * hub hands every subscriber the same string) and each frame is that buffer behind a small per-subscriber prefix,
+ * which `ws` writes without copying or re-encoding.
+ */
+let lastHtml: string | null = null;
+let lastHtmlJson: Buffer = Buffer.alloc(0);
+const CLOSE_BRACE = Buffer.from("}");
+
+export function encode(message: ServerMessage): Buffer {
+  if (message.type !== "patch") return Buffer.from(JSON.stringify(message));
+  if (message.html !== lastHtml) {
+    lastHtml = message.html;
+    lastHtmlJson = Buffer.from(JSON.stringify(message.html));
+  }
+  const head = `{"type":"patch","id":${JSON.stringify(message.id)},"offset":${message.offset},"html":`;
+  return Buffer.concat([Buffer.from(head), lastHtmlJson, CLOSE_BRACE]);
 }

@@ -1,0 +1,16 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { encode } from "../../src/deliver/websocket.ts";
+import type { ServerMessage } from "../../src/deliver/types.ts";
+
+test("patch frames share the encoded HTML and decode to exactly the message", () => {
+  const html = `<turbo-stream action="update"><template><p title="a \\"q\\"">é ✓ \u2028 </p></template></turbo-stream>`;
+  const messages: ServerMessage[] = [
+    { type: "patch", id: 'x"1', offset: 7, html },
+    { type: "patch", id: "y", offset: 8, html },
+    { type: "patch", id: "z", offset: 9, html: `${html}<b>` },
+    { type: "reload", id: "r", reason: "incarnation_mismatch" },
+    { type: "error", code: "token_forged", message: "bad\nline" },
+  ];
+  for (const message of messages) assert.deepEqual(JSON.parse(encode(message).toString("utf8")), message);
+});

@@ -158,7 +158,10 @@ export class Hub implements SubscriptionHub {
       for (const subscriber of [...group.subscribers]) {
         const own = deriveIdentity(inputs, subscriber.headers).digest;
         const destination = own === identity ? target : this.registry.ensure(group.url, own, group.origin);
-        if (destination === group) continue;
+        if (destination === group) {
+          group.dirty = true; // still this group's identity, but this render was not made for it
+          continue;
+        }
         group.subscribers.delete(subscriber);
         destination.subscribers.add(subscriber);
         subscriber.group = destination;

@@ -375,6 +375,12 @@ export async function openHarness(dialect: Dialect, url?: string): Promise<Harne
           await runStep(db, raw, step);
           // Sometimes let the pipeline catch up mid-sequence, so both settled and in-flight paths are exercised.
           if (r.chance(0.2)) await upkeep.settle();
+          // Sometimes open another page while facts are still in flight: its GET, registration and subscription
+          // race the planner (the render → subscribe race of deliver/hub.ts).
+          if (r.chance(0.25)) {
+            const spec = r.pick(PAGE_POOL);
+            pages.push({ spec, page: await openLivePage(upkeep, app, spec.url, spec) });
+          }
         }
         await upkeep.settle();
         for (const { spec, page } of pages) {

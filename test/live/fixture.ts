@@ -127,6 +127,12 @@ export function createApp(upkeep: Upkeep) {
     const label = language.startsWith("fr") ? "articles" : "items";
     return c.html(html`<html><body><h1>${rows.length} ${label}</h1></body></html>`);
   });
+  // Reads the theme cookie only when list "c" has items: the identity of the page depends on the data.
+  app.get("/branch", async (c) => {
+    const rows = await db.selectFrom("items").select(["id", "title"]).where("list", "=", "c").execute();
+    const theme = rows.length > 0 ? (cookie(c, "theme") ?? "plain") : "none";
+    return c.html(html`<html><body><p id="theme">${theme}</p><p id="n">${rows.length}</p></body></html>`);
+  });
   app.get("/raw", async (c) => {
     const rows = await db.selectFrom("items").selectAll().where(sql<boolean>`title like 'a%'`).execute();
     return c.html(html`<html><body>${rows.length}</body></html>`);

@@ -123,6 +123,28 @@ for (const dialect of DIALECTS) {
       for (const page of [alice, alice2, bob]) page.close();
     });
 
+    it("a render that starts reading a cookie splits the page group by that cookie's values", async () => {
+      const dark = await openLivePage(ctx.upkeep, ctx.app, "/branch", { headers: { cookie: "theme=dark" } });
+      const light = await openLivePage(ctx.upkeep, ctx.app, "/branch", { headers: { cookie: "theme=light" } });
+      const none = await openLivePage(ctx.upkeep, ctx.app, "/branch");
+      assert.match(dark.body(), /none/);
+      await fixture!.exec("insert into items (list, title, pos) values ('c', 'first', 1)");
+      await ctx.upkeep.settle();
+      assert.match(dark.body(), />dark</);
+      assert.match(light.body(), />light</);
+      assert.match(none.body(), />plain</);
+      await fixture!.exec("insert into items (list, title, pos) values ('c', 'second', 2)");
+      await ctx.upkeep.settle();
+      for (const [page, cookie] of [
+        [dark, "theme=dark"],
+        [light, "theme=light"],
+        [none, ""],
+      ] as const) {
+        assert.equal(page.body(), await freshBody(ctx.app, "/branch", cookie ? { cookie } : {}));
+        page.close();
+      }
+    });
+
     it("tokens: forged, tampered, expired and another viewer's are refused with their codes", async () => {
       const response = await ctx.app.fetch(
         new Request("http://localhost/me", { headers: { accept: "text/html", cookie: "user=alice" } }),

@@ -1,12 +1,21 @@
 // The subscription hub: follows the ledger, plans each batch of facts against the registry, replays each dirty
 // page group once, and sends the result to every subscriber of the group, in offset order.
 //
-// The render → subscribe race. A GET records the ledger head R *before* its first read and puts it in the live
-// marker. Its dependencies enter the reverse index when the response is produced; facts the hub had already
-// planned past R are re-read and matched against the new group (catch-up), so every fact after R is planned
-// against the page at least once. A browser subscribes with R; if its group is dirty by then it is replayed,
-// and a replay renders current state with idempotent stream actions: repeating a fact is harmless, missing one
-// is impossible.
+// Why no committed fact is missed (DESIGN: "the render → subscribe race").
+//  1. Render offsets are lower bounds. A render (a GET or a replay) is labelled with the planner's position when
+//     it starts, before its first read. Every fact the render cannot see commits after its reads, hence after
+//     every fact the planner had read, so its offset is above the label. (The label may be too low — the render
+//     may already show some later facts — which costs at most a redundant replay, never a missed fact.)
+//  2. Every fact above a group's render offset is planned against the reads of that render. Facts the loop plans
+//     after the reads are registered reach them through the reverse index. Facts the loop planned between the
+//     render's start and its registration were matched against the group's previous reads (or none): the hub
+//     reads them again from the ledger and matches them against the new reads ("catch-up").
+//  3. A group with a matched fact is dirty until a replay whose label is at or above that fact runs. A browser
+//     subscribes with the label of the render it shows; it is sent the group's latest render when that is newer,
+//     and every later replay; replays render current state and the morph is idempotent, so repeating a fact is
+//     harmless.
+// test/live/live.test.ts ("a write landing between the GET and the subscribe", "resumes on another process")
+// and the convergence oracle fail if any step of this argument is wrong.
 
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING } from "../constants.ts";

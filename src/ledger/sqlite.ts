@@ -30,7 +30,9 @@ const PREFIX = LEDGER.triggerPrefix;
 const GUARD = "upkeep_guard_facts";
 /** json_object takes at most 127 arguments; wider rows are built in chunks with json_insert. */
 const COLUMNS_PER_CALL = 60;
-const NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+// Seconds since the epoch with millisecond precision; formatted to ISO-8601 when read (strftime in the trigger
+// costs a quarter of the trigger's time on bulk statements).
+const NOW = "unixepoch('subsec')";
 
 interface TableInfo {
   name: string;
@@ -231,7 +233,7 @@ interface FactRow {
   key: string | null;
   old: string | null;
   new: string | null;
-  at: string;
+  at: number;
 }
 
 class SqliteLedger implements Ledger {
@@ -328,7 +330,7 @@ class SqliteLedger implements Ledger {
   }
 
   async prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
-    const cutoff = new Date(Date.now() - options.olderThanMs).toISOString();
+    const cutoff = (Date.now() - options.olderThanMs) / 1000; // `at` is seconds since the epoch
     return withTransaction(this.#db, "IMMEDIATE", () => {
       const head = this.#head();
       const horizon = Number(meta(this.#db, "horizon") ?? 0);
@@ -372,7 +374,7 @@ function toFact(r: FactRow, incarnation: string): Fact {
     new: now,
     // SQLite has no transaction id a trigger can read; 'now' is fixed for the duration of one statement, so
     // facts of one statement share this value (see docs/ledger.md).
-    txid: r.at,
-    committedAt: r.at,
+    txid: String(r.at),
+    committedAt: new Date(Number(r.at) * 1000).toISOString(),
   };
 }

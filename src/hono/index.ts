@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
-import { createCapture, currentCapture, recordInput, runWithCapture } from "../capture/context.ts";
+import { createCapture, currentCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import { currentReplay, injectMarker, liveMarker } from "../render/page.ts";
@@ -95,27 +95,9 @@ function rawHeader(c: Context, name: string): string | null {
   return uninstrumented.get(headers)?.get(name) ?? headers.get(name);
 }
 
-function parseCookies(header: string | null): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of (header ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq < 0) continue;
-    const name = part.slice(0, eq).trim();
-    if (!name || out.has(name)) continue;
-    let value = part.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-    try {
-      out.set(name, decodeURIComponent(value));
-    } catch {
-      out.set(name, value);
-    }
-  }
-  return out;
-}
-
 /** Read one cookie, recording exactly that cookie (not the whole Cookie header) as an input of the page. */
 export function cookie(c: Context, name: string): string | undefined {
-  const value = parseCookies(rawHeader(c, "cookie")).get(name);
+  const value = parseCookies(rawHeader(c, "cookie") ?? "").get(name);
   recordInput(`cookie:${name}`, value ?? null);
   return value;
 }

@@ -117,7 +117,6 @@ function headerRecord(headers: RawHeaders): Record<string, string> {
   return out;
 }
 
-/** Refusals already warned about, per Upkeep instance (production warns once per reason and SQL). */
 /**
  * Remember the HTML string each `c.html()` response was made from, so that injecting the live marker does not
  * have to read the response body back through a stream. Same resolution as Hono's own `c.html`.
@@ -137,6 +136,7 @@ function rememberHtml(c: Context, bodies: WeakMap<Response, string>): void {
       : finish(html, rest)) as Context["html"];
 }
 
+/** Refusals already warned about, per Upkeep instance (production warns once per reason and SQL). */
 const warnedRefusals = new WeakMap<Upkeep, Set<string>>();
 
 export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
@@ -166,7 +166,8 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     const response = c.res;
     const type = response.headers.get("content-type") ?? "";
     if (response.status !== 200 || !type.includes("text/html")) {
-      if (replay) replay.result = { status: response.status, html: "", capture };
+      // Not a page (any more): a replay reports it so that the hub tells the browsers to reload.
+      if (replay) replay.result = { status: response.status === 200 ? 406 : response.status, html: "", capture: null };
       return;
     }
     const html = bodies.get(response) ?? (await response.text());

@@ -127,6 +127,15 @@ export function createApp(upkeep: Upkeep) {
     const label = language.startsWith("fr") ? "articles" : "items";
     return c.html(html`<html><body><h1>${rows.length} ${label}</h1></body></html>`);
   });
+  app.get("/items/:id", async (c) => {
+    const item = await db
+      .selectFrom("items")
+      .selectAll()
+      .where("id", "=", Number(c.req.param("id")))
+      .executeTakeFirst();
+    if (!item) return c.html(html`<html><body>gone</body></html>`, 404);
+    return c.html(html`<html><body><h1 id="title">${item.title}</h1></body></html>`);
+  });
   // Reads the theme cookie only when list "c" has items: the identity of the page depends on the data.
   app.get("/branch", async (c) => {
     const rows = await db.selectFrom("items").select(["id", "title"]).where("list", "=", "c").execute();

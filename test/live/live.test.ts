@@ -145,6 +145,29 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it("a page whose GET stops answering 200 is told to reload, as a fresh GET would not show it", async () => {
+      await fixture!.exec("insert into items (list, title, pos) values ('z', 'doomed', 1)");
+      await ctx.upkeep.settle();
+      const row = await ctx.upkeep
+        .db<any>()
+        .selectFrom("items")
+        .select("id")
+        .where("title", "=", "doomed")
+        .executeTakeFirstOrThrow();
+      const page = await openLivePage(ctx.upkeep, ctx.app, `/items/${row.id}`);
+      await fixture!.exec("update items set title = 'still here' where title = 'doomed'");
+      await ctx.upkeep.settle();
+      assert.match(page.body(), /still here/);
+      await fixture!.exec("delete from items where title = 'still here'");
+      await ctx.upkeep.settle();
+      assert.equal(page.reloaded, true);
+      assert.deepEqual(page.messages.at(-1), {
+        type: "reload",
+        id: (page.messages[0] as { id: string }).id,
+        reason: "status_404",
+      });
+    });
+
     it("tokens: forged, tampered, expired and another viewer's are refused with their codes", async () => {
       const response = await ctx.app.fetch(
         new Request("http://localhost/me", { headers: { accept: "text/html", cookie: "user=alice" } }),

@@ -17,17 +17,43 @@
 // test/live/live.test.ts ("a write landing between the GET and the subscribe", "resumes on another process")
 // and the convergence oracle fail if any step of this argument is wrong.
 
+import { createHash } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING } from "../constants.ts";
 import { SubscriptionTokenError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import { affects, planBatch } from "../plan/planner.ts";
 import { type PageGroup, Registry, type Subscriber } from "../register/registry.ts";
-import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
+import { narrowBodyPatch } from "../render/diff.ts";
+import { type FetchApp, pageStream, replayPage, titleOf } from "../render/page.ts";
 import { signToken, verifyToken } from "./token.ts";
 import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
 
 export type Mode = "development" | "test" | "production";
+
+/** A short digest of a rendered page's HTML (tokens carry it; see deliver()). */
+const digests = new Map<string, string>();
+function digestOf(html: string): string {
+  let digest = digests.get(html);
+  if (digest === undefined) {
+    digest = createHash("sha256").update(html).digest("base64url").slice(0, 22);
+    if (digests.size > 256) digests.clear();
+    digests.set(html, digest);
+  }
+  return digest;
+}
+
+/** The narrowed stream for a browser showing `before` ("" when nothing changed), or null for the whole body. */
+function narrowPatch(before: string, after: string): string | null {
+  if (before === after) return "";
+  const body = narrowBodyPatch(before, after);
+  if (body === null) return null;
+  const title = titleOf(after);
+  const titleChanged = title !== null && title !== titleOf(before);
+  return titleChanged
+    ? `${body}<turbo-stream action="update" targets="head > title"><template>${title}</template></turbo-stream>`
+    : body;
+}
 
 export interface HubOptions {
   ledger: Ledger;
@@ -191,15 +217,28 @@ export class Hub implements SubscriptionHub {
     this.deliver(target);
   }
 
-  /** Send the group's latest render to every subscriber whose page is older than it. */
+  /**
+   * Send the group's latest render to every subscriber whose page is older than it: narrowed to the elements that
+   * changed when the subscriber's HTML is known exactly (render/diff.ts), the whole-body morph otherwise. A
+   * subscriber whose page already shows identical HTML gets no message.
+   */
   private deliver(group: PageGroup): void {
-    if (group.html === null) return;
-    let html: string | null = null;
+    const latest = group.html;
+    if (latest === null) return;
+    let full: string | null = null;
+    const narrowed = new Map<string, string | null>();
     for (const subscriber of group.subscribers) {
       if (subscriber.offset >= group.renderOffset) continue;
-      html ??= pageStream(group.html);
-      this.send(subscriber, { type: "patch", id: subscriber.id, offset: group.renderOffset, html });
+      let html: string | null = null;
+      if (subscriber.shown !== null) {
+        if (!narrowed.has(subscriber.shown)) narrowed.set(subscriber.shown, narrowPatch(subscriber.shown, latest));
+        html = narrowed.get(subscriber.shown) ?? null;
+      }
+      html ??= full ??= pageStream(latest);
       subscriber.offset = group.renderOffset;
+      subscriber.shown = latest;
+      if (html === "") continue;
+      this.send(subscriber, { type: "patch", id: subscriber.id, offset: group.renderOffset, html });
     }
   }
 
@@ -239,13 +278,27 @@ export class Hub implements SubscriptionHub {
       this.deliver(group);
       if (offset < this.position) this.catchUp(group, offset, this.position);
     }
-    // Pages of one group rendered at the same offset get the same claims: sign once, reuse while fresh.
+    // Pages of one group rendered at the same offset with the same HTML get the same claims: sign once, reuse.
     const now = Date.now();
+    const rendered = digestOf(html);
     let token = group.token;
-    if (!token || token.offset !== offset || token.exp - now < this.options.tokenTtlMs / 2) {
+    if (
+      !token ||
+      token.offset !== offset ||
+      token.rendered !== rendered ||
+      token.exp - now < this.options.tokenTtlMs / 2
+    ) {
       const exp = now + this.options.tokenTtlMs;
-      const claims = { url: capture.url, identity, inputs, incarnation: this.ledger.incarnation, offset, exp };
-      token = { offset, exp, value: signToken(claims, this.options.secret) };
+      const claims = {
+        url: capture.url,
+        identity,
+        inputs,
+        incarnation: this.ledger.incarnation,
+        offset,
+        exp,
+        rendered,
+      };
+      token = { offset, exp, rendered, value: signToken(claims, this.options.secret) };
       group.token = token;
     }
     return { token: token.value, offset, incarnation: this.ledger.incarnation };
@@ -307,7 +360,12 @@ export class Hub implements SubscriptionHub {
     }
     const origin = request.headers.host ? `http://${request.headers.host}` : "http://localhost";
     const group = this.registry.ensure(claims.url, identity, origin);
-    const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, group };
+    // The page shows exactly the group's latest render when it was served that HTML at that offset.
+    const shown =
+      group.html !== null && offset === group.renderOffset && claims.rendered === digestOf(group.html)
+        ? group.html
+        : null;
+    const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, shown, group };
     group.subscribers.add(subscriber);
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });

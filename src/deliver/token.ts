@@ -17,6 +17,8 @@ export interface TokenClaims {
   offset: number;
   /** Expiry, milliseconds since the epoch. */
   exp: number;
+  /** Digest of the HTML the page was served with: lets the first patch be narrowed against exactly that HTML. */
+  rendered?: string;
 }
 
 /** Longest token accepted; anything longer is refused before any work is done. */
@@ -46,6 +48,7 @@ export function signToken(claims: TokenClaims, secret: string): string {
     incarnation: claims.incarnation,
     offset: claims.offset,
     exp: claims.exp,
+    ...(claims.rendered === undefined ? {} : { rendered: claims.rendered }),
   };
   if (!isClaims(body)) {
     throw new ConfigError(
@@ -109,6 +112,7 @@ function isClaims(value: unknown): value is TokenClaims {
     Number.isSafeInteger(c.offset) &&
     (c.offset as number) >= 0 &&
     typeof c.exp === "number" &&
-    Number.isFinite(c.exp)
+    Number.isFinite(c.exp) &&
+    (c.rendered === undefined || typeof c.rendered === "string")
   );
 }

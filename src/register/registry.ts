@@ -16,6 +16,8 @@ export interface Subscriber {
   readonly headers: Record<string, string>;
   /** The highest offset whose effects this subscriber's page shows. */
   offset: number;
+  /** The rendered HTML this subscriber's page shows, when known exactly (patches are then narrowed against it). */
+  shown: string | null;
   group: PageGroup;
 }
 
@@ -38,7 +40,7 @@ export interface PageGroup {
   rendering: Promise<void> | null;
   readonly subscribers: Set<Subscriber>;
   /** The last token signed for a render of the group (reused by pages rendered at the same offset). */
-  token: { offset: number; exp: number; value: string } | null;
+  token: { offset: number; exp: number; rendered: string; value: string } | null;
   /** Last time the group had a subscriber or a render (ms epoch); idle groups are swept. */
   touchedAt: number;
 }

@@ -44,6 +44,28 @@ for (const dialect of DIALECTS) {
       page.close();
     });
 
+    it("a change inside an element with an id is delivered as a replacement of that element only", async () => {
+      await fixture!.exec("insert into items (list, title, pos) values ('r', 'first', 1), ('r', 'second', 2)");
+      await ctx.upkeep.settle();
+      const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/r");
+      const row = await ctx.upkeep
+        .db<any>()
+        .selectFrom("items")
+        .select("id")
+        .where("title", "=", "second")
+        .executeTakeFirstOrThrow();
+      await fixture!.exec(`update items set title = 'renamed' where id = ${row.id}`);
+      await ctx.upkeep.settle();
+      const patches = page.messages.filter((m) => m.type === "patch");
+      assert.equal(patches.length, 1);
+      assert.equal(
+        (patches[0] as { html: string }).html,
+        `<turbo-stream action="replace" method="morph" target="item_${row.id}"><template><li id="item_${row.id}">renamed</li></template></turbo-stream>`,
+      );
+      assert.equal(page.body(), await freshBody(ctx.app, "/lists/r"));
+      page.close();
+    });
+
     it("a write that cannot affect the page causes no render and no message", async () => {
       const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
       const renders = ctx.upkeep.hub.stats.renders;

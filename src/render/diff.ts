@@ -25,10 +25,33 @@ function isElement(node: Node): node is Element {
   return "tagName" in node;
 }
 
+/** Parsed bodies of recent renders: a group's latest render is the "after" of one patch and the "before" of the
+ *  next, so each render is parsed once. Trees are never mutated. */
+const parsed = new Map<string, Element | null>();
+const PARSED_CACHE_SIZE = 32;
+
 function bodyOf(html: string): Element | null {
-  const document = parse(html);
-  const root = document.childNodes.find((n): n is Element => isElement(n) && n.tagName === "html");
-  return root?.childNodes.find((n): n is Element => isElement(n) && n.tagName === "body") ?? null;
+  let body = parsed.get(html);
+  if (body === undefined) {
+    const document = parse(html);
+    const root = document.childNodes.find((n): n is Element => isElement(n) && n.tagName === "html");
+    body = root?.childNodes.find((n): n is Element => isElement(n) && n.tagName === "body") ?? null;
+    if (parsed.size >= PARSED_CACHE_SIZE) parsed.delete(parsed.keys().next().value as string);
+    parsed.set(html, body);
+  }
+  return body;
+}
+
+/** Structural equality of two parsed nodes (same tree ⇔ same DOM); exits at the first difference. */
+function sameNode(a: Node, b: Node): boolean {
+  if (a.nodeName !== b.nodeName) return false;
+  if (!isElement(a) || !isElement(b)) return textOf(a) === textOf(b);
+  if (a.namespaceURI !== b.namespaceURI || !sameAttributes(a, b)) return false;
+  const x = a.tagName === "template" ? (a as DefaultTreeAdapterMap["template"]).content.childNodes : a.childNodes;
+  const y = b.tagName === "template" ? (b as DefaultTreeAdapterMap["template"]).content.childNodes : b.childNodes;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (!sameNode(x[i]!, y[i]!)) return false;
+  return true;
 }
 
 /** A text node's value or a comment's data. */
@@ -66,19 +89,9 @@ interface Replacement {
 }
 
 class Walk {
-  private readonly outer = new WeakMap<Node, string>();
   private readonly unique: (id: string) => boolean;
   constructor(unique: (id: string) => boolean) {
     this.unique = unique;
-  }
-
-  private html(node: Element): string {
-    let html = this.outer.get(node);
-    if (html === undefined) {
-      html = serializeOuter(node);
-      this.outer.set(node, html);
-    }
-    return html;
   }
 
   /** Replacements that turn `before`'s children into `after`'s, or null when they cannot be expressed. */
@@ -94,7 +107,7 @@ class Walk {
         if (textOf(x) !== textOf(y)) return false;
         continue;
       }
-      if (this.html(x) === this.html(y)) continue;
+      if (sameNode(x, y)) continue;
       if (!OPAQUE.has(y.tagName) && sameAttributes(x, y)) {
         const inner: Replacement[] = [];
         if (this.children(x, y, inner)) {
@@ -104,7 +117,7 @@ class Walk {
       }
       const id = idOf(y);
       if (id !== undefined && idOf(x) === id && this.unique(id)) {
-        out.push({ id, html: this.html(y) });
+        out.push({ id, html: serializeOuter(y) });
         continue;
       }
       return false;

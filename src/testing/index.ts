@@ -3,7 +3,9 @@
 
 import { WIRE } from "../constants.ts";
 import type { ServerMessage } from "../deliver/types.ts";
+import type { MissReason } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
+import type { PageGroup } from "../register/registry.ts";
 import type { FetchApp } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 import { normalizeBody, PatchedDocument } from "./dom.ts";
@@ -95,9 +97,39 @@ export async function freshBody(app: FetchApp, url: string, headers: Record<stri
   return normalizeBody(await response.text());
 }
 
+/** A page group as a match report names it. */
+export interface PageRef {
+  url: string;
+  /** The identity signature (digest of the ambient inputs the render read). */
+  identity: string;
+  subscribers: number;
+}
+
+export interface MatchExplanation {
+  /** Page groups the reverse index offered for the fact. */
+  candidates: PageRef[];
+  /** Page groups whose reads the fact can affect. */
+  matched: PageRef[];
+  /** Every other registered page group, with the reason the fact cannot affect it. */
+  misses: Array<{ page: PageRef; reason: MissReason }>;
+  /** Set when no page group matched. */
+  reason?: "no_matching_subscriber";
+}
+
 /** Why each registered page did or did not react to a fact: candidates, matches and miss reasons. */
-export function explain(upkeep: Upkeep, fact: Fact) {
-  return upkeep.hub.explain(fact);
+export function explain(upkeep: Upkeep, fact: Pick<Fact, "table" | "op" | "old" | "new">): MatchExplanation {
+  const report = upkeep.hub.explain(fact as Fact);
+  const ref = (group: PageGroup): PageRef => ({
+    url: group.url,
+    identity: group.identity,
+    subscribers: group.subscribers.size,
+  });
+  return {
+    candidates: report.candidates.map(ref),
+    matched: report.matched.map(ref),
+    misses: report.misses.map((m) => ({ page: ref(m.subject), reason: m.reason })),
+    ...(report.reason ? { reason: report.reason } : {}),
+  };
 }
 
 function lower(headers: Record<string, string>): Record<string, string> {

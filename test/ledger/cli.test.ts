@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
+import { POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
 import { freshDb } from "./harness.ts";
 
 const bin = new URL("../../bin/upkeep.js", import.meta.url).pathname;
@@ -33,42 +34,56 @@ test("usage errors exit 2 with the usage text", async () => {
   }
 });
 
-test("install, tail from an offset (following new facts), interrupt, uninstall", async () => {
-  const db = await freshDb("sqlite");
-  try {
-    await db.exec("CREATE TABLE files (id integer PRIMARY KEY, body blob, size integer)");
-    const installed = run(["install", "--database", db.url, "--exclude", "other"]);
-    assert.equal(await installed.exit, 0);
-    assert.match(installed.out(), /capturing: files/);
-    await db.exec("INSERT INTO files VALUES (1, x'00ff', 9223372036854775807)");
-    // DATABASE_URL is the default database.
-    const tail = run(["tail", "--after", "0"], { DATABASE_URL: db.url });
-    const lines: string[] = [];
-    await new Promise<void>((resolve) => {
-      tail.child.stdout.on("data", () => {
-        lines.splice(0, lines.length, ...tail.out().split("\n").filter(Boolean));
-        if (lines.length === 1) void db.exec("DELETE FROM files");
-        if (lines.length === 2) resolve();
+const SCHEMA = {
+  sqlite: {
+    create: "CREATE TABLE files (id integer PRIMARY KEY, body blob, size integer)",
+    insert: "INSERT INTO files VALUES (1, x'00ff', 9223372036854775807)",
+  },
+  postgres: {
+    create: "CREATE TABLE files (id integer PRIMARY KEY, body bytea, size bigint)",
+    insert: "INSERT INTO files VALUES (1, '\\x00ff', 9223372036854775807)",
+  },
+};
+
+for (const dialect of ["sqlite", "postgres"] as const) {
+  test(`install, tail from an offset (following new facts), interrupt, uninstall (${dialect})`, async (t) => {
+    if (dialect === "postgres" && !postgresUrl()) return t.skip(POSTGRES_SKIP_MESSAGE);
+    const db = await freshDb(dialect);
+    try {
+      await db.exec(SCHEMA[dialect].create);
+      const installed = run(["install", "--database", db.url, "--exclude", "other"]);
+      assert.equal(await installed.exit, 0);
+      assert.match(installed.out(), /capturing: files/);
+      await db.exec(SCHEMA[dialect].insert);
+      // DATABASE_URL is the default database.
+      const tail = run(["tail", "--after", "0"], { DATABASE_URL: db.url });
+      const lines: string[] = [];
+      await new Promise<void>((resolve) => {
+        tail.child.stdout.on("data", () => {
+          lines.splice(0, lines.length, ...tail.out().split("\n").filter(Boolean));
+          if (lines.length === 1) void db.exec("DELETE FROM files");
+          if (lines.length === 2) resolve();
+        });
       });
-    });
-    tail.child.kill("SIGINT");
-    assert.equal(await tail.exit, 0);
-    const [first, second] = lines.map((l) => JSON.parse(l));
-    assert.equal(first.offset, 1);
-    assert.equal(first.table, "files");
-    assert.equal(first.op, "insert");
-    assert.deepEqual(first.key, { id: 1 });
-    assert.deepEqual(first.new, { id: 1, body: "00ff", size: "9223372036854775807" });
-    assert.equal(typeof first.incarnation, "string");
-    assert.ok(first.committedAt);
-    assert.equal(second.offset, 2);
-    assert.equal(second.op, "delete");
-    const removed = run(["uninstall", "--database", db.url]);
-    assert.equal(await removed.exit, 0);
-    const again = run(["tail", "--database", db.url]);
-    assert.equal(await again.exit, 1);
-    assert.match(again.err(), /not installed/);
-  } finally {
-    await db.close();
-  }
-});
+      tail.child.kill("SIGINT");
+      assert.equal(await tail.exit, 0);
+      const [first, second] = lines.map((l) => JSON.parse(l));
+      assert.equal(first.offset, 1);
+      assert.equal(first.table, "files");
+      assert.equal(first.op, "insert");
+      assert.deepEqual(first.key, { id: 1 });
+      assert.deepEqual(first.new, { id: 1, body: "00ff", size: "9223372036854775807" });
+      assert.equal(typeof first.incarnation, "string");
+      assert.ok(first.committedAt);
+      assert.equal(second.offset, 2);
+      assert.equal(second.op, "delete");
+      const removed = run(["uninstall", "--database", db.url]);
+      assert.equal(await removed.exit, 0);
+      const again = run(["tail", "--database", db.url]);
+      assert.equal(await again.exit, 1);
+      assert.match(again.err(), /not installed/);
+    } finally {
+      await db.close();
+    }
+  });
+}

@@ -5,7 +5,7 @@ import { WIRE } from "../../src/constants.ts";
 import { signToken, verifyToken } from "../../src/deliver/token.ts";
 import type { ServerMessage } from "../../src/deliver/types.ts";
 import { SubscriptionTokenError } from "../../src/errors.ts";
-import { freshBody, openLivePage } from "../../src/testing/index.ts";
+import { explain, freshBody, openLivePage } from "../../src/testing/index.ts";
 import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
 import { DIALECTS, type Fixture, fixtureDatabase, SECRET, start } from "./fixture.ts";
 
@@ -64,6 +64,28 @@ for (const dialect of DIALECTS) {
       );
       assert.equal(page.body(), await freshBody(ctx.app, "/lists/r"));
       page.close();
+    });
+
+    it("the match report says which pages a fact reaches and why the others do not", async () => {
+      const a = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
+      const b = await openLivePage(ctx.upkeep, ctx.app, "/lists/b");
+      const row = { id: 999, list: "a", title: "x", pos: 1 };
+      const report = explain(ctx.upkeep, { table: "items", op: "insert", old: null, new: row });
+      assert.ok(report.matched.some((p) => p.url === "/lists/a" && p.subscribers >= 1));
+      assert.ok(!report.matched.some((p) => p.url === "/lists/b"));
+      assert.ok(report.misses.some((m) => m.page.url === "/lists/b" && m.reason === "predicate_did_not_match"));
+      const unrelated = explain(ctx.upkeep, { table: "nothing_reads_this", op: "insert", old: null, new: { id: 1 } });
+      assert.equal(unrelated.reason, "no_matching_subscriber");
+      assert.deepEqual(unrelated.matched, []);
+      const unread = explain(ctx.upkeep, {
+        table: "items",
+        op: "update",
+        old: { ...row, pos: 1 },
+        new: { ...row, pos: 1, list: "a" },
+      });
+      assert.equal(unread.reason, "no_matching_subscriber");
+      a.close();
+      b.close();
     });
 
     it("a write that cannot affect the page causes no render and no message", async () => {

@@ -100,4 +100,55 @@ describe("served over HTTP and WebSocket (sqlite)", () => {
     );
     for (const x of [a, b, c]) x.socket.close();
   });
+
+  test("SSE: events carry offsets as ids, and Last-Event-ID resumes after them", async () => {
+    const page = await get("/lists/a");
+    const query = new URLSearchParams({
+      token: page.token,
+      offset: String(page.offset),
+      incarnation: page.incarnation,
+      id: "s",
+    });
+    const controller = new AbortController();
+    const response = await fetch(`${served.url}${WIRE.eventsPath}?${query}`, { signal: controller.signal });
+    assert.match(response.headers.get("content-type") ?? "", /text\/event-stream/);
+    const reader = response.body!.getReader();
+    let text = "";
+    const readUntil = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      return pattern.exec(text);
+    };
+    await fixture.exec("insert into items (list, title, pos) values ('a', 'over-sse', 3)");
+    await ctx.upkeep.settle();
+    const event = await readUntil(/id: (\d+)\nevent: patch\ndata: (.*)\n/);
+    assert.ok(event, text);
+    const message = JSON.parse(event![2]!) as Extract<ServerMessage, { type: "patch" }>;
+    assert.match(message.html, /over-sse/);
+    assert.equal(Number(event![1]), message.offset);
+    controller.abort();
+    // Resuming with the last event id gets nothing it already has: a later write only.
+    const resumed = new AbortController();
+    const again = await fetch(`${served.url}${WIRE.eventsPath}?${query}`, {
+      signal: resumed.signal,
+      headers: { "last-event-id": String(message.offset) },
+    });
+    const reader2 = again.body!.getReader();
+    text = "";
+    await fixture.exec("insert into items (list, title, pos) values ('a', 'after-resume', 4)");
+    await ctx.upkeep.settle();
+    while (!/event: patch/.test(text)) {
+      const { value, done } = await reader2.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    const patches = [...text.matchAll(/event: patch\ndata: (.*)\n/g)].map((m) => JSON.parse(m[1]!));
+    assert.equal(patches.length, 1);
+    assert.match(patches[0].html, /after-resume/);
+    assert.ok(patches[0].offset > message.offset);
+    resumed.abort();
+  });
 });

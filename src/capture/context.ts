@@ -68,6 +68,8 @@ export function deriveIdentity(
   inputNames: string[],
   headers: Record<string, string>,
 ): { digest: string; values: Map<string, string | null> } {
+  // Most pages read no identity input: they share the anonymous signature without hashing anything.
+  if (inputNames.length === 0) return { digest: ANONYMOUS_IDENTITY, values: new Map() };
   const lower = new Map<string, string>();
   for (const [k, v] of Object.entries(headers)) lower.set(k.toLowerCase(), v);
   const cookies = parseCookies(lower.get("cookie") ?? "");

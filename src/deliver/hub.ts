@@ -32,15 +32,15 @@ import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./t
 export type Mode = "development" | "test" | "production";
 
 /** A short digest of a rendered page's HTML (tokens carry it; see deliver()). */
-const digests = new Map<string, string>();
 function digestOf(html: string): string {
-  let digest = digests.get(html);
-  if (digest === undefined) {
-    digest = createHash("sha256").update(html).digest("base64url").slice(0, 22);
-    if (digests.size > 256) digests.clear();
-    digests.set(html, digest);
-  }
-  return digest;
+  return createHash("sha256").update(html).digest("base64url").slice(0, 22);
+}
+
+/** The digest of the group's latest render, computed once per render. */
+function htmlDigest(group: PageGroup): string | null {
+  if (group.html === null) return null;
+  if (group.htmlDigest === null) group.htmlDigest = digestOf(group.html);
+  return group.htmlDigest;
 }
 
 /** The narrowed stream for a browser showing `before` ("" when nothing changed), or null for the whole body. */
@@ -280,7 +280,8 @@ export class Hub implements SubscriptionHub {
     }
     // Pages of one group rendered at the same offset with the same HTML get the same claims: sign once, reuse.
     const now = Date.now();
-    const rendered = digestOf(html);
+    // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
+    const rendered = (html === group.html ? htmlDigest(group) : null) ?? digestOf(html);
     let token = group.token;
     if (
       !token ||

@@ -35,6 +35,8 @@ export interface PageGroup {
   deps: QueryDependency[];
   /** The latest render's full HTML (null before any render). */
   html: string | null;
+  /** Digest of `html`, computed when first needed. */
+  htmlDigest: string | null;
   /** A fact after renderOffset matched the group's reads: the next render must run. */
   dirty: boolean;
   rendering: Promise<void> | null;
@@ -66,6 +68,7 @@ export class Registry {
         renderOffset: -1,
         deps: [],
         html: null,
+        htmlDigest: null,
         dirty: false,
         rendering: null,
         subscribers: new Set(),
@@ -81,6 +84,7 @@ export class Registry {
   recordRender(group: PageGroup, render: { offset: number; html: string; inputs: string[]; deps: QueryDependency[] }) {
     if (render.offset < group.renderOffset) return false;
     group.renderOffset = render.offset;
+    if (group.html !== render.html) group.htmlDigest = null;
     group.html = render.html;
     group.inputs = render.inputs;
     group.deps = render.deps;

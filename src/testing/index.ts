@@ -1,9 +1,9 @@
 // `upkeep/testing`: helpers for users' own test suites. Render a page as a live subscriber, write, await
 // settling, then compare the patched DOM with a fresh GET, and ask why a subscription did or did not react.
 
+import type { MissReason } from "../analysis/types.ts";
 import { WIRE } from "../constants.ts";
 import type { ServerMessage } from "../deliver/types.ts";
-import type { MissReason } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
 import type { PageGroup } from "../register/registry.ts";
 import type { FetchApp } from "../render/page.ts";

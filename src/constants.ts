@@ -50,8 +50,8 @@ export const WIRE = {
 } as const;
 
 export const DELIVERY_TUNING = {
-  /** Facts arriving within this window after the first of a batch are coalesced into one replay. */
-  coalesceMs: 5,
+  /** After a batch makes a page dirty, facts committed within this window join the same replay. */
+  coalesceMs: 3,
   maxSubscriptionsPerConnection: 32,
   maxInboundMessageBytes: 16 * 1024,
   tokenTtlMs: 24 * 60 * 60 * 1000,

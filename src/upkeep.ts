@@ -27,6 +27,8 @@ export interface UpkeepOptions {
   exclude?: string[];
   /** Subscription token lifetime. */
   tokenTtlMs?: number;
+  /** After a write makes a page dirty, later commits within this window join the same replay. Default 3 ms. */
+  coalesceMs?: number;
   /** Facts older than this (and below every subscriber of this process) are pruned. Default 7 days; 0 keeps all. */
   retentionMs?: number;
 }
@@ -153,6 +155,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     secret: options.secret,
     mode,
     tokenTtlMs: options.tokenTtlMs,
+    coalesceMs: options.coalesceMs,
     log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
   });
   await hub.start();

@@ -62,6 +62,8 @@ export interface HubOptions {
   tokenTtlMs?: number;
   /** Idle page groups (no subscriber, no render) are forgotten after this long. */
   idleGroupMs?: number;
+  /** After a batch makes a page dirty, facts committed within this window join the same replay. */
+  coalesceMs?: number;
   log?: (level: "warn" | "error", message: string) => void;
 }
 
@@ -98,6 +100,7 @@ export class Hub implements SubscriptionHub {
       ...options,
       tokenTtlMs: options.tokenTtlMs ?? DELIVERY_TUNING.tokenTtlMs,
       idleGroupMs: options.idleGroupMs ?? DELIVERY_TUNING.pendingRegistrationMs,
+      coalesceMs: options.coalesceMs ?? DELIVERY_TUNING.coalesceMs,
     };
   }
 
@@ -129,6 +132,7 @@ export class Hub implements SubscriptionHub {
           const fresh = batch.filter((fact) => fact.offset > this.position);
           if (fresh.length === 0) continue;
           this.ingest(fresh);
+          if (this.options.coalesceMs > 0 && this.replayDue()) await this.coalesce(signal);
           await this.renderDirty();
           this.checkIdle();
         }
@@ -137,6 +141,26 @@ export class Hub implements SubscriptionHub {
         this.options.log?.("error", `upkeep: ledger follower failed, retrying: ${(error as Error).message}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
+    }
+  }
+
+  /** True when some page group with subscribers is waiting for a replay. */
+  private replayDue(): boolean {
+    for (const group of this.registry.groups.values()) if (group.dirty && group.subscribers.size > 0) return true;
+    return false;
+  }
+
+  /**
+   * Wait the coalescing window, then plan whatever committed meanwhile, so that a burst of commits (a form
+   * handler's several autocommitted statements) costs one replay, not one per commit.
+   */
+  private async coalesce(signal: AbortSignal): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.options.coalesceMs));
+    // Bounded, so that a steady stream of commits cannot postpone the replay indefinitely.
+    for (let reads = 0; reads < 8 && !signal.aborted; reads++) {
+      const more = await this.ledger.read(this.position, { incarnation: this.ledger.incarnation });
+      if (more.length === 0) return;
+      this.ingest(more);
     }
   }
 

@@ -150,8 +150,8 @@ export function createApp(upkeep: Upkeep) {
   return app;
 }
 
-export async function start(database: string, mode: Mode = "test") {
-  const upkeep = await createUpkeep({ database, secret: SECRET, mode, install: true });
+export async function start(database: string, mode: Mode = "test", options: { coalesceMs?: number } = {}) {
+  const upkeep = await createUpkeep({ database, secret: SECRET, mode, install: true, ...options });
   const app = createApp(upkeep);
   upkeep.use(app);
   return { upkeep, app };

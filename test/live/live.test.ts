@@ -329,6 +329,24 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it("separate commits within the coalescing window share one replay", async () => {
+      const wide = await start(fixture!.database, "test", { coalesceMs: 300 });
+      try {
+        const page = await openLivePage(wide.upkeep, wide.app, "/lists/a");
+        const renders = wide.upkeep.hub.stats.renders;
+        const db = wide.upkeep.db<any>();
+        await db.insertInto("items").values({ list: "a", title: "burst-1", pos: 20 }).execute();
+        await db.insertInto("items").values({ list: "a", title: "burst-2", pos: 21 }).execute();
+        await db.updateTable("items").set({ title: "burst-2!" }).where("title", "=", "burst-2").execute();
+        await wide.upkeep.settle();
+        assert.equal(wide.upkeep.hub.stats.renders - renders, 1);
+        assert.equal(page.body(), await freshBody(wide.app, "/lists/a"));
+        page.close();
+      } finally {
+        await wide.upkeep.close();
+      }
+    });
+
     it("a transaction of several writes is coalesced into one replay", async () => {
       const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
       const renders = ctx.upkeep.hub.stats.renders;

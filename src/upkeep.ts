@@ -21,6 +21,9 @@ export interface UpkeepOptions {
   /** development and test throw on refused pages; production warns and serves them as ordinary pages.
    *  Default: from NODE_ENV. */
   mode?: Mode;
+  /** What a page Upkeep cannot prove does: "throw" (an error naming the reason and the rewrite) or "warn" (one
+   *  warning; the page is served as an ordinary, non-live page). Default: "warn" in production, else "throw". */
+  refusals?: "throw" | "warn";
   /** Install (or refresh) the ledger and its capture triggers on start. Default false. */
   install?: boolean;
   /** Tables never captured. */
@@ -47,15 +50,17 @@ export interface Served {
 
 export class Upkeep {
   readonly mode: Mode;
+  readonly refusals: "throw" | "warn";
   readonly ledger: Ledger;
   readonly hub: Hub;
   readonly database: string;
   private kysely: Kysely<any> | null = null;
   private readonly closers: Array<() => Promise<void>> = [];
 
-  constructor(options: { database: string; mode: Mode; ledger: Ledger; hub: Hub }) {
+  constructor(options: { database: string; mode: Mode; refusals: "throw" | "warn"; ledger: Ledger; hub: Hub }) {
     this.database = options.database;
     this.mode = options.mode;
+    this.refusals = options.refusals;
     this.ledger = options.ledger;
     this.hub = options.hub;
   }
@@ -159,7 +164,8 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
   });
   await hub.start();
-  const upkeep = new Upkeep({ database: options.database, mode, ledger, hub });
+  const refusals = options.refusals ?? (mode === "production" ? "warn" : "throw");
+  const upkeep = new Upkeep({ database: options.database, mode, refusals, ledger, hub });
   const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
   if (retentionMs > 0) upkeep.retain(retentionMs);
   return upkeep;

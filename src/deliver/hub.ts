@@ -23,7 +23,7 @@ import { DELIVERY_TUNING } from "../constants.ts";
 import { SubscriptionTokenError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import { affects, planBatch } from "../plan/planner.ts";
-import { type PageGroup, Registry, type Subscriber } from "../register/registry.ts";
+import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
 import { narrowBodyPatch } from "../render/diff.ts";
 import { type FetchApp, pageStream, replayPage, titleOf } from "../render/page.ts";
 import { signToken, verifyToken } from "./token.ts";
@@ -64,6 +64,8 @@ export interface HubOptions {
   idleGroupMs?: number;
   /** After a batch makes a page dirty, facts committed within this window join the same replay. */
   coalesceMs?: number;
+  /** Where page groups are kept (default: in memory). */
+  registry?: PageRegistry;
   log?: (level: "warn" | "error", message: string) => void;
 }
 
@@ -83,12 +85,12 @@ export interface RegisteredRender {
 }
 
 export class Hub implements SubscriptionHub {
-  readonly registry = new Registry();
+  readonly registry: PageRegistry;
   readonly stats: HubStats = { renders: 0, messages: 0, bytes: 0, factsPlanned: 0 };
   /** Offset of the last fact planned. */
   position = 0;
   app: FetchApp | null = null;
-  private readonly options: Required<Omit<HubOptions, "log">> & Pick<HubOptions, "log">;
+  private readonly options: Required<Omit<HubOptions, "log" | "registry">> & Pick<HubOptions, "log">;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private catchUps = 0;
@@ -96,6 +98,7 @@ export class Hub implements SubscriptionHub {
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(options: HubOptions) {
+    this.registry = options.registry ?? new MemoryRegistry();
     this.options = {
       ...options,
       tokenTtlMs: options.tokenTtlMs ?? DELIVERY_TUNING.tokenTtlMs,
@@ -119,7 +122,7 @@ export class Hub implements SubscriptionHub {
     this.abort.abort();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.loop?.catch(() => {});
-    for (const group of this.registry.groups.values()) await group.rendering?.catch(() => {});
+    for (const group of this.registry.groups()) await group.rendering?.catch(() => {});
   }
 
   // ── planning loop ──────────────────────────────────────────────────────────────────────────────────────
@@ -146,7 +149,7 @@ export class Hub implements SubscriptionHub {
 
   /** True when some page group with subscribers is waiting for a replay. */
   private replayDue(): boolean {
-    for (const group of this.registry.groups.values()) if (group.dirty && group.subscribers.size > 0) return true;
+    for (const group of this.registry.groups()) if (group.dirty && group.subscribers.size > 0) return true;
     return false;
   }
 
@@ -172,7 +175,7 @@ export class Hub implements SubscriptionHub {
 
   private async renderDirty(): Promise<void> {
     const pending: Promise<void>[] = [];
-    for (const group of this.registry.groups.values()) {
+    for (const group of this.registry.groups()) {
       this.kick(group);
       if (group.rendering) pending.push(group.rendering);
     }
@@ -409,7 +412,7 @@ export class Hub implements SubscriptionHub {
 
   private busy(): boolean {
     if (this.catchUps > 0) return true;
-    for (const group of this.registry.groups.values()) {
+    for (const group of this.registry.groups()) {
       if (group.rendering || (group.dirty && group.subscribers.size > 0)) return true;
     }
     return false;
@@ -449,7 +452,7 @@ export class Hub implements SubscriptionHub {
   /** The lowest offset this process still needs: the planner's position or an older subscriber's. */
   lowestOffset(): number {
     let lowest = this.position;
-    for (const group of this.registry.groups.values()) {
+    for (const group of this.registry.groups()) {
       for (const subscriber of group.subscribers) lowest = Math.min(lowest, subscriber.offset);
       if (group.subscribers.size === 0 && group.renderOffset >= 0) lowest = Math.min(lowest, group.renderOffset);
     }
@@ -458,6 +461,6 @@ export class Hub implements SubscriptionHub {
 
   /** Why each page group did or did not react to a fact (see upkeep/testing). */
   explain(fact: Fact) {
-    return this.registry.index.explain(fact);
+    return this.registry.explain(fact);
   }
 }

@@ -179,7 +179,7 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       const refusal = capture.refusals[0]!;
       c.res = undefined;
       c.res = new Response(html, response);
-      if (upkeep.mode !== "production") throw refusal;
+      if (upkeep.refusals === "throw") throw refusal;
       const key = `${refusal.code} ${refusal.sql}`;
       let warned = warnedRefusals.get(upkeep);
       if (!warned) {

@@ -6,7 +6,7 @@
 
 import type { QueryDependency } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
-import type { PageGroup, Registry } from "../register/registry.ts";
+import type { PageGroup, PageRegistry } from "../register/registry.ts";
 import { matchFact } from "./match.ts";
 
 export interface PlanStats {
@@ -16,10 +16,10 @@ export interface PlanStats {
 }
 
 /** Mark every group a fact of the batch can affect as dirty. */
-export function planBatch(registry: Registry, facts: readonly Fact[]): PlanStats {
+export function planBatch(registry: PageRegistry, facts: readonly Fact[]): PlanStats {
   let dirtied = 0;
   for (const fact of facts) {
-    for (const group of registry.index.candidates(fact)) {
+    for (const group of registry.candidates(fact)) {
       if (group.dirty || fact.offset <= group.renderOffset) continue;
       if (affects(group.deps, fact)) {
         group.dirty = true;

@@ -6,7 +6,8 @@
 
 import type { QueryDependency } from "../analysis/types.ts";
 import type { Sink } from "../deliver/types.ts";
-import { ReverseIndex } from "./reverse-index.ts";
+import type { Fact } from "../ledger/types.ts";
+import { type MatchReport, ReverseIndex } from "./reverse-index.ts";
 
 export interface Subscriber {
   /** The id the client chose (unique within its connection). */
@@ -47,17 +48,56 @@ export interface PageGroup {
   touchedAt: number;
 }
 
-export class Registry {
-  readonly groups = new Map<string, PageGroup>();
-  readonly index = new ReverseIndex<PageGroup>();
+/**
+ * Where the hub keeps page groups. In memory here; a shared store (for instance in PostgreSQL, so that every
+ * process knows every page's reads) implements the same interface. Subscribers are always local to a process.
+ */
+export interface PageRegistry {
+  /** Every page group known. */
+  groups(): Iterable<PageGroup>;
+  /** The group for a URL and identity signature, created (with unknown reads) when missing. */
+  ensure(url: string, identity: string, origin: string): PageGroup;
+  /** Record a render of the group; false (and nothing changes) when an equal or newer render is recorded. */
+  recordRender(group: PageGroup, render: RenderRecord): boolean;
+  drop(group: PageGroup): void;
+  /** Forget groups that have had no subscriber and no render for `idleMs`; returns how many. */
+  sweep(idleMs: number, now?: number): number;
+  /** Groups whose reads the fact may affect: a superset of the affected ones (matching decides). */
+  candidates(fact: Fact): Iterable<PageGroup>;
+  /** Candidates, matches and miss reasons for a fact (see upkeep/testing). */
+  explain(fact: Fact): MatchReport<PageGroup>;
+}
+
+export interface RenderRecord {
+  offset: number;
+  html: string;
+  inputs: string[];
+  deps: QueryDependency[];
+}
+
+export class MemoryRegistry implements PageRegistry {
+  readonly #groups = new Map<string, PageGroup>();
+  readonly #index = new ReverseIndex<PageGroup>();
 
   static key(url: string, identity: string): string {
     return `${identity} ${url}`;
   }
 
+  groups(): Iterable<PageGroup> {
+    return this.#groups.values();
+  }
+
+  candidates(fact: Fact): Iterable<PageGroup> {
+    return this.#index.candidates(fact);
+  }
+
+  explain(fact: Fact): MatchReport<PageGroup> {
+    return this.#index.explain(fact);
+  }
+
   ensure(url: string, identity: string, origin: string): PageGroup {
-    const key = Registry.key(url, identity);
-    let group = this.groups.get(key);
+    const key = MemoryRegistry.key(url, identity);
+    let group = this.#groups.get(key);
     if (!group) {
       group = {
         key,
@@ -75,13 +115,12 @@ export class Registry {
         token: null,
         touchedAt: Date.now(),
       };
-      this.groups.set(key, group);
+      this.#groups.set(key, group);
     }
     return group;
   }
 
-  /** Record a render of the group; ignored when an equal or newer render is already recorded. */
-  recordRender(group: PageGroup, render: { offset: number; html: string; inputs: string[]; deps: QueryDependency[] }) {
+  recordRender(group: PageGroup, render: RenderRecord): boolean {
     if (render.offset < group.renderOffset) return false;
     group.renderOffset = render.offset;
     if (group.html !== render.html) group.htmlDigest = null;
@@ -89,19 +128,18 @@ export class Registry {
     group.inputs = render.inputs;
     group.deps = render.deps;
     group.touchedAt = Date.now();
-    this.index.set(group, render.deps);
+    this.#index.set(group, render.deps);
     return true;
   }
 
   drop(group: PageGroup): void {
-    if (this.groups.get(group.key) === group) this.groups.delete(group.key);
-    this.index.delete(group);
+    if (this.#groups.get(group.key) === group) this.#groups.delete(group.key);
+    this.#index.delete(group);
   }
 
-  /** Forget groups that have had no subscriber and no render for `idleMs`. */
   sweep(idleMs: number, now = Date.now()): number {
     let dropped = 0;
-    for (const group of this.groups.values()) {
+    for (const group of this.#groups.values()) {
       if (group.subscribers.size === 0 && !group.rendering && now - group.touchedAt > idleMs) {
         this.drop(group);
         dropped++;

@@ -150,7 +150,11 @@ export function createApp(upkeep: Upkeep) {
   return app;
 }
 
-export async function start(database: string, mode: Mode = "test", options: { coalesceMs?: number } = {}) {
+export async function start(
+  database: string,
+  mode: Mode = "test",
+  options: { coalesceMs?: number; refusals?: "throw" | "warn" } = {},
+) {
   const upkeep = await createUpkeep({ database, secret: SECRET, mode, install: true, ...options });
   const app = createApp(upkeep);
   upkeep.use(app);

@@ -247,6 +247,25 @@ for (const dialect of DIALECTS) {
       ok();
     });
 
+    it("an offset below the pruned horizon is answered with a reload", async () => {
+      const response = await ctx.app.fetch(
+        new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }),
+      );
+      const token = /token="([^"]*)"/.exec(await response.text())![1]!;
+      const claims = verifyToken(token, SECRET);
+      await fixture!.exec("insert into items (list, title, pos) values ('p', 'pruned-1', 1), ('p', 'pruned-2', 2)");
+      await ctx.upkeep.settle();
+      const head = await ctx.upkeep.ledger.sync();
+      const { horizon } = await ctx.upkeep.ledger.prune({ olderThanMs: 0, atOrBelow: head });
+      assert.ok(horizon > claims.offset, `pruned past the page's offset (${horizon} > ${claims.offset})`);
+      const messages: ServerMessage[] = [];
+      await ctx.upkeep.hub.subscribe(
+        { id: "old", token, offset: claims.offset, incarnation: claims.incarnation, headers: {} },
+        { send: (m) => messages.push(m) },
+      );
+      assert.deepEqual(messages, [{ type: "reload", id: "old", reason: "offset_too_old" }]);
+    });
+
     it("an offset from another incarnation is answered with a reload", async () => {
       const response = await ctx.app.fetch(
         new Request("http://localhost/lists/a", { headers: { accept: "text/html" } }),
@@ -265,6 +284,17 @@ for (const dialect of DIALECTS) {
     it("a query Upkeep cannot analyse is refused loudly in test mode and served non-live in production", async () => {
       const response = await ctx.app.fetch(new Request("http://localhost/raw", { headers: { accept: "text/html" } }));
       assert.equal(response.status, 500);
+      // The choice is configurable apart from the mode.
+      const lenient = await start(fixture!.database, "test", { refusals: "warn" });
+      const warnBefore = console.warn;
+      console.warn = () => {};
+      try {
+        const r = await lenient.app.fetch(new Request("http://localhost/raw", { headers: { accept: "text/html" } }));
+        assert.equal(r.status, 200);
+      } finally {
+        console.warn = warnBefore;
+        await lenient.upkeep.close();
+      }
       const production = await start(fixture!.database, "production");
       const warn = console.warn;
       const warnings: string[] = [];

@@ -81,7 +81,8 @@ export type RefusalCode =
   | "opaque_join"
   | "opaque_order"
   | "opaque_selection"
-  | "unsupported_query";
+  | "unsupported_query"
+  | "write_in_render";
 
 /** A read whose dependency cannot be proven: the page cannot be kept live. */
 export class RefusedBoundaryError extends UpkeepError {

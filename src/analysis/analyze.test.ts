@@ -344,7 +344,7 @@ describe("analyzeQuery: captured shapes", () => {
     assert.ok((read(d, "cards").columns as Set<string>).has("title"));
   });
 
-  test("writes are not reads", async () => {
+  test("writes are not reads, and a live render may not write (each write is refused)", async () => {
     const c = await capture(async () => {
       await db.insertInto("boards").values({ id: 9, name: "N", owner: null }).execute();
       await db.updateTable("boards").set({ name: "M" }).where("id", "=", 9).execute();
@@ -352,7 +352,10 @@ describe("analyzeQuery: captured shapes", () => {
       await sql`delete from boards where id = 9`.execute(db);
     });
     assert.deepEqual(c.queries, []);
-    assert.deepEqual(c.refusals, []);
+    assert.deepEqual(
+      c.refusals.map((r) => r.reason),
+      ["write_in_render", "write_in_render", "write_in_render", "write_in_render"],
+    );
   });
 });
 

@@ -93,6 +93,7 @@ const REWRITES: Record<RefusalCode, string> = {
   opaque_selection:
     "select columns or eb.fn(…) expressions; a sql`…` selection must not contain a subquery (use a Kysely subquery instead)",
   unsupported_query: "rewrite the query with plain Kysely builders (select, where, join, orderBy, limit)",
+  write_in_render: "do the write in a POST handler (or before the page is rendered, outside the live GET)",
 };
 
 function refusalFor(code: RefusalCode, sql: string, detail: string, rewrite?: string): RefusedBoundaryError {

@@ -69,6 +69,18 @@ class CaptureConnection implements DatabaseConnection {
   }
 
   async record(capture: PageCapture, compiled: CompiledQuery, rows: Record<string, unknown>[]): Promise<void> {
+    if (WRITES.has(compiled.query.kind) || (compiled.query.kind === "RawNode" && RAW_WRITE.test(compiled.sql))) {
+      // Every replay of the page would repeat the write, whose fact would make the page dirty again.
+      capture.refusals.push(
+        new RefusedBoundaryError(
+          "write_in_render",
+          compiled.sql,
+          "the render of a live page wrote to the database; replaying the page would repeat the write",
+          "do the write in a POST handler (or before the page is rendered, outside the live GET)",
+        ),
+      );
+      return;
+    }
     const table = rowReadTable(compiled.query);
     if (table && this.options.loadPrimaryKeys) {
       try {
@@ -83,6 +95,10 @@ class CaptureConnection implements DatabaseConnection {
     else capture.queries.push(result);
   }
 }
+
+/** Statements that change rows: a live render must not run them. */
+const WRITES = new Set(["InsertQueryNode", "UpdateQueryNode", "DeleteQueryNode", "MergeQueryNode"]);
+const RAW_WRITE = /^\s*(insert|update|delete|replace|merge|upsert)\b/i;
 
 /** The one table of a plain single-table select (the only shape whose row keys are recorded). */
 function rowReadTable(node: CompiledQuery["query"]): string | null {

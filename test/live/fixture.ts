@@ -146,6 +146,12 @@ export function createApp(upkeep: Upkeep) {
     const rows = await db.selectFrom("items").selectAll().where(sql<boolean>`title like 'a%'`).execute();
     return c.html(html`<html><body>${rows.length}</body></html>`);
   });
+  // Counts its own views: a write during the render.
+  app.get("/counted", async (c) => {
+    await upkeep.db<any>().insertInto("secrets").values({ owner: "views", body: "x" }).execute();
+    if (c.req.query("raw") !== undefined) await sql`update secrets set body = 'y' where owner = 'views'`.execute(db);
+    return c.html(html`<html><body>counted</body></html>`);
+  });
   app.get("/plain.json", async (c) => c.json(await db.selectFrom("items").selectAll().execute()));
   return app;
 }

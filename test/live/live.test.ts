@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { WIRE } from "../../src/constants.ts";
 import { signToken, verifyToken } from "../../src/deliver/token.ts";
 import type { ServerMessage } from "../../src/deliver/types.ts";
-import { SubscriptionTokenError } from "../../src/errors.ts";
+import { RefusedBoundaryError, SubscriptionTokenError } from "../../src/errors.ts";
 import { explain, freshBody, openLivePage } from "../../src/testing/index.ts";
 import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
 import { DIALECTS, type Fixture, fixtureDatabase, SECRET, start } from "./fixture.ts";
@@ -309,6 +309,22 @@ for (const dialect of DIALECTS) {
         console.warn = warn;
         await production.upkeep.close();
       }
+    });
+
+    it("a render that writes is refused (its replays would write again)", async () => {
+      const errors: unknown[] = [];
+      const error = console.error;
+      console.error = (e: unknown) => errors.push(e);
+      try {
+        for (const url of ["http://localhost/counted", "http://localhost/counted?raw"]) {
+          const r = await ctx.app.fetch(new Request(url, { headers: { accept: "text/html" } }));
+          assert.equal(r.status, 500);
+        }
+      } finally {
+        console.error = error;
+      }
+      const refused = errors.filter((e) => e instanceof RefusedBoundaryError && e.code === "refused_write_in_render");
+      assert.equal(refused.length, 2);
     });
 
     it("non-HTML responses are left alone", async () => {

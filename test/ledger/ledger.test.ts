@@ -204,6 +204,36 @@ for (const dialect of ["sqlite", "postgres"] as const) {
         );
       }));
 
+    test("updates that change primary keys are captured, one fact per changed row", () =>
+      withLedger(ITEMS, async (db, ledger) => {
+        await db.exec("INSERT INTO items (id, name, n) VALUES (1, 'a', 1), (2, 'b', 2)");
+        await db.exec("UPDATE items SET id = 10 WHERE id = 1");
+        const rekeyed = (await readAll(ledger)).slice(2);
+        assert.deepEqual(summary(rekeyed), [
+          {
+            offset: 3,
+            table: "items",
+            op: "update",
+            key: { id: 10 },
+            old: { id: 1, name: "a", n: 1 },
+            new: { id: 10, name: "a", n: 1 },
+          },
+        ]);
+        // One statement that moves every key (and changes another column) and one that changes only some rows.
+        await db.exec("UPDATE items SET id = id + 100, n = n + 1");
+        await db.exec("UPDATE items SET n = 0 WHERE id = 102");
+        const moved = (await readAll(ledger)).slice(3);
+        assert.deepEqual(
+          moved.map((f) => [f.op, f.old, f.new]).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+          [
+            ["update", { id: 10, name: "a", n: 1 }, { id: 110, name: "a", n: 2 }],
+            ["update", { id: 102, name: "b", n: 3 }, { id: 102, name: "b", n: 0 }],
+            ["update", { id: 2, name: "b", n: 2 }, { id: 102, name: "b", n: 3 }],
+          ].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+        );
+        assert.equal(moved.at(-1)?.new?.n, 0, "the later write of row 102 comes last");
+      }));
+
     test("composite keys in key order; tables without a primary key produce flagged facts", () =>
       withLedger(
         "CREATE TABLE memberships (org integer, member integer, role text, PRIMARY KEY (member, org)); CREATE TABLE notes (body text, n integer)",

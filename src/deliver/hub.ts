@@ -55,6 +55,15 @@ function narrowPatch(before: string, after: string): string | null {
     : body;
 }
 
+/**
+ * The origin a GET from this browser would have seen (the Node adapter builds request URLs from the Host
+ * header). Page groups are keyed by it too, so a client sending another Host cannot change what other viewers'
+ * replays render.
+ */
+function originOf(headers: Record<string, string>): string {
+  return headers.host ? `http://${headers.host}` : "http://localhost";
+}
+
 export interface HubOptions {
   ledger: Ledger;
   secret: string;
@@ -386,13 +395,11 @@ export class Hub implements SubscriptionHub {
       sink.send({ type: "reload", id: request.id, reason: "offset_ahead_of_ledger" });
       return () => {};
     }
-    const origin = request.headers.host ? `http://${request.headers.host}` : "http://localhost";
+    const origin = originOf(request.headers);
     const group = this.registry.ensure(claims.url, identity, origin);
     // The page shows exactly the group's latest render when it was served that HTML at that offset.
     const shown =
-      group.html !== null && offset === group.renderOffset && claims.rendered === digestOf(group.html)
-        ? group.html
-        : null;
+      group.html !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.html : null;
     const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, shown, group };
     group.subscribers.add(subscriber);
     group.touchedAt = Date.now();

@@ -29,7 +29,7 @@ export interface PageGroup {
   /** Names of the ambient inputs the latest render read. */
   inputs: string[];
   /** Origin used for replays (the page's scheme and host). */
-  origin: string;
+  readonly origin: string;
   /** Ledger head before the latest render's first read; -1 before any render (dependencies unknown). */
   renderOffset: number;
   /** What the latest render read. */
@@ -79,8 +79,8 @@ export class MemoryRegistry implements PageRegistry {
   readonly #groups = new Map<string, PageGroup>();
   readonly #index = new ReverseIndex<PageGroup>();
 
-  static key(url: string, identity: string): string {
-    return `${identity} ${url}`;
+  static key(url: string, identity: string, origin: string): string {
+    return `${identity} ${origin}${url}`;
   }
 
   groups(): Iterable<PageGroup> {
@@ -96,7 +96,7 @@ export class MemoryRegistry implements PageRegistry {
   }
 
   ensure(url: string, identity: string, origin: string): PageGroup {
-    const key = MemoryRegistry.key(url, identity);
+    const key = MemoryRegistry.key(url, identity, origin);
     let group = this.#groups.get(key);
     if (!group) {
       group = {

@@ -152,6 +152,13 @@ export function createApp(upkeep: Upkeep) {
     if (c.req.query("raw") !== undefined) await sql`update secrets set body = 'y' where owner = 'views'`.execute(db);
     return c.html(html`<html><body>counted</body></html>`);
   });
+  // Prints the host it was requested on, as apps that build absolute URLs do.
+  app.get("/where", async (c) => {
+    const rows = await db.selectFrom("items").select("id").where("list", "=", "w").execute();
+    return c.html(
+      html`<html><body><a id="self" href="${new URL(c.req.url).origin}/where">${rows.length}</a></body></html>`,
+    );
+  });
   app.get("/plain.json", async (c) => c.json(await db.selectFrom("items").selectAll().execute()));
   return app;
 }

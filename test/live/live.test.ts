@@ -216,6 +216,18 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    it("a subscriber sending another Host header cannot change what other viewers' replays render", async () => {
+      const honest = await openLivePage(ctx.upkeep, ctx.app, "/where");
+      const evil = await openLivePage(ctx.upkeep, ctx.app, "/where", { headers: { host: "evil.example" } });
+      await fixture!.exec("insert into items (list, title, pos) values ('w', 'one', 1)");
+      await ctx.upkeep.settle();
+      assert.match(honest.body(), /http:\/\/localhost\/where/);
+      assert.doesNotMatch(honest.body(), /evil/);
+      assert.match(evil.body(), /evil\.example/);
+      honest.close();
+      evil.close();
+    });
+
     it("tokens: forged, tampered, expired and another viewer's are refused with their codes", async () => {
       const response = await ctx.app.fetch(
         new Request("http://localhost/me", { headers: { accept: "text/html", cookie: "user=alice" } }),

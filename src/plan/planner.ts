@@ -6,7 +6,7 @@
 
 import type { QueryDependency } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
-import type { PageGroup, PageRegistry } from "../register/registry.ts";
+import type { PageRegistry } from "../register/registry.ts";
 import { matchFact } from "./match.ts";
 
 export interface PlanStats {
@@ -35,4 +35,3 @@ export function affects(deps: readonly QueryDependency[], fact: Fact): boolean {
   return false;
 }
 
-export type { PageGroup };

@@ -102,6 +102,28 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
     for (const p of [a, b, other]) await p.page.close();
   });
 
+  test("Turbo Drive navigation moves the subscription to the new page over the same socket", async () => {
+    const a = await openLive("/boards/1");
+    let sockets = 0;
+    a.page.on("websocket", () => sockets++);
+    await a.page.getByRole("link", { name: "All boards" }).click();
+    await a.page.waitForURL(`${server.url}/`);
+    await withTimeout(a.socket.waitFor("subscribed", 2), "the board list's subscription");
+    await a.page.locator('a[href="/boards/2"]').click();
+    await a.page.waitForURL(`${server.url}/boards/2`);
+    await withTimeout(a.socket.waitFor("subscribed", 3), "board 2's subscription");
+    // The previous pages unsubscribed: one subscription is left.
+    await a.page.waitForFunction(() => (window as any).__upkeep.subscriptions.length === 1);
+    const before = a.socket.count("patch");
+    rawWrite("update cards set title = ? where id = 1", "Board one, after navigating away");
+    rawWrite("update cards set title = ? where id = 6", "Board two, after navigating here");
+    await cardTitle(a.page, 6).getByText("Board two, after navigating here").waitFor();
+    assert.equal(a.socket.count("patch") - before, 1, JSON.stringify(a.socket.frames.slice(-3)));
+    assert.equal(sockets, 0, "Turbo Drive visits reused the page's WebSocket");
+    assert.deepEqual(a.errors, []);
+    await a.page.close();
+  });
+
   test("after a SIGKILL and a write while the server is down, the restarted server brings the page up to date", async () => {
     const a = await openLive("/boards/1");
     await server.kill();

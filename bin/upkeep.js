@@ -1,6 +1,12 @@
 #!/usr/bin/env node
-// The `upkeep` command (Node 24 runs the TypeScript source directly).
-import { main } from "../src/ledger/cli.ts";
+// The `upkeep` command. In this repository Node (22.18+) runs the TypeScript source directly; the published
+// package has no source, only the built JavaScript in dist/.
+import { existsSync } from "node:fs";
+
+const source = new URL("../src/ledger/cli.ts", import.meta.url);
+const { main } = await import(
+  existsSync(source) ? source.href : new URL("../dist/ledger/cli.js", import.meta.url).href
+);
 
 main(process.argv.slice(2)).then(
   (code) => {

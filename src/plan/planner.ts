@@ -34,4 +34,3 @@ export function affects(deps: readonly QueryDependency[], fact: Fact): boolean {
   for (const dep of deps) if (matchFact(dep, fact).affected) return true;
   return false;
 }
-

@@ -65,18 +65,26 @@ export function readLimit(options?: ReadOptions): number {
   return Math.max(1, Math.min(options?.limit ?? LEDGER_TUNING.readBatch, 100_000));
 }
 
+/** What following needs from an open ledger. */
+export interface Followable {
+  readonly incarnation: string;
+  read(after: number, options: ReadOptions): Promise<Fact[]>;
+}
+
+/** Batches of facts after `after`, read when the consumer asks and awaited on the waker when there are none. */
 export async function* followFacts(
-  read: (after: number, options: ReadOptions) => Promise<Fact[]>,
+  ledger: Followable,
   waker: Waker,
   isClosed: () => boolean,
   after: number,
-  options: FollowOptions & { incarnation: string },
+  options: FollowOptions = {},
 ): AsyncGenerator<Fact[]> {
+  const incarnation = options.incarnation ?? ledger.incarnation;
   let cursor = after;
   const { signal } = options;
   while (!isClosed() && !signal?.aborted) {
     const generation = waker.generation;
-    const facts = await read(cursor, { limit: options.limit, incarnation: options.incarnation });
+    const facts = await ledger.read(cursor, { limit: options.limit, incarnation });
     if (facts.length > 0) {
       cursor = (facts[facts.length - 1] as Fact).offset;
       yield facts;

@@ -589,16 +589,7 @@ class PostgresLedger implements Ledger {
   }
 
   follow(after: number, options: FollowOptions = {}): AsyncIterable<Fact[]> {
-    return followFacts(
-      (a, o) => this.read(a, o),
-      this.#waker,
-      () => this.#closed,
-      after,
-      {
-        ...options,
-        incarnation: options.incarnation ?? this.incarnation,
-      },
-    );
+    return followFacts(this, this.#waker, () => this.#closed, after, options);
   }
 
   poke(): void {

@@ -313,16 +313,7 @@ class SqliteLedger implements Ledger {
   }
 
   follow(after: number, options: FollowOptions = {}): AsyncIterable<Fact[]> {
-    return followFacts(
-      (a, o) => this.read(a, o),
-      this.#waker,
-      () => this.#closed,
-      after,
-      {
-        ...options,
-        incarnation: options.incarnation ?? this.incarnation,
-      },
-    );
+    return followFacts(this, this.#waker, () => this.#closed, after, options);
   }
 
   poke(): void {

@@ -3,43 +3,14 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { type Expression, Kysely, type SqlBool } from "kysely";
-import type { Predicate, QueryDependency, TableRead } from "../analysis/types.ts";
+import { col, dependency, fact, val } from "../../test/support/facts.ts";
+import type { Predicate } from "../analysis/types.ts";
 import { createCapture, runWithCapture } from "../capture/context.ts";
 import { captureDialect, primaryKeyCatalog } from "../capture/dialect.ts";
 import { nodeSqliteTestDialect } from "../capture/sqlite-test-dialect.ts";
-import type { Fact, Row } from "../ledger/types.ts";
+import type { Row } from "../ledger/types.ts";
 import { ReverseIndex } from "../register/reverse-index.ts";
 import { evaluate, F, matchFact, N, T } from "./match.ts";
-
-const col = (column: string) => ({ kind: "column" as const, table: "cards", column });
-const val = (value: string | number | bigint | boolean | null) => ({ kind: "value" as const, value });
-
-function dependency(reads: Partial<TableRead>[]): QueryDependency {
-  return {
-    sql: "select …",
-    reads: reads.map((r) => ({ table: "cards", aliases: ["cards"], columns: "*", filter: { kind: "true" }, ...r })),
-    order: [],
-    limit: null,
-    offset: null,
-    aggregate: false,
-    rowKeys: null,
-  };
-}
-
-function fact(op: Fact["op"], old: Row | null, next: Row | null, table = "cards"): Fact {
-  return {
-    offset: 1,
-    incarnation: "i",
-    table,
-    op,
-    key: { id: (next ?? old)?.id },
-    keyless: false,
-    old,
-    new: next,
-    txid: "1",
-    committedAt: new Date(0).toISOString(),
-  };
-}
 
 const onBoard1: Predicate = { kind: "compare", op: "=", left: col("board_id"), right: val(1) };
 const card = (board_id: number, extra: Row = {}): Row => ({

@@ -1,44 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { col, dependency, eq, fact, val } from "../../test/support/facts.ts";
 import type { Predicate, QueryDependency } from "../analysis/types.ts";
-import type { Fact, Row } from "../ledger/types.ts";
+import type { Row } from "../ledger/types.ts";
 import { anchorOf, ReverseIndex } from "./reverse-index.ts";
 
-const col = (column: string) => ({ kind: "column" as const, table: "cards", column });
-const val = (value: string | number | null) => ({ kind: "value" as const, value });
-const eq = (column: string, value: string | number | null): Predicate => ({
-  kind: "compare",
-  op: "=",
-  left: col(column),
-  right: val(value),
-});
-
-function dep(filter: Predicate, table = "cards", columns: Set<string> | "*" = "*"): QueryDependency {
-  return {
-    sql: "select …",
-    reads: [{ table, aliases: [table], columns, filter }],
-    order: [],
-    limit: null,
-    offset: null,
-    aggregate: false,
-    rowKeys: null,
-  };
-}
-
-function fact(op: Fact["op"], old: Row | null, next: Row | null, table = "cards"): Fact {
-  return {
-    offset: 1,
-    incarnation: "i",
-    table,
-    op,
-    key: {},
-    keyless: false,
-    old,
-    new: next,
-    txid: "1",
-    committedAt: "",
-  };
-}
+const dep = (filter: Predicate, table = "cards", columns: Set<string> | "*" = "*"): QueryDependency =>
+  dependency([{ table, columns, filter }]);
 
 const card = (id: number, board_id: number, status = "todo"): Row => ({ id, board_id, status, title: "t" });
 

@@ -209,13 +209,7 @@ function openWebSocket(env, base, callbacks) {
   };
   ws.onmessage = (event) => {
     if (closed || typeof event.data !== "string") return;
-    let message;
-    try {
-      message = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    callbacks.message(message);
+    deliverParsed(event.data, callbacks.message);
   };
   ws.onclose = (event) => {
     if (closed) return;
@@ -274,13 +268,7 @@ function openEventStreams(env, base, callbacks) {
       sources.set(sub.id, source);
       const onMessage = (event) => {
         if (closed || sources.get(sub.id) !== source) return;
-        let message;
-        try {
-          message = JSON.parse(event.data);
-        } catch {
-          return;
-        }
-        callbacks.message(message);
+        deliverParsed(event.data, callbacks.message);
       };
       for (const type of [WIRE.msg.ack, WIRE.msg.patch, WIRE.msg.reload]) source.addEventListener(type, onMessage);
       // "error" is both a server event (a MessageEvent with data) and the stream failing (a plain Event).
@@ -299,4 +287,20 @@ function openEventStreams(env, base, callbacks) {
       sources.clear();
     },
   };
+}
+
+/**
+ * Hands a server message to `deliver`; text that is not JSON is dropped (the server only sends JSON, so it can
+ * only be a truncated or foreign frame).
+ * @param {string} data
+ * @param {(message: any) => void} deliver
+ */
+function deliverParsed(data, deliver) {
+  let message;
+  try {
+    message = JSON.parse(data);
+  } catch {
+    return;
+  }
+  deliver(message);
 }

@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
-import { createCapture, currentCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
+import { createCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import { currentReplay, injectMarker, liveMarker } from "../render/page.ts";
@@ -228,5 +228,3 @@ function javascript(source: string): Response {
     headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" },
   });
 }
-
-export { currentCapture };

@@ -78,6 +78,13 @@ export interface HubOptions {
   log?: (level: "warn" | "error", message: string) => void;
 }
 
+/**
+ * Why a subscriber received the whole-body morph instead of a narrowed patch (stable names, counted in
+ * HubStats.deoptimizations): the HTML its page shows is not known exactly (it resumed, or was served HTML the
+ * group no longer holds), or a difference is not inside an element with a unique id.
+ */
+export type Deoptimization = "html_not_known" | "change_not_covered_by_id";
+
 export interface HubStats {
   /** Replays run (one per dirty group per batch, shared by all its subscribers). */
   renders: number;
@@ -85,6 +92,8 @@ export interface HubStats {
   messages: number;
   bytes: number;
   factsPlanned: number;
+  /** Whole-body morphs sent where a narrower patch could not be proven, by reason. */
+  deoptimizations: Record<Deoptimization, number>;
 }
 
 export interface RegisteredRender {
@@ -95,7 +104,13 @@ export interface RegisteredRender {
 
 export class Hub implements SubscriptionHub {
   readonly registry: PageRegistry;
-  readonly stats: HubStats = { renders: 0, messages: 0, bytes: 0, factsPlanned: 0 };
+  readonly stats: HubStats = {
+    renders: 0,
+    messages: 0,
+    bytes: 0,
+    factsPlanned: 0,
+    deoptimizations: { html_not_known: 0, change_not_covered_by_id: 0 },
+  };
   /** Offset of the last fact planned. */
   position = 0;
   app: FetchApp | null = null;
@@ -270,7 +285,10 @@ export class Hub implements SubscriptionHub {
         if (!narrowed.has(subscriber.shown)) narrowed.set(subscriber.shown, narrowPatch(subscriber.shown, latest));
         html = narrowed.get(subscriber.shown) ?? null;
       }
-      html ??= full ??= pageStream(latest);
+      if (html === null) {
+        this.stats.deoptimizations[subscriber.shown === null ? "html_not_known" : "change_not_covered_by_id"]++;
+        html = full ??= pageStream(latest);
+      }
       subscriber.offset = group.renderOffset;
       subscriber.shown = latest;
       if (html === "") continue;

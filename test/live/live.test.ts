@@ -92,6 +92,24 @@ for (const dialect of DIALECTS) {
       b.close();
     });
 
+    it("a whole-body morph is reported with the reason it could not be narrowed", async () => {
+      const deopts = () => ({ ...ctx.upkeep.hub.stats.deoptimizations });
+      const page = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "user=dora" } });
+      const before = deopts();
+      // A new secret adds a <p> directly inside <body>: no element with an id covers the change.
+      await fixture!.exec("insert into secrets (owner, body) values ('dora', 'dora-1')");
+      await ctx.upkeep.settle();
+      assert.deepEqual(deopts(), { ...before, change_not_covered_by_id: before.change_not_covered_by_id + 1 });
+      assert.match((page.messages.at(-1) as { html: string }).html, /targets="body"/);
+      // A change inside <p id="s_…"> is narrowed again: no deoptimization.
+      await fixture!.exec("update secrets set body = 'dora-2' where owner = 'dora'");
+      await ctx.upkeep.settle();
+      assert.deepEqual(deopts(), { ...before, change_not_covered_by_id: before.change_not_covered_by_id + 1 });
+      assert.match((page.messages.at(-1) as { html: string }).html, /action="replace" method="morph" target="s_/);
+      assert.equal(page.body(), await freshBody(ctx.app, "/me", { cookie: "user=dora" }));
+      page.close();
+    });
+
     it("a write that cannot affect the page causes no render and no message", async () => {
       const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");
       const renders = ctx.upkeep.hub.stats.renders;
@@ -369,6 +387,8 @@ for (const dialect of DIALECTS) {
         await other.upkeep.settle();
         const patch = messages.find((m) => m.type === "patch");
         assert.ok(patch && patch.type === "patch" && patch.html.includes("while-away"));
+        // This process never served the page: it cannot know its HTML, so the whole body is sent, and says why.
+        assert.equal(other.upkeep.hub.stats.deoptimizations.html_not_known, 1);
       } finally {
         await other.upkeep.close();
         page.close();

@@ -18,6 +18,8 @@ export const LEDGER_TUNING = {
   pollIntervalMs: 10,
   /** Most facts the PostgreSQL sequencer assigns offsets to in one transaction. */
   sequenceBatch: 5000,
+  /** A follower's position hold (see Ledger.holdPosition) expires when not renewed for this long. */
+  holdLeaseMs: 60_000,
 } as const;
 
 /** Browser ↔ server protocol. */
@@ -46,6 +48,10 @@ export const WIRE = {
     tooManySubscriptions: 4001,
     messageTooLarge: 4002,
     malformed: 4003,
+    /** The client did not read its messages fast enough (its outbound buffer passed the bound). Reconnect. */
+    slowConsumer: 4004,
+    /** The client subscribed faster than the allowed rate. Reconnect with backoff. */
+    tooManySubscribes: 4005,
   },
 } as const;
 

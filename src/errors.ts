@@ -43,6 +43,17 @@ export class SchemaDriftError extends UpkeepError {
   }
 }
 
+/** The ledger's facts table disappeared under a running process: every captured write now fails. */
+export class LedgerMissingError extends UpkeepError {
+  constructor(database: string, detail: string) {
+    super(
+      "ledger_missing",
+      `The Upkeep change ledger in ${database} is gone (${detail}); writes to captured tables fail until it is back.`,
+      `run \`npx upkeep install --database ${database}\` to reinstall it (a new incarnation: open pages reload), or \`npx upkeep uninstall\` to remove the capture triggers`,
+    );
+  }
+}
+
 /** An offset from another incarnation of the ledger (reset, truncated or restored database). */
 export class IncarnationMismatchError extends UpkeepError {
   readonly expected: string;
@@ -82,6 +93,8 @@ export type RefusalCode =
   | "opaque_order"
   | "opaque_selection"
   | "unsupported_query"
+  | "uncaptured_source"
+  | "opaque_modifier"
   | "write_in_render";
 
 /** A read whose dependency cannot be proven: the page cannot be kept live. */

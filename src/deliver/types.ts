@@ -28,7 +28,9 @@ export type ClientMessage =
 
 /** Where the hub sends a subscription's messages. Transports implement it; `send` never throws. */
 export interface Sink {
-  send(message: ServerMessage): void;
+  /** True when the message was handed to an open connection; false when the connection is closed or closing
+   *  (the hub counts only delivered messages). */
+  send(message: ServerMessage): boolean;
 }
 
 export interface SubscriptionHub {

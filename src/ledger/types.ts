@@ -4,7 +4,8 @@
 /** A row image: column name → value, decoded as described in docs/ledger.md (value encoding). */
 export type Row = Record<string, unknown>;
 
-export type Operation = "insert" | "update" | "delete";
+/** `truncate`: every row of the table may have changed (key `{}`, no images). */
+export type Operation = "insert" | "update" | "delete" | "truncate";
 
 export interface Fact {
   offset: number;
@@ -22,6 +23,12 @@ export interface Fact {
   txid: string;
   /** Commit (or, on SQLite, write) time as an ISO-8601 string. */
   committedAt: string;
+  /**
+   * Set when an image could not be built by the capture (too large, not representable) or could not be decoded
+   * by the reader: why. `old`/`new` may then be null or partial, and the planner must treat the fact as possibly
+   * affecting every row of its table (a replay, never a miss). Absent on ordinary facts.
+   */
+  unavailable?: string;
 }
 
 /** Columns whose values differ between the old and new images (all columns of the image for insert/delete). */
@@ -57,6 +64,9 @@ export interface LedgerOptions {
   exclude?: string[];
   /** Poll interval for external commits (default LEDGER_TUNING.pollIntervalMs). */
   pollIntervalMs?: number;
+  /** Where the ledger reports faults it survives (poison facts, a dropped table, drift while running). Each
+   *  distinct fault is logged once, with its fix. Default: console. */
+  log?: (level: "warn" | "error", message: string) => void;
 }
 
 export interface ReadOptions {
@@ -99,6 +109,22 @@ export interface Ledger {
   /** Wake followers now: a commit made through Upkeep's own connection calls this. */
   poke(): void;
   prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }>;
+  /**
+   * Record (and renew) that follower `id` (one per process) still needs every fact after `position`. Pruning
+   * never removes a fact above the lowest live hold. A hold not renewed within LEDGER_TUNING.holdLeaseMs
+   * expires (a crashed process stops holding the horizon back).
+   */
+  holdPosition(id: string, position: number): Promise<void>;
+  /** Forget follower `id`'s hold (a clean shutdown). */
+  releasePosition(id: string): Promise<void>;
+  /**
+   * Re-read the ledger's incarnation, head and horizon from the database and adopt that incarnation (after a
+   * reinstall, reset or restored backup under a running process). `incarnation` reads the adopted value after.
+   */
+  resync(): Promise<{ incarnation: string; head: number; horizon: number }>;
+  /** Names of the captured tables as queries name them (`table`, or `schema.table` outside the default
+   *  schema), as of the last install check or drift check. A read of any other source cannot be kept live. */
+  capturedTables(): ReadonlySet<string>;
   close(): Promise<void>;
 }
 

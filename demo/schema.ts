@@ -108,7 +108,8 @@ export async function openRaw(url: string): Promise<RawConnection> {
     const path = sqlitePath(url);
     mkdirSync(dirname(path), { recursive: true });
     const db = new DatabaseSync(path);
-    db.exec("pragma journal_mode = wal; pragma busy_timeout = 5000; pragma foreign_keys = on;");
+    // busy_timeout first: switching to WAL needs a lock that another process (or a crashed one's leftovers) may hold.
+    db.exec("pragma busy_timeout = 5000; pragma journal_mode = wal; pragma foreign_keys = on;");
     const self: RawConnection = {
       dialect: "sqlite",
       async exec(sql, params = []) {

@@ -63,6 +63,22 @@ describe("matchFact decisions", () => {
     const other = dependency([{ filter: { kind: "compare", op: "=", left: col("owner"), right: val("ann") } }]);
     assert.equal(matchFact(other, fact("insert", null, card(2))).affected, true);
   });
+  test("a TRUNCATE affects every read of its table, whatever the filter", () => {
+    const truncate = { ...fact("truncate", null, null), key: {} };
+    const result = matchFact(dep, truncate);
+    assert.equal(result.affected, true);
+    assert.match(result.affected ? result.why : "", /TRUNCATE/);
+    assert.equal(matchFact(dep, { ...truncate, table: "boards" }).affected, false);
+  });
+  test("an unavailable image affects every read of its table, even where the partial image would not match", () => {
+    // The new image is partial (the oversized title was left out) and its board_id says "another board": without
+    // the unavailable flag this would be a miss.
+    const partial = { ...fact("update", null, card(2)), unavailable: "title: value too large" };
+    const result = matchFact(dep, partial);
+    assert.equal(result.affected, true);
+    assert.match(result.affected ? result.why : "", /unavailable \(title: value too large\)/);
+    assert.equal(matchFact(dep, { ...fact("update", null, card(2)) }).affected, false);
+  });
 });
 
 describe("three-valued evaluation", () => {

@@ -43,9 +43,28 @@ function not(a: Truth): Truth {
   return out;
 }
 
-export function matchFact(dep: QueryDependency, fact: Pick<Fact, "table" | "op" | "old" | "new">): MatchResult {
+/**
+ * True when the fact does not say which rows changed or how: a TRUNCATE (every row may have changed), or a fact
+ * whose image the capture could not build or the reader could not decode. Such a fact affects every read of its
+ * table — a replay, never a miss.
+ */
+export function isTableWide(fact: Pick<Fact, "op" | "unavailable">): boolean {
+  return fact.op === "truncate" || fact.unavailable !== undefined;
+}
+
+export function matchFact(
+  dep: QueryDependency,
+  fact: Pick<Fact, "table" | "op" | "old" | "new" | "unavailable">,
+): MatchResult {
   const reads = dep.reads.filter((r) => r.table === fact.table);
   if (reads.length === 0) return { affected: false, reason: "table_not_read" };
+  if (isTableWide(fact)) {
+    const what = fact.op === "truncate" ? "a TRUNCATE" : `a fact whose image is unavailable (${fact.unavailable})`;
+    return {
+      affected: true,
+      why: `${what} may change any row of ${fact.table} that ${describe(reads[0] as TableRead)} reads`,
+    };
+  }
   const changed = fact.op === "update" && fact.old && fact.new ? changedColumns(fact) : null;
   let columnsMissed = 0;
   for (const read of reads) {

@@ -27,6 +27,27 @@ describe("ReverseIndex", () => {
     assert.deepEqual(index.match(fact("insert", null, card(9, 3, "done"))), []);
   });
 
+  test("a table-wide fact (TRUNCATE, unavailable image) finds every subject of its table and no other", () => {
+    const expected = ["board1", "board2", "card5", "recent", "todoOrDoing"];
+    const truncate = { ...fact("truncate", null, null), key: {} };
+    assert.deepEqual([...index.candidates(truncate)].sort(), expected);
+    assert.deepEqual(
+      index
+        .match(truncate)
+        .map((m) => m.subject)
+        .sort(),
+      expected,
+    );
+    const unavailable = { ...fact("update", null, null), key: { id: 9 }, unavailable: "image not decodable" };
+    assert.deepEqual(
+      index
+        .match(unavailable)
+        .map((m) => m.subject)
+        .sort(),
+      expected,
+    );
+  });
+
   test("old and new images are both looked up", () => {
     const moved = fact("update", card(5, 1), card(5, 2));
     assert.deepEqual([...index.candidates(moved)].sort(), ["board1", "board2", "card5", "recent", "todoOrDoing"]);

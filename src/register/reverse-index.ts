@@ -15,13 +15,14 @@
 // image without that column (the predicate is then undecided), finds every entry of the column. Hence every
 // subject matchFact would call affected is a candidate. Row reads by primary key are the case where the anchor
 // is a key column: `(table, pk)` lookups are this same index. Captured row keys are not used to skip work: a row
-// outside the captured result can move into it.
+// outside the captured result can move into it. A table-wide fact (TRUNCATE, an unavailable image) names no
+// values, so it finds every entry of its table.
 
 import type { MatchResult, MissReason, Predicate, QueryDependency, TableRead } from "../analysis/types.ts";
 import type { Fact, Row } from "../ledger/types.ts";
-import { equalityKeys, matchFact } from "../plan/match.ts";
+import { equalityKeys, isTableWide, matchFact } from "../plan/match.ts";
 
-type FactLike = Pick<Fact, "table" | "op" | "old" | "new">;
+type FactLike = Pick<Fact, "table" | "op" | "old" | "new" | "unavailable">;
 
 export interface MatchReport<S> {
   /** Subjects the index returned for the fact. */
@@ -113,6 +114,11 @@ export class ReverseIndex<S> {
     const table = this.#tables.get(fact.table);
     if (!table) return out;
     for (const e of table.scan) out.add(e.subject);
+    if (isTableWide(fact)) {
+      // A TRUNCATE or an unavailable image names no column values: every entry of the table is a candidate.
+      for (const byKey of table.eq.values()) for (const set of byKey.values()) for (const e of set) out.add(e.subject);
+      return out;
+    }
     const images = [fact.old, fact.new].filter((r): r is Row => r !== null);
     for (const [column, byKey] of table.eq) {
       for (const image of images) {

@@ -4,6 +4,8 @@
 export const LEDGER = {
   factsTable: "upkeep_facts",
   metaTable: "upkeep_meta",
+  /** Followers' position holds (Ledger.holdPosition): pruning never cuts above a live one. */
+  holdsTable: "upkeep_holds",
   triggerPrefix: "upkeep_capture_",
   pgFunction: "upkeep_capture_fact",
   pgNotifyChannel: "upkeep_ledger",
@@ -18,6 +20,12 @@ export const LEDGER_TUNING = {
   pollIntervalMs: 10,
   /** Most facts the PostgreSQL sequencer assigns offsets to in one transaction. */
   sequenceBatch: 5000,
+  /** Largest text or blob value a SQLite capture trigger puts into a row image; a larger one is left out and its
+   *  fact is marked `unavailable` (the planner then replays every read of the table). Keeps images far below
+   *  SQLite's string limit, so a capture never fails a write. */
+  maxImageValueBytes: 8 * 1024 * 1024,
+  /** How often a running ledger checks for schema changes (new tables or columns) and refreshes its triggers. */
+  schemaCheckMs: 1000,
   /** A follower's position hold (see Ledger.holdPosition) expires when not renewed for this long. */
   holdLeaseMs: 60_000,
 } as const;

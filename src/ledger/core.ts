@@ -107,3 +107,36 @@ export function quoteIdent(name: string): string {
 export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
+
+export type LogLevel = "warn" | "error";
+
+function consoleLog(level: LogLevel, message: string): void {
+  if (level === "error") console.error(message);
+  else console.warn(message);
+}
+
+/** Logs each distinct fault once (by key), so a fault that persists is not repeated on every retry. */
+export class FaultLog {
+  readonly #seen = new Set<string>();
+  readonly #sink: (level: LogLevel, message: string) => void;
+
+  constructor(sink?: (level: LogLevel, message: string) => void) {
+    this.#sink = sink ?? consoleLog;
+  }
+
+  once(level: LogLevel, key: string, message: string): void {
+    if (this.#seen.has(key)) return;
+    if (this.#seen.size >= 10_000) this.#seen.clear(); // bounded: a flood of distinct faults is logged again later
+    this.#seen.add(key);
+    this.#sink(level, message);
+  }
+
+  log(level: LogLevel, message: string): void {
+    this.#sink(level, message);
+  }
+
+  /** Forget a fault once it is resolved, so that its return is logged again. */
+  resolved(key: string): void {
+    this.#seen.delete(key);
+  }
+}

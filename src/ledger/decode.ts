@@ -30,14 +30,30 @@ export function bytesToHex(bytes: Uint8Array): string {
   return s;
 }
 
-/** SQLite images: blobs are tagged `{"$blob": "<hex>"}` by the trigger (no other column value can be an object). */
-export function decodeSqliteImage(text: string | null): Row | null {
+/**
+ * SQLite images (see sqlite/triggers.ts): an object, or an array of objects for rows wider than one json_object
+ * call. Column values tagged by the trigger: `{"$blob": hex}` (bytes), `{"$real": "Infinity" | "-Infinity"}`,
+ * `{"$unavailable": why}` (left out of the image; the reason is pushed to `unavailable`). A whole image may be
+ * `{"$unavailable": why}` (the trigger could not say which rows changed). Throws on text that is not JSON.
+ */
+export function decodeSqliteImage(text: string | null, unavailable: string[] = []): Row | null {
   if (text === null || text === undefined) return null;
-  const row = parseJson(text) as Row;
+  const parsed = parseJson(text) as Row | Row[];
+  const row: Row = Array.isArray(parsed) ? Object.assign({}, ...parsed) : parsed;
+  if (typeof row.$unavailable === "string" && Object.keys(row).length === 1) {
+    unavailable.push(row.$unavailable);
+    return null;
+  }
   for (const column of Object.keys(row)) {
     const v = row[column];
-    if (v !== null && typeof v === "object" && typeof (v as { $blob?: unknown }).$blob === "string") {
-      row[column] = hexToBytes((v as { $blob: string }).$blob);
+    if (v === null || typeof v !== "object") continue;
+    const tag = v as { $blob?: unknown; $real?: unknown; $unavailable?: unknown };
+    if (typeof tag.$blob === "string") row[column] = hexToBytes(tag.$blob);
+    else if (tag.$real === "Infinity") row[column] = Number.POSITIVE_INFINITY;
+    else if (tag.$real === "-Infinity") row[column] = Number.NEGATIVE_INFINITY;
+    else if (typeof tag.$unavailable === "string") {
+      delete row[column];
+      unavailable.push(`${column}: ${tag.$unavailable} (larger than the image bound)`);
     }
   }
   return row;

@@ -2,7 +2,8 @@
 // install() puts the capture triggers in place, openLedger() reads and follows the facts, createDialect() gives
 // Kysely the same connection settings and wakes followers on commit.
 import { installPostgres, openPostgresLedger, uninstallPostgres } from "./postgres.ts";
-import { installSqlite, openSqliteLedger, uninstallSqlite } from "./sqlite.ts";
+import { installSqlite, uninstallSqlite } from "./sqlite/install.ts";
+import { openSqliteLedger } from "./sqlite/ledger.ts";
 import type { InstallReport, Ledger, LedgerOptions } from "./types.ts";
 import { parseDatabaseUrl } from "./url.ts";
 

@@ -67,6 +67,12 @@ export interface LedgerOptions {
   /** Where the ledger reports faults it survives (poison facts, a dropped table, drift while running). Each
    *  distinct fault is logged once, with its fix. Default: console. */
   log?: (level: "warn" | "error", message: string) => void;
+  /**
+   * What a running ledger does when tables or columns appear after install (checked every
+   * LEDGER_TUNING.schemaCheckMs): `refresh` (default) regenerates the capture triggers; `report` logs the drift
+   * with its fix and leaves new tables out of capturedTables(), so pages that read them are refused.
+   */
+  schemaChanges?: "refresh" | "report";
 }
 
 export interface ReadOptions {

@@ -1,0 +1,354 @@
+// The change ledger on SQLite: reading, following, pruning and holding positions; watching the schema while
+// running.
+//
+// Why offsets are commit-ordered and gapless here: SQLite has one writer at a time, so facts are numbered in the
+// order their transactions hold the write lock, and a transaction's facts are contiguous. AUTOINCREMENT hands out
+// max(ever used) + 1 via sqlite_sequence, which is updated inside the writing transaction: a rollback (of a
+// transaction or of one failed statement) rolls the counter back too, and pruning never lets an id be reused.
+import type { DatabaseSync } from "node:sqlite";
+import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
+import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
+import { checkPosition, FaultLog, followFacts, type Position, readLimit, Waker } from "../core.ts";
+import { decodeSqliteImage } from "../decode.ts";
+import { openSqlite } from "../dialect.ts";
+import type {
+  Fact,
+  FollowOptions,
+  Ledger,
+  LedgerOptions,
+  Operation,
+  PruneOptions,
+  ReadOptions,
+  Row,
+} from "../types.ts";
+import {
+  all,
+  capturedNow,
+  createHoldsTable,
+  drift,
+  excludedTables,
+  get,
+  installed,
+  meta,
+  refreshTriggers,
+  setMeta,
+  tableExists,
+  withTransaction,
+} from "./install.ts";
+
+const FACTS = LEDGER.factsTable;
+const META = LEDGER.metaTable;
+const HOLDS = LEDGER.holdsTable;
+
+export async function openSqliteLedger(database: string, path: string, options: LedgerOptions): Promise<Ledger> {
+  const db = openSqlite(path);
+  try {
+    if (!installed(db) || !tableExists(db, FACTS)) throw new LedgerNotInstalledError(database);
+    const found = drift(db);
+    if (found.tables.length > 0) throw new SchemaDriftError(database, found.tables, found.detail.join("; "));
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return new SqliteLedger(database, db, meta(db, "incarnation") as string, options);
+}
+
+interface FactRow {
+  id: number;
+  tbl: string;
+  op: Operation;
+  key: string | null;
+  old: string | null;
+  new: string | null;
+  at: number;
+}
+
+/** A SQLite error that says the ledger's own tables are gone. */
+function isMissingLedger(error: unknown): boolean {
+  return /no such table: (upkeep_facts|upkeep_meta)/.test((error as Error)?.message ?? "");
+}
+
+class SqliteLedger implements Ledger {
+  readonly kind = "sqlite" as const;
+  readonly database: string;
+  readonly #db: DatabaseSync;
+  readonly #waker = new Waker();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #faults: FaultLog;
+  readonly #schemaChanges: "refresh" | "report";
+  #incarnation: string;
+  #dataVersion: number;
+  #schemaVersion: number;
+  #captured: Set<string>;
+  #holdsReady = false;
+  #closed = false;
+
+  constructor(database: string, db: DatabaseSync, incarnation: string, options: LedgerOptions) {
+    this.database = database;
+    this.#db = db;
+    this.#incarnation = incarnation;
+    this.#faults = new FaultLog(options.log);
+    this.#schemaChanges = options.schemaChanges ?? "refresh";
+    this.#dataVersion = this.#readDataVersion();
+    this.#schemaVersion = this.#readSchemaVersion();
+    this.#captured = capturedNow(db);
+    // PRAGMA data_version changes when another connection commits: a cheap check, made only while someone waits.
+    const poll = setInterval(() => {
+      if (!this.#waker.waiting || this.#closed) return;
+      const version = this.#readDataVersion();
+      if (version !== this.#dataVersion) {
+        this.#dataVersion = version;
+        this.#waker.bump();
+      }
+    }, options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs);
+    const schema = setInterval(() => this.checkSchema(), LEDGER_TUNING.schemaCheckMs);
+    poll.unref();
+    schema.unref();
+    this.#timers.push(poll, schema);
+  }
+
+  get incarnation(): string {
+    return this.#incarnation;
+  }
+
+  #readDataVersion(): number {
+    return (get<{ data_version: number }>(this.#db, "PRAGMA data_version") as { data_version: number }).data_version;
+  }
+
+  #readSchemaVersion(): number {
+    return (get<{ schema_version: number }>(this.#db, "PRAGMA schema_version") as { schema_version: number })
+      .schema_version;
+  }
+
+  /**
+   * Schema changes while running (PRAGMA schema_version moves on any DDL, from any connection): a dropped facts
+   * table is reported at once; tables or columns the triggers do not cover are refreshed (or reported). Between
+   * the DDL and this check (at most LEDGER_TUNING.schemaCheckMs) a new table is not in capturedTables(), so a page
+   * that reads it is refused rather than served stale.
+   */
+  checkSchema(): void {
+    if (this.#closed) return;
+    try {
+      const version = this.#readSchemaVersion();
+      if (version === this.#schemaVersion) return;
+      this.#schemaVersion = version;
+      if (!tableExists(this.#db, FACTS) || !installed(this.#db)) {
+        this.#faults.once(
+          "error",
+          "ledger_missing",
+          new LedgerMissingError(this.database, "its tables were dropped").message,
+        );
+        return;
+      }
+      const found = drift(this.#db);
+      if (found.tables.length === 0) {
+        this.#captured = capturedNow(this.#db);
+        return;
+      }
+      if (this.#schemaChanges === "refresh") {
+        withTransaction(this.#db, "IMMEDIATE", () => refreshTriggers(this.#db, excludedTables(this.#db)));
+        this.#schemaVersion = this.#readSchemaVersion();
+        this.#faults.log(
+          "warn",
+          `Upkeep refreshed the capture triggers after a schema change: ${found.detail.join("; ")}`,
+        );
+      } else {
+        const error = new SchemaDriftError(this.database, found.tables, found.detail.join("; "));
+        this.#faults.once(
+          "warn",
+          `drift:${found.tables.join(",")}`,
+          `${error.message} (pages that read them are refused)`,
+        );
+      }
+      this.#captured = capturedNow(this.#db);
+    } catch (error) {
+      this.#faults.once(
+        "error",
+        `schema_check:${(error as Error).message}`,
+        `Upkeep's schema check failed: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /** Runs a read; a missing ledger table becomes LedgerMissingError (logged once), other errors pass through. */
+  #guard<T>(body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      if (isMissingLedger(error)) {
+        const missing = new LedgerMissingError(this.database, (error as Error).message);
+        this.#faults.once("error", "ledger_missing", missing.message);
+        throw missing;
+      }
+      throw error;
+    }
+  }
+
+  #position(): Position {
+    const rows = all<{ key: string; value: string }>(
+      this.#db,
+      `SELECT key, value FROM ${META} WHERE key IN ('incarnation', 'horizon')`,
+    );
+    const values = Object.fromEntries(rows.map((r) => [r.key, r.value]));
+    return {
+      incarnation: values.incarnation as string,
+      horizon: Number(values.horizon ?? 0),
+      head: this.#head(),
+    };
+  }
+
+  #head(): number {
+    if (!tableExists(this.#db, FACTS)) throw new Error(`no such table: ${FACTS}`);
+    return Number(get<{ seq: number }>(this.#db, "SELECT seq FROM sqlite_sequence WHERE name = ?", FACTS)?.seq ?? 0);
+  }
+
+  async head(): Promise<number> {
+    return this.#guard(() => this.#head());
+  }
+
+  async sync(): Promise<number> {
+    return this.#guard(() => this.#head());
+  }
+
+  async horizon(): Promise<number> {
+    return this.#guard(() => Number(meta(this.#db, "horizon") ?? 0));
+  }
+
+  async resync(): Promise<{ incarnation: string; head: number; horizon: number }> {
+    const position = this.#guard(() => withTransaction(this.#db, "DEFERRED", () => this.#position()));
+    this.#incarnation = position.incarnation;
+    this.#captured = capturedNow(this.#db);
+    return { incarnation: position.incarnation, head: position.head, horizon: position.horizon };
+  }
+
+  capturedTables(): ReadonlySet<string> {
+    return this.#captured;
+  }
+
+  async read(after: number, options?: ReadOptions): Promise<Fact[]> {
+    // One read transaction: the position checks and the facts come from the same snapshot.
+    const { position, rows } = this.#guard(() =>
+      withTransaction(this.#db, "DEFERRED", () => {
+        const position = this.#position();
+        checkPosition(after, position, this.#incarnation, options);
+        const rows = all<FactRow>(
+          this.#db,
+          `SELECT id, tbl, op, key, old, new, at FROM ${FACTS} WHERE id > ? ORDER BY id LIMIT ?`,
+          after,
+          readLimit(options),
+        );
+        return { position, rows };
+      }),
+    );
+    return rows.map((r) => this.#toFact(r, position.incarnation));
+  }
+
+  follow(after: number, options: FollowOptions = {}): AsyncIterable<Fact[]> {
+    return followFacts(this, this.#waker, () => this.#closed, after, options);
+  }
+
+  poke(): void {
+    this.#waker.bump();
+  }
+
+  async holdPosition(id: string, position: number): Promise<void> {
+    this.#guard(() => {
+      if (!this.#holdsReady) createHoldsTable(this.#db); // installs from before holds existed
+      this.#holdsReady = true;
+      this.#db
+        .prepare(
+          `INSERT INTO ${HOLDS}(id, position, expires) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET position = excluded.position, expires = excluded.expires`,
+        )
+        .run(id, position, (Date.now() + LEDGER_TUNING.holdLeaseMs) / 1000);
+    });
+  }
+
+  async releasePosition(id: string): Promise<void> {
+    if (this.#closed || !tableExists(this.#db, HOLDS)) return;
+    this.#db.prepare(`DELETE FROM ${HOLDS} WHERE id = ?`).run(id);
+  }
+
+  async prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
+    const cutoff = (Date.now() - options.olderThanMs) / 1000; // `at` is seconds since the epoch
+    return this.#guard(() =>
+      withTransaction(this.#db, "IMMEDIATE", () => {
+        const head = this.#head();
+        const horizon = Number(meta(this.#db, "horizon") ?? 0);
+        const firstRecent = get<{ id: number }>(
+          this.#db,
+          `SELECT id FROM ${FACTS} WHERE at >= ? ORDER BY id LIMIT 1`,
+          cutoff,
+        )?.id;
+        // A live hold: some process still needs every fact after its position.
+        const held = tableExists(this.#db, HOLDS)
+          ? get<{ p: number | null }>(
+              this.#db,
+              `SELECT min(position) AS p FROM ${HOLDS} WHERE expires > ?`,
+              Date.now() / 1000,
+            )?.p
+          : null;
+        // Pruning removes a prefix of offsets: everything up to the first fact that must be kept.
+        let upTo = Math.min(
+          head,
+          options.atOrBelow ?? head,
+          firstRecent === undefined ? head : firstRecent - 1,
+          held ?? head,
+        );
+        upTo = Math.max(upTo, horizon);
+        setMeta(this.#db, "pruning", "1");
+        const { changes } = this.#db.prepare(`DELETE FROM ${FACTS} WHERE id <= ?`).run(upTo);
+        setMeta(this.#db, "pruning", "0");
+        setMeta(this.#db, "horizon", String(upTo));
+        return { pruned: Number(changes), horizon: upTo };
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#waker.bump();
+    this.#db.close();
+  }
+
+  /** A fact from its row. An image that cannot be decoded (a poison fact) never stops a reader: the fact is
+   *  returned with `unavailable` set, and logged once with its offset. */
+  #toFact(r: FactRow, incarnation: string): Fact {
+    const unavailable: string[] = [];
+    let old: Row | null = null;
+    let now: Row | null = null;
+    let key: Row | null = null;
+    try {
+      old = decodeSqliteImage(r.old, unavailable);
+      now = decodeSqliteImage(r.new, unavailable);
+      key = decodeSqliteImage(r.key, unavailable);
+    } catch (error) {
+      old = now = key = null;
+      const why = `undecodable image (${(error as Error).message})`;
+      unavailable.push(why);
+      this.#faults.once(
+        "warn",
+        `poison:${incarnation}:${r.id}`,
+        `Upkeep could not decode fact ${r.id} of ${r.tbl} (${why}); pages that read ${r.tbl} are replayed instead`,
+      );
+    }
+    const at = Number(r.at);
+    const fact: Fact = {
+      offset: Number(r.id),
+      incarnation,
+      table: r.tbl,
+      op: r.op,
+      key: key ?? ((now ?? old ?? {}) as Row),
+      keyless: key === null,
+      old,
+      new: now,
+      // SQLite has no transaction id a trigger can read; 'now' is fixed for the duration of one statement, so
+      // facts of one statement share this value (see docs/ledger.md).
+      txid: String(r.at),
+      committedAt: Number.isFinite(at) ? new Date(at * 1000).toISOString() : new Date(0).toISOString(),
+    };
+    if (unavailable.length > 0) fact.unavailable = unavailable.join("; ");
+    return fact;
+  }
+}

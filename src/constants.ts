@@ -9,8 +9,10 @@ export const LEDGER = {
   triggerPrefix: "upkeep_capture_",
   pgFunction: "upkeep_capture_fact",
   pgNotifyChannel: "upkeep_ledger",
-  /** Advisory lock key held by the PostgreSQL sequencer leader. */
+  /** Advisory lock key base: installs and uninstalls are serialized with key + 1. */
   pgSequencerLockKey: 0x75706b70,
+  /** PostgreSQL: the sequencer's leadership lease (one row: holder and expiry, judged by the database clock). */
+  pgLeaseTable: "upkeep_lease",
 } as const;
 
 export const LEDGER_TUNING = {
@@ -26,6 +28,10 @@ export const LEDGER_TUNING = {
   maxImageValueBytes: 8 * 1024 * 1024,
   /** How often a running ledger checks for schema changes (new tables or columns) and refreshes its triggers. */
   schemaCheckMs: 1000,
+  /** PostgreSQL: how long the sequencer's lease lasts without renewal; another process takes over after it. */
+  leaseMs: 1000,
+  /** PostgreSQL: how often the sequencer renews its lease. */
+  leaseRenewMs: 250,
   /** A follower's position hold (see Ledger.holdPosition) expires when not renewed for this long. */
   holdLeaseMs: 60_000,
 } as const;

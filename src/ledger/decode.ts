@@ -68,10 +68,19 @@ export function pgCodecFor(type: string): PgColumnCodec {
   return "plain";
 }
 
-/** PostgreSQL images (`to_jsonb(row)`): bytea arrives as "\\x…" text, timestamptz in the writer's zone. */
-export function decodePgImage(text: string | null, codecs: Map<string, PgColumnCodec> | undefined): Row | null {
+/** PostgreSQL images (`to_json(row)`): bytea arrives as "\\x…" text, timestamptz in the writer's zone. An image
+ *  the trigger could not render is `{"$unavailable": why}`: null, with the reason pushed to `unavailable`. */
+export function decodePgImage(
+  text: string | null,
+  codecs: Map<string, PgColumnCodec> | undefined,
+  unavailable: string[] = [],
+): Row | null {
   if (text === null || text === undefined) return null;
   const row = parseJson(text) as Row;
+  if (typeof row.$unavailable === "string" && Object.keys(row).length === 1) {
+    unavailable.push(row.$unavailable);
+    return null;
+  }
   if (!codecs) return row;
   for (const column of Object.keys(row)) {
     const v = row[column];

@@ -1,7 +1,8 @@
 // The change ledger: every committed write becomes an ordered, durable, resumable fact.
 // install() puts the capture triggers in place, openLedger() reads and follows the facts, createDialect() gives
 // Kysely the same connection settings and wakes followers on commit.
-import { installPostgres, openPostgresLedger, uninstallPostgres } from "./postgres.ts";
+import { installPostgres, uninstallPostgres } from "./postgres/install.ts";
+import { openPostgresLedger } from "./postgres/ledger.ts";
 import { installSqlite, uninstallSqlite } from "./sqlite/install.ts";
 import { openSqliteLedger } from "./sqlite/ledger.ts";
 import type { InstallReport, Ledger, LedgerOptions } from "./types.ts";

@@ -1,0 +1,616 @@
+// The change ledger on PostgreSQL: one generic trigger function stages facts (postgres/install.ts); a sequencer
+// assigns offsets.
+//
+// Ordering argument. Writers insert facts with a staging id from a sequence and a NULL offset; sequence ids are
+// not commit order (a transaction can take a lower id and commit later). One sequencer at a time (the holder of
+// the lease, and in any case serialized by the row lock on the meta `head` row) repeatedly takes the
+// *visible* unsequenced facts in staging-id order and numbers them head+1, head+2, … in one transaction, which
+// also advances head. Visible means committed, so a fact gets an offset only if its write committed, and
+// readers see an offset only once the numbering transaction committed: offsets are gapless and never change.
+// A transaction still open when a batch is taken is simply numbered in a later batch, so an idle transaction
+// stalls nobody. Per-row order: a later writer of a row blocks on the row lock until the earlier writer commits,
+// so its trigger (and its staging id) comes after that commit; any snapshot that sees the later fact's commit
+// also sees the earlier commit. Hence the earlier fact is numbered in an earlier batch or earlier in the same
+// batch (lower staging id): for one row, offsets follow write order.
+//
+// Leadership is a lease, not a lock held by a session: a sequencer that is paused (SIGSTOP, a long GC pause, a
+// network stall) stops renewing, and another process takes the lease once it has expired by the database's
+// clock (LEDGER_TUNING.leaseMs). Two processes that both believe they lead cannot number a fact twice: every
+// batch is one statement list that first locks the head row and then, in a snapshot taken after that lock,
+// numbers only facts that still have no offset, and only while the lease row names this process. A paused
+// leader holds no lock while paused (a batch is a single round trip, which the server completes on its own), and
+// when it resumes its next batch finds another holder in the lease row and numbers nothing.
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
+import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
+import { checkPosition, FaultLog, followFacts, type Position, quoteLiteral, readLimit, Waker } from "../core.ts";
+import { decodePgImage, type PgColumnCodec, pgCodecFor } from "../decode.ts";
+import type {
+  Fact,
+  FollowOptions,
+  Ledger,
+  LedgerOptions,
+  Operation,
+  PruneOptions,
+  ReadOptions,
+  Row,
+} from "../types.ts";
+import {
+  capturedNow,
+  currentSchema,
+  drift,
+  excludedTables,
+  installPostgres,
+  isInstalled,
+  type Names,
+  names,
+} from "./install.ts";
+
+/** A process that is not the sequencer tries to take the lease this often (ticks of the poll interval). */
+const LEADER_ATTEMPT_TICKS = 10;
+
+/** A PostgreSQL error that says the ledger's own tables are gone (undefined_table). */
+function isMissingLedger(error: unknown): boolean {
+  return (error as { code?: string })?.code === "42P01";
+}
+
+export async function openPostgresLedger(database: string, url: string, options: LedgerOptions): Promise<Ledger> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on("error", () => {});
+  try {
+    const schema = await currentSchema(pool);
+    if (!(await isInstalled(pool, schema))) throw new LedgerNotInstalledError(database);
+    const n = names(schema);
+    const found = await drift(pool, schema, n);
+    if (found.tables.length > 0) throw new SchemaDriftError(database, found.tables, found.detail.join("; "));
+    const { rows } = await pool.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'incarnation'`);
+    const captured = await capturedNow(pool, schema);
+    const ledger = new PostgresLedger(database, url, pool, n, rows[0]?.value as string, captured, options);
+    await ledger.start();
+    return ledger;
+  } catch (error) {
+    await pool.end().catch(() => {});
+    throw error;
+  }
+}
+
+interface FactRow {
+  incarnation: string;
+  head: string;
+  horizon: string;
+  ledger_offset: string | null;
+  tbl: string;
+  op: Operation;
+  key_columns: string[] | null;
+  old: string | null;
+  new: string | null;
+  txid: string;
+  committed_at: Date;
+}
+
+class PostgresLedger implements Ledger {
+  readonly kind = "postgres" as const;
+  readonly database: string;
+  readonly #url: string;
+  readonly #id = randomUUID();
+  readonly #faults: FaultLog;
+  readonly #schemaChanges: "refresh" | "report";
+  #incarnation: string;
+  #captured: Set<string>;
+  #schemaTimer: NodeJS.Timeout | undefined;
+  #checkingSchema = false;
+  #renewedAt = 0;
+  readonly #pool: pg.Pool;
+  readonly #n: Names;
+  readonly #waker = new Waker();
+  readonly #pollIntervalMs: number;
+  #codecs = new Map<string, Map<string, PgColumnCodec>>();
+  #timer: NodeJS.Timeout | undefined;
+  #listener: pg.Client | undefined;
+  #leader: pg.Client | undefined;
+  #isLeader = false;
+  #ticks = 0;
+  #ticking = false;
+  #sequencing: Promise<void> | undefined;
+  #sequenceAgain = false;
+  #lastHead = -1;
+  #closed = false;
+
+  constructor(
+    database: string,
+    url: string,
+    pool: pg.Pool,
+    n: Names,
+    incarnation: string,
+    captured: Set<string>,
+    options: LedgerOptions,
+  ) {
+    this.database = database;
+    this.#incarnation = incarnation;
+    this.#captured = captured;
+    this.#faults = new FaultLog(options.log);
+    this.#schemaChanges = options.schemaChanges ?? "refresh";
+    this.#url = url;
+    this.#pool = pool;
+    this.#n = n;
+    this.#pollIntervalMs = options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs;
+  }
+
+  get incarnation(): string {
+    return this.#incarnation;
+  }
+
+  get isSequencer(): boolean {
+    return this.#isLeader;
+  }
+
+  async start(): Promise<void> {
+    await this.#loadCodecs();
+    const listener = new pg.Client({ connectionString: this.#url });
+    listener.on("error", () => {
+      if (this.#listener === listener) this.#listener = undefined;
+    });
+    listener.on("notification", () => this.#waker.bump());
+    await listener.connect();
+    await listener.query(`LISTEN ${LEDGER.pgNotifyChannel}`);
+    this.#listener = listener;
+    await this.#tryLead();
+    this.#timer = setInterval(() => void this.#tick(), this.#pollIntervalMs);
+    this.#timer.unref();
+    this.#schemaTimer = setInterval(() => void this.checkSchema(), LEDGER_TUNING.schemaCheckMs);
+    this.#schemaTimer.unref();
+  }
+
+  /**
+   * Tables added while running: refreshed (install is idempotent and serialized between processes) or reported.
+   * Columns added to a captured table need nothing: the generic trigger renders whole rows. Until the check runs
+   * (at most LEDGER_TUNING.schemaCheckMs) a new table is not in capturedTables(), so pages reading it are refused.
+   */
+  async checkSchema(): Promise<void> {
+    if (this.#closed || this.#checkingSchema) return;
+    this.#checkingSchema = true;
+    try {
+      if (!(await isInstalled(this.#pool, this.#n.schema))) {
+        this.#faults.once(
+          "error",
+          "ledger_missing",
+          new LedgerMissingError(this.database, "its tables were dropped").message,
+        );
+        return;
+      }
+      const found = await drift(this.#pool, this.#n.schema, this.#n);
+      if (found.tables.length > 0) {
+        if (this.#schemaChanges === "refresh") {
+          await installPostgres(this.#url, await excludedTables(this.#pool, this.#n));
+          this.#faults.log(
+            "warn",
+            `Upkeep refreshed the capture triggers after a schema change: ${found.detail.join("; ")}`,
+          );
+          await this.#loadCodecs();
+        } else {
+          const error = new SchemaDriftError(this.database, found.tables, found.detail.join("; "));
+          this.#faults.once(
+            "warn",
+            `drift:${found.tables.join(",")}`,
+            `${error.message} (pages that read them are refused)`,
+          );
+        }
+      }
+      this.#captured = await capturedNow(this.#pool, this.#n.schema);
+    } catch (error) {
+      if (!this.#closed) {
+        this.#faults.once(
+          "error",
+          `schema_check:${(error as Error).message}`,
+          `Upkeep's schema check failed: ${(error as Error).message}`,
+        );
+      }
+    } finally {
+      this.#checkingSchema = false;
+    }
+  }
+
+  async #loadCodecs(): Promise<void> {
+    const { rows } = await this.#pool.query<{ table: string; column: string; type: string }>(
+      `SELECT c.relname AS table, a.attname AS column, t.typname AS type
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+         JOIN pg_namespace ns ON ns.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
+        WHERE ns.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY c.relname, a.attnum`,
+      [this.#n.schema],
+    );
+    const codecs = new Map<string, Map<string, PgColumnCodec>>();
+    for (const r of rows) {
+      if (!codecs.has(r.table)) codecs.set(r.table, new Map());
+      codecs.get(r.table)?.set(r.column, pgCodecFor(r.type));
+    }
+    this.#codecs = codecs;
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#ticking || this.#closed) return;
+    this.#ticking = true;
+    try {
+      this.#ticks++;
+      if (this.#isLeader && Date.now() - this.#renewedAt >= LEDGER_TUNING.leaseRenewMs) await this.#renew();
+      if (this.#isLeader) await this.#sequence();
+      else if (this.#ticks % LEADER_ATTEMPT_TICKS === 0) await this.#tryLead();
+      // Followers are woken by NOTIFY; polling head as well covers a lost listener connection.
+      if (!this.#isLeader && this.#waker.waiting) {
+        const head = await this.head();
+        if (head !== this.#lastHead) {
+          this.#lastHead = head;
+          this.#waker.bump();
+        }
+      }
+    } catch {
+      // A failed poll is retried on the next tick; a lost leader connection gives up leadership.
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  /** Takes the lease when it is free or expired (by the database's clock), then sequences. */
+  async #tryLead(): Promise<void> {
+    if (this.#closed || this.#isLeader) return;
+    try {
+      if (!this.#leader) {
+        const client = new pg.Client({ connectionString: this.#url });
+        client.on("error", () => {
+          if (this.#leader === client) {
+            this.#leader = undefined;
+            this.#isLeader = false;
+          }
+          client.end().catch(() => {});
+        });
+        await client.connect();
+        this.#leader = client;
+      }
+      const { rowCount } = await this.#leader.query(
+        `UPDATE ${this.#n.lease} SET holder = $1, until = now() + make_interval(secs => $2::float8 / 1000)
+          WHERE holder = $1 OR until < now()`,
+        [this.#id, LEDGER_TUNING.leaseMs],
+      );
+      this.#isLeader = rowCount === 1;
+      this.#renewedAt = Date.now();
+      if (this.#isLeader) await this.#sequence();
+    } catch (error) {
+      this.#isLeader = false;
+      if (isMissingLedger(error)) return;
+      const client = this.#leader;
+      this.#leader = undefined;
+      await client?.end().catch(() => {});
+    }
+  }
+
+  /** Extends the lease; a lease taken over by another process ends this one's leadership. */
+  async #renew(): Promise<void> {
+    const leader = this.#leader;
+    if (!leader) {
+      this.#isLeader = false;
+      return;
+    }
+    const { rowCount } = await leader.query(
+      `UPDATE ${this.#n.lease} SET until = now() + make_interval(secs => $2::float8 / 1000) WHERE holder = $1`,
+      [this.#id, LEDGER_TUNING.leaseMs],
+    );
+    this.#renewedAt = Date.now();
+    this.#isLeader = rowCount === 1;
+  }
+
+  /** Runs sequencing rounds until nothing visible is waiting; concurrent calls join the running one. */
+  #sequence(check = true): Promise<void> {
+    if (this.#sequencing) {
+      this.#sequenceAgain = true;
+      return this.#sequencing;
+    }
+    this.#sequencing = (async () => {
+      try {
+        do {
+          this.#sequenceAgain = false;
+          while (this.#isLeader && this.#leader && !this.#closed) {
+            const count = await this.#sequenceBatch(this.#leader, check);
+            check = true;
+            if (count > 0) this.#waker.bump();
+            if (count < LEDGER_TUNING.sequenceBatch) break;
+          }
+        } while (this.#sequenceAgain && !this.#closed);
+      } finally {
+        this.#sequencing = undefined;
+      }
+    })();
+    return this.#sequencing;
+  }
+
+  async #sequenceBatch(client: pg.Client, check: boolean): Promise<number> {
+    const n = this.#n;
+    if (check) {
+      // The cheap poll: the partial index holds only facts waiting for an offset.
+      const pending = await client.query(`SELECT 1 FROM ${n.facts} WHERE ledger_offset IS NULL LIMIT 1`);
+      if (pending.rowCount === 0) return 0;
+    }
+    // One round trip, one transaction (a multi-statement simple query is one implicit transaction). The first
+    // statement takes the head row lock; the second starts after it, so its snapshot sees the latest head, and it
+    // decides the batch: only facts of committed transactions are visible to it. Head and the NOTIFY to followers
+    // in other processes are updated in the same transaction.
+    const results = (await client.query(
+      `SELECT value FROM ${n.meta} WHERE key = 'head' FOR UPDATE;
+       WITH h AS (SELECT value::bigint AS head FROM ${n.meta} WHERE key = 'head'),
+            b AS (SELECT staging_id, row_number() OVER (ORDER BY staging_id) AS n
+                    FROM (SELECT staging_id FROM ${n.facts} WHERE ledger_offset IS NULL
+                           ORDER BY staging_id LIMIT ${LEDGER_TUNING.sequenceBatch}) s),
+            l AS (SELECT 1 FROM ${n.lease} WHERE holder = ${quoteLiteral(this.#id)}),
+            u AS (UPDATE ${n.facts} f SET ledger_offset = h.head + b.n, committed_at = now()
+                    FROM b, h WHERE f.staging_id = b.staging_id AND EXISTS (SELECT 1 FROM l) RETURNING f.ledger_offset)
+       UPDATE ${n.meta} SET value = (SELECT max(ledger_offset) FROM u)::text
+        WHERE key = 'head' AND EXISTS (SELECT 1 FROM u)
+        RETURNING value, (SELECT count(*) FROM u) AS count, pg_notify(${quoteLiteral(LEDGER.pgNotifyChannel)}, value)`,
+    )) as unknown as pg.QueryResult<{ count: string }>[];
+    const count = Number(results[1]?.rows[0]?.count ?? 0);
+    if (count === 0 && !check) await this.#renew(); // nothing numbered although asked: is the lease still ours?
+    return count;
+  }
+
+  /** Runs a query; a missing ledger table becomes LedgerMissingError (logged once). */
+  async #guard<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      const result = await body();
+      this.#faults.resolved("ledger_missing");
+      return result;
+    } catch (error) {
+      if (isMissingLedger(error)) {
+        const missing = new LedgerMissingError(this.database, (error as Error).message);
+        this.#faults.once("error", "ledger_missing", missing.message);
+        throw missing;
+      }
+      throw error;
+    }
+  }
+
+  async head(): Promise<number> {
+    return this.#guard(async () => {
+      const { rows } = await this.#pool.query<{ value: string }>(
+        `SELECT value FROM ${this.#n.meta} WHERE key = 'head'`,
+      );
+      return Number(rows[0]?.value ?? 0);
+    });
+  }
+
+  async horizon(): Promise<number> {
+    return this.#guard(async () => {
+      const { rows } = await this.#pool.query<{ value: string }>(
+        `SELECT value FROM ${this.#n.meta} WHERE key = 'horizon'`,
+      );
+      return Number(rows[0]?.value ?? 0);
+    });
+  }
+
+  async resync(): Promise<{ incarnation: string; head: number; horizon: number }> {
+    return this.#guard(async () => {
+      const { rows } = await this.#pool.query<{ key: string; value: string }>(
+        `SELECT key, value FROM ${this.#n.meta} WHERE key IN ('incarnation', 'head', 'horizon')`,
+      );
+      const values = Object.fromEntries(rows.map((r) => [r.key, r.value]));
+      this.#incarnation = values.incarnation as string;
+      this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      return { incarnation: this.#incarnation, head: Number(values.head ?? 0), horizon: Number(values.horizon ?? 0) };
+    });
+  }
+
+  capturedTables(): ReadonlySet<string> {
+    return this.#captured;
+  }
+
+  async holdPosition(id: string, position: number): Promise<void> {
+    await this.#guard(() =>
+      this.#pool.query(
+        `INSERT INTO ${this.#n.holds} (id, position, expires) VALUES ($1, $2, now() + make_interval(secs => $3::float8 / 1000))
+         ON CONFLICT (id) DO UPDATE SET position = excluded.position, expires = excluded.expires`,
+        [id, position, LEDGER_TUNING.holdLeaseMs],
+      ),
+    );
+  }
+
+  async releasePosition(id: string): Promise<void> {
+    if (this.#closed) return;
+    await this.#pool.query(`DELETE FROM ${this.#n.holds} WHERE id = $1`, [id]).catch(() => {});
+  }
+
+  async sync(): Promise<number> {
+    if (!this.#isLeader) await this.#tryLead();
+    if (this.#isLeader) {
+      await this.#sequence();
+      return this.head();
+    }
+    // Another process sequences: wait until every fact visible now has an offset.
+    const { rows } = await this.#pool.query<{ max: string | null }>(
+      `SELECT max(staging_id) AS max FROM ${this.#n.facts} WHERE ledger_offset IS NULL`,
+    );
+    const max = rows[0]?.max;
+    while (max !== null && max !== undefined && !this.#closed) {
+      const left = await this.#pool.query(
+        `SELECT 1 FROM ${this.#n.facts} WHERE ledger_offset IS NULL AND staging_id <= $1 LIMIT 1`,
+        [max],
+      );
+      if (left.rowCount === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
+    }
+    return this.head();
+  }
+
+  async read(after: number, options?: ReadOptions): Promise<Fact[]> {
+    const n = this.#n;
+    // One statement, one snapshot: the position checks and the facts agree.
+    const { rows } = await this.#guard(() =>
+      this.#pool.query<FactRow>(
+        `SELECT m.incarnation, m.head, m.horizon, f.ledger_offset, f.tbl, f.op, f.key_columns,
+              f.old::text AS old, f.new::text AS new, f.txid, f.committed_at
+         FROM (SELECT max(value) FILTER (WHERE key = 'incarnation') AS incarnation,
+                      max(value) FILTER (WHERE key = 'head') AS head,
+                      max(value) FILTER (WHERE key = 'horizon') AS horizon
+                 FROM ${n.meta}) m
+         LEFT JOIN LATERAL (SELECT * FROM ${n.facts} WHERE ledger_offset > $1 ORDER BY ledger_offset LIMIT $2) f
+           ON true`,
+        [after, readLimit(options)],
+      ),
+    );
+    const first = rows[0] as FactRow;
+    const position: Position = {
+      incarnation: first.incarnation,
+      head: Number(first.head),
+      horizon: Number(first.horizon),
+    };
+    checkPosition(after, position, this.#incarnation, options);
+    const facts = rows.filter((r) => r.ledger_offset !== null);
+    const seen = new Set<string>();
+    for (const r of facts) {
+      if (seen.has(r.tbl)) continue;
+      seen.add(r.tbl);
+      if (this.#unknownColumns(r)) {
+        await this.#loadCodecs();
+        break;
+      }
+    }
+    return facts.map((r) => this.#toFact(r, position.incarnation));
+  }
+
+  #unknownColumns(r: FactRow): boolean {
+    const codecs = this.#codecs.get(r.tbl);
+    if (!codecs) return true;
+    const image = r.new ?? r.old;
+    if (!image) return false;
+    // Cheap check: a column count mismatch means a column was added since the codecs were loaded.
+    try {
+      return Object.keys(JSON.parse(image)).length !== codecs.size;
+    } catch {
+      return false; // a poison image: #toFact reports it
+    }
+  }
+
+  /** A fact from its row. An image that cannot be decoded (a poison fact) never stops a reader: the fact is
+   *  returned with `unavailable` set, and logged once with its offset. */
+  #toFact(r: FactRow, incarnation: string): Fact {
+    // Images are put back in column order (older installs stored jsonb, which orders keys by length).
+    const codecs = this.#codecs.get(r.tbl);
+    const unavailable: string[] = [];
+    let old: Row | null = null;
+    let now: Row | null = null;
+    try {
+      old = reorder(decodePgImage(r.old, codecs, unavailable), codecs?.keys());
+      now = reorder(decodePgImage(r.new, codecs, unavailable), codecs?.keys());
+    } catch (error) {
+      old = now = null;
+      const why = `undecodable image (${(error as Error).message})`;
+      unavailable.push(why);
+      this.#faults.once(
+        "warn",
+        `poison:${incarnation}:${r.ledger_offset}`,
+        `Upkeep could not decode fact ${r.ledger_offset} of ${r.tbl} (${why}); pages that read ${r.tbl} are replayed instead`,
+      );
+    }
+    const image = now ?? old;
+    const keyColumns = r.key_columns ?? [];
+    let key: Row | null = keyColumns.length > 0 && image ? {} : null;
+    for (const column of keyColumns) {
+      if (!image || !(column in image)) key = null;
+      else if (key) key[column] = image[column];
+    }
+    const fact: Fact = {
+      offset: Number(r.ledger_offset),
+      incarnation,
+      table: r.tbl,
+      op: r.op,
+      key: key ?? image ?? {},
+      keyless: key === null,
+      old,
+      new: now,
+      txid: r.txid,
+      committedAt: r.committed_at.toISOString(),
+    };
+    if (unavailable.length > 0) fact.unavailable = unavailable.join("; ");
+    return fact;
+  }
+
+  follow(after: number, options: FollowOptions = {}): AsyncIterable<Fact[]> {
+    return followFacts(this, this.#waker, () => this.#closed, after, options);
+  }
+
+  poke(): void {
+    // A commit through Upkeep's own connection: sequence it now when this process is the sequencer (which then
+    // wakes followers); otherwise the sequencer's poll picks it up.
+    if (this.#isLeader && !this.#closed) this.#sequence(false).catch(() => {});
+  }
+
+  async prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
+    const n = this.#n;
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      try {
+        await client.query("SELECT set_config('upkeep.pruning', 'on', true)");
+        const { rows } = await client.query<{ key: string; value: string }>(
+          `SELECT key, value FROM ${n.meta} WHERE key IN ('head', 'horizon') FOR UPDATE`,
+        );
+        const values = Object.fromEntries(rows.map((r) => [r.key, Number(r.value)]));
+        const head = values.head ?? 0;
+        const horizon = values.horizon ?? 0;
+        const recent = await client.query<{ offset: string }>(
+          `SELECT ledger_offset AS offset FROM ${n.facts}
+            WHERE ledger_offset IS NOT NULL AND committed_at >= now() - make_interval(secs => $1::float8 / 1000)
+            ORDER BY ledger_offset LIMIT 1`,
+          [options.olderThanMs],
+        );
+        const firstRecent = recent.rows[0] ? Number(recent.rows[0].offset) : undefined;
+        // Pruning removes a prefix of offsets: everything up to the first fact that must be kept.
+        // A live hold: some process still needs every fact after its position.
+        const held = await client.query<{ p: string | null }>(
+          `SELECT min(position) AS p FROM ${n.holds} WHERE expires > now()`,
+        );
+        const hold = held.rows[0]?.p == null ? head : Number(held.rows[0].p);
+        let upTo = Math.min(head, options.atOrBelow ?? head, firstRecent === undefined ? head : firstRecent - 1, hold);
+        upTo = Math.max(upTo, horizon);
+        const deleted = await client.query(`DELETE FROM ${n.facts} WHERE ledger_offset <= $1`, [upTo]);
+        await client.query(`UPDATE ${n.meta} SET value = $1 WHERE key = 'horizon'`, [String(upTo)]);
+        await client.query("COMMIT");
+        return { pruned: deleted.rowCount ?? 0, horizon: upTo };
+      } catch (error) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    clearInterval(this.#schemaTimer);
+    this.#waker.bump();
+    await this.#sequencing?.catch(() => {});
+    // Hand the lease back so another process takes over at once rather than after it expires.
+    if (this.#isLeader) {
+      await this.#leader
+        ?.query(`UPDATE ${this.#n.lease} SET until = '-infinity' WHERE holder = $1`, [this.#id])
+        .catch(() => {});
+    }
+    const leader = this.#leader;
+    this.#leader = undefined;
+    this.#isLeader = false;
+    await Promise.all([
+      leader?.end().catch(() => {}),
+      this.#listener?.end().catch(() => {}),
+      this.#pool.end().catch(() => {}),
+    ]);
+  }
+}
+
+function reorder(row: Row | null, order: Iterable<string> | undefined): Row | null {
+  if (!row || !order) return row;
+  const out: Row = {};
+  for (const column of order) if (column in row) out[column] = row[column];
+  for (const column of Object.keys(row)) if (!(column in out)) out[column] = row[column];
+  return out;
+}

@@ -103,6 +103,13 @@ export const TRANSPORT_TUNING = {
   maxSubscriptionIdLength: 128,
   /** The browser keeps its connection this long after the last subscription left (Turbo Drive navigation). */
   clientLingerMs: 1_000,
+  /** Bytes a connection may have queued toward its client (WebSocket bufferedAmount, SSE stream queue); a client
+   *  that reads slower than this is closed with WIRE.close.slowConsumer (SSE: its stream ends) and resumes. */
+  maxBufferedBytes: 4 * 1024 * 1024,
+  /** Subscribes one connection may make in a burst, and the rate at which that allowance refills. Beyond it the
+   *  connection is closed with WIRE.close.tooManySubscribes (a client re-subscribing in a loop). */
+  subscribeBurst: 64,
+  subscribesPerSecond: 16,
   /** Consecutive WebSocket connection failures (never opened) after which the client falls back to SSE. */
   clientWebSocketFailuresBeforeSse: 3,
 } as const;

@@ -110,7 +110,13 @@ export class RefusedBoundaryError extends UpkeepError {
   }
 }
 
-export type TokenProblem = "malformed" | "forged" | "expired" | "identity_mismatch" | "incarnation_mismatch";
+export type TokenProblem =
+  | "malformed"
+  | "forged"
+  | "expired"
+  | "identity_mismatch"
+  | "incarnation_mismatch"
+  | "origin_not_allowed";
 
 /** A subscription token that cannot be honoured. */
 export class SubscriptionTokenError extends UpkeepError {
@@ -122,6 +128,8 @@ export class SubscriptionTokenError extends UpkeepError {
       expired: "reload the page to get a fresh token (tokens expire after tokenTtlMs)",
       identity_mismatch: "a token only subscribes the viewer it was rendered for; reload the page as this viewer",
       incarnation_mismatch: "the database was reset; reload the page",
+      origin_not_allowed:
+        "subscribe from a page served on one of the origins listed in createUpkeep({ origins }), or add this origin there",
     };
     super(`token_${problem}`, `Subscription refused (${problem}): ${detail}`, hints[problem]);
     this.problem = problem;

@@ -1,9 +1,16 @@
 // Upkeep: keeps ordinary server-rendered pages live.
 
 export type { MatchResult, MissReason, QueryDependency } from "./analysis/types.ts";
-export { BACKOFF_DEFAULTS, DELIVERY_TUNING, LEDGER, LEDGER_TUNING, WIRE } from "./constants.ts";
+export { BACKOFF_DEFAULTS, DELIVERY_TUNING, LEDGER, LEDGER_TUNING, TRANSPORT_TUNING, WIRE } from "./constants.ts";
 export type { ClientMessage, ServerMessage, SubscribeRequest } from "./deliver/types.ts";
 export * from "./errors.ts";
 export { install, openLedger, uninstall } from "./ledger/index.ts";
 export type { Fact, Ledger, LedgerOptions, Operation, Row } from "./ledger/types.ts";
-export { createUpkeep, type Served, type ServeOptions, Upkeep, type UpkeepOptions } from "./upkeep.ts";
+export {
+  createUpkeep,
+  type Served,
+  type ServeOptions,
+  Upkeep,
+  type UpkeepOptions,
+  type UpkeepStats,
+} from "./upkeep.ts";

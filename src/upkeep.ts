@@ -6,7 +6,7 @@ import { serve as serveNode } from "@hono/node-server";
 import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
 import { DELIVERY_TUNING } from "./constants.ts";
-import { Hub, type Mode } from "./deliver/hub.ts";
+import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
@@ -34,6 +34,35 @@ export interface UpkeepOptions {
   coalesceMs?: number;
   /** Facts older than this (and below every subscriber of this process) are pruned. Default 7 days; 0 keeps all. */
   retentionMs?: number;
+  /** Origins (scheme://host[:port]) pages may subscribe from (checked against the connection's Origin header).
+   *  Default: any; a token subscribes only the page's own URL and origin either way. */
+  origins?: string[];
+  /** What the ledger does when tables appear while the app runs: regenerate the triggers (default) or report. */
+  schemaChanges?: "refresh" | "report";
+}
+
+/** A read-only snapshot of what Upkeep has done in this process (upkeep.stats()). */
+export interface UpkeepStats {
+  /** Replays run. */
+  renders: number;
+  /** Patches handed to open connections, and their bytes. */
+  messages: number;
+  bytes: number;
+  /** Whole-body patches sent where a narrower one could not be proven, by reason. */
+  deoptimizations: Readonly<Record<Deoptimization, number>>;
+  factsPlanned: number;
+  /** Facts planned against every read of their table (TRUNCATE, an image the capture could not build). */
+  factsTableWide: number;
+  /** Times the follower resynchronised (pruned past its position, or a new ledger incarnation). */
+  resyncs: number;
+  /** Page groups known to this process, and the subscribers connected to it. */
+  groups: number;
+  subscribers: number;
+  /** Offset of the last fact planned, the ledger's head, and how far behind the planner is. */
+  position: number;
+  head: number;
+  lag: number;
+  incarnation: string;
 }
 
 export interface ServeOptions {
@@ -113,6 +142,7 @@ export class Upkeep {
    */
   retain(retentionMs: number, everyMs = Math.min(retentionMs, DELIVERY_TUNING.retentionCheckMs)): void {
     const prune = async () => {
+      await this.hub.holdPosition(); // this process's own hold, renewed to what it needs now
       await this.ledger.prune({ olderThanMs: retentionMs, atOrBelow: this.hub.lowestOffset() }).catch((error) => {
         console.error(`upkeep: pruning the ledger failed: ${(error as Error).message}`);
       });
@@ -120,6 +150,33 @@ export class Upkeep {
     const timer = setInterval(prune, everyMs);
     timer.unref();
     this.closers.push(async () => clearInterval(timer));
+  }
+
+  /** What Upkeep has done in this process: a snapshot, safe to expose to operators and tests. */
+  async stats(): Promise<UpkeepStats> {
+    const hub = this.hub;
+    let groups = 0;
+    let subscribers = 0;
+    for (const group of hub.registry.groups()) {
+      groups++;
+      subscribers += group.subscribers.size;
+    }
+    const head = await this.ledger.head().catch(() => hub.position);
+    return {
+      renders: hub.stats.renders,
+      messages: hub.stats.messages,
+      bytes: hub.stats.bytes,
+      deoptimizations: { ...hub.stats.deoptimizations },
+      factsPlanned: hub.stats.factsPlanned,
+      factsTableWide: hub.stats.factsTableWide,
+      resyncs: hub.stats.resyncs,
+      groups,
+      subscribers,
+      position: hub.position,
+      head,
+      lag: Math.max(0, head - hub.position),
+      incarnation: this.ledger.incarnation,
+    };
   }
 
   /** Every fact committed before the call planned, and its renders sent. */
@@ -154,13 +211,18 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   }
   const mode = options.mode ?? defaultMode();
   if (options.install) await install({ database: options.database, exclude: options.exclude });
-  const ledger = await openLedger({ database: options.database, exclude: options.exclude });
+  const ledger = await openLedger({
+    database: options.database,
+    exclude: options.exclude,
+    schemaChanges: options.schemaChanges,
+  });
   const hub = new Hub({
     ledger,
     secret: options.secret,
     mode,
     tokenTtlMs: options.tokenTtlMs,
     coalesceMs: options.coalesceMs,
+    origins: options.origins,
     log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
   });
   await hub.start();

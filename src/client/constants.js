@@ -18,7 +18,13 @@ export const WIRE = Object.freeze({
     reload: "reload",
     error: "error",
   }),
-  close: Object.freeze({ tooManySubscriptions: 4001, messageTooLarge: 4002, malformed: 4003 }),
+  close: Object.freeze({
+    tooManySubscriptions: 4001,
+    messageTooLarge: 4002,
+    malformed: 4003,
+    slowConsumer: 4004,
+    tooManySubscribes: 4005,
+  }),
 });
 
 export const CLIENT_TUNING = Object.freeze({

@@ -17,11 +17,12 @@
 // test/live/live.test.ts ("a write landing between the GET and the subscribe", "resumes on another process")
 // and the convergence oracle fail if any step of this argument is wrong.
 
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
-import { DELIVERY_TUNING } from "../constants.ts";
-import { SubscriptionTokenError } from "../errors.ts";
+import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
+import { IncarnationMismatchError, LedgerMissingError, OffsetTooOldError, SubscriptionTokenError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
+import { isTableWide } from "../plan/match.ts";
 import { affects, planBatch } from "../plan/planner.ts";
 import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
 import { narrowBodyPatch } from "../render/diff.ts";
@@ -56,13 +57,17 @@ function narrowPatch(before: string, after: string): string | null {
 }
 
 /**
- * The origin a GET from this browser would have seen (the Node adapter builds request URLs from the Host
- * header). Page groups are keyed by it too, so a client sending another Host cannot change what other viewers'
- * replays render.
+ * The origin a page's replays run against: the GET's own (scheme and host as the app saw them), which the token
+ * carries. A subscriber's Host header never chooses it, so one token cannot fan out into many page groups, and a
+ * page served over TLS is replayed as https. Tokens signed before origins were bound fall back to the Host.
  */
-function originOf(headers: Record<string, string>): string {
+function originOf(claims: { origin?: string }, headers: Record<string, string>): string {
+  if (claims.origin !== undefined) return claims.origin;
   return headers.host ? `http://${headers.host}` : "http://localhost";
 }
+
+/** Retry delays of the ledger follower after a failure: doubling from the first to the last. */
+const FOLLOW_RETRY_MS = { first: 100, max: 5_000 } as const;
 
 export interface HubOptions {
   ledger: Ledger;
@@ -75,6 +80,9 @@ export interface HubOptions {
   coalesceMs?: number;
   /** Where page groups are kept (default: in memory). */
   registry?: PageRegistry;
+  /** Origins (scheme://host[:port]) pages may subscribe from; a subscribe whose Origin header is not listed is
+   *  refused. Default: any (tokens are bound to the page's own origin either way). */
+  origins?: string[];
   log?: (level: "warn" | "error", message: string) => void;
 }
 
@@ -92,6 +100,10 @@ export interface HubStats {
   messages: number;
   bytes: number;
   factsPlanned: number;
+  /** Facts that name no rows (TRUNCATE) or whose image is unavailable: planned against every read of their table. */
+  factsTableWide: number;
+  /** Times the follower resynchronised: its position fell below the pruned horizon, or the incarnation changed. */
+  resyncs: number;
   /** Whole-body morphs sent where a narrower patch could not be proven, by reason. */
   deoptimizations: Record<Deoptimization, number>;
 }
@@ -109,15 +121,24 @@ export class Hub implements SubscriptionHub {
     messages: 0,
     bytes: 0,
     factsPlanned: 0,
+    factsTableWide: 0,
+    resyncs: 0,
     deoptimizations: { html_not_known: 0, change_not_covered_by_id: 0 },
   };
+  /** Names this process's position hold in the ledger. */
+  readonly processId = randomUUID();
   /** Offset of the last fact planned. */
   position = 0;
   app: FetchApp | null = null;
-  private readonly options: Required<Omit<HubOptions, "log" | "registry">> & Pick<HubOptions, "log">;
+  private readonly options: Required<Omit<HubOptions, "log" | "registry" | "origins">> &
+    Pick<HubOptions, "log" | "origins">;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private catchUps = 0;
+  private readonly pendingCatchUps = new Set<Promise<void>>();
+  private holdTimer: NodeJS.Timeout | null = null;
+  private readonly logged = new Set<string>();
+  private closed = false;
   private idleWaiters: Array<() => void> = [];
   private sweepTimer: NodeJS.Timeout | null = null;
 
@@ -140,22 +161,67 @@ export class Hub implements SubscriptionHub {
     this.loop = this.run();
     this.sweepTimer = setInterval(() => this.registry.sweep(this.options.idleGroupMs), this.options.idleGroupMs);
     this.sweepTimer.unref();
+    // Pruning (by any process) never cuts below what this process still needs, while it lives.
+    await this.holdPosition();
+    this.holdTimer = setInterval(() => void this.holdPosition(), LEDGER_TUNING.holdLeaseMs / 4);
+    this.holdTimer.unref();
   }
 
+  /** Records (renews) this process's position hold at the lowest offset it still needs. */
+  async holdPosition(): Promise<void> {
+    if (this.closed) return;
+    await this.ledger.holdPosition(this.processId, this.lowestOffset()).catch((error) => {
+      this.logOnce(
+        "warn",
+        `hold:${(error as Error).message}`,
+        `upkeep: could not record this process's position in the ledger: ${(error as Error).message}`,
+      );
+    });
+  }
+
+  /**
+   * Stops all work: after it resolves no replay, catch-up, ledger read or timer starts, and the running ones have
+   * finished.
+   */
   async close(): Promise<void> {
+    this.closed = true;
     this.abort.abort();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.holdTimer) clearInterval(this.holdTimer);
     await this.loop?.catch(() => {});
-    for (const group of this.registry.groups()) await group.rendering?.catch(() => {});
+    for (;;) {
+      const running = [...this.pendingCatchUps];
+      for (const group of this.registry.groups()) if (group.rendering) running.push(group.rendering);
+      if (running.length === 0) break;
+      await Promise.allSettled(running);
+    }
+    await this.ledger.releasePosition(this.processId).catch(() => {});
+  }
+
+  private logOnce(level: "warn" | "error", key: string, message: string): void {
+    if (this.logged.has(key)) return;
+    if (this.logged.size > 1000) this.logged.clear();
+    this.logged.add(key);
+    this.options.log?.(level, message);
   }
 
   // ── planning loop ──────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * The follower. A fault never stops it and never leaves a page silently stale:
+   * - below the pruned horizon (another process pruned what this one had not planned): resync, replay every page
+   *   group (a replay renders current state, which covers the pruned facts), continue from the horizon;
+   * - another incarnation (reinstall, reset, restored backup): every subscriber reloads, groups are forgotten,
+   *   and new pages carry the new incarnation;
+   * - the ledger's tables are gone, or any other failure: logged once with its fix, retried with a growing delay.
+   */
   private async run(): Promise<void> {
     const signal = this.abort.signal;
+    let delay: number = FOLLOW_RETRY_MS.first;
     while (!signal.aborted) {
       try {
         for await (const batch of this.ledger.follow(this.position, { signal })) {
+          delay = FOLLOW_RETRY_MS.first;
           const fresh = batch.filter((fact) => fact.offset > this.position);
           if (fresh.length === 0) continue;
           this.ingest(fresh);
@@ -165,10 +231,49 @@ export class Hub implements SubscriptionHub {
         }
       } catch (error) {
         if (signal.aborted) return;
-        this.options.log?.("error", `upkeep: ledger follower failed, retrying: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (error instanceof OffsetTooOldError || error instanceof IncarnationMismatchError) {
+          const recovered = await this.resync(error).catch(() => false);
+          if (recovered) continue;
+        } else if (error instanceof LedgerMissingError) {
+          this.logOnce("error", "ledger_missing", `upkeep: live pages are not updated: ${error.message}`);
+        } else {
+          const message = (error as Error).message;
+          this.logOnce("error", `follow:${message}`, `upkeep: ledger follower failed, retrying: ${message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, FOLLOW_RETRY_MS.max);
       }
     }
+  }
+
+  /** Brings the follower back onto the ledger after a pruned position or a new incarnation (see run()). */
+  private async resync(error: OffsetTooOldError | IncarnationMismatchError): Promise<boolean> {
+    const before = this.ledger.incarnation;
+    const position = await this.ledger.resync();
+    this.stats.resyncs++;
+    if (position.incarnation !== before) {
+      this.options.log?.(
+        "warn",
+        `upkeep: the ledger is a new incarnation (${before} → ${position.incarnation}: reinstalled, reset or restored); every open page reloads`,
+      );
+      for (const group of [...this.registry.groups()]) this.reloadAll(group, "incarnation_changed");
+      this.position = position.head;
+      return true;
+    }
+    if (error instanceof OffsetTooOldError || this.position < position.horizon) {
+      this.options.log?.(
+        "warn",
+        `upkeep: facts after offset ${this.position} were pruned before this process planned them; replaying every live page and continuing from ${position.horizon}`,
+      );
+      this.position = Math.max(this.position, position.horizon);
+      for (const group of this.registry.groups()) {
+        group.dirty = true;
+        if (group.subscribers.size === 0) group.renderOffset = -1; // its reads must be learnt again
+      }
+      await this.renderDirty();
+      return true;
+    }
+    return false;
   }
 
   /** True when some page group with subscribers is waiting for a replay. */
@@ -194,6 +299,16 @@ export class Hub implements SubscriptionHub {
   private ingest(facts: Fact[]): void {
     planBatch(this.registry, facts);
     this.stats.factsPlanned += facts.length;
+    for (const fact of facts) {
+      if (!isTableWide(fact)) continue;
+      this.stats.factsTableWide++;
+      const why = fact.op === "truncate" ? "TRUNCATE" : `an unavailable image (${fact.unavailable})`;
+      this.logOnce(
+        "warn",
+        `table_wide:${fact.table}`,
+        `upkeep: ${fact.table} had ${why} at offset ${fact.offset}: every live page that reads ${fact.table} is replayed (logged once per table)`,
+      );
+    }
     this.position = facts[facts.length - 1]!.offset;
   }
 
@@ -208,7 +323,7 @@ export class Hub implements SubscriptionHub {
 
   /** Start a replay of the group if it is dirty, has subscribers and none is running. */
   private kick(group: PageGroup): void {
-    if (!this.app || group.rendering || !group.dirty || group.subscribers.size === 0) return;
+    if (this.closed || !this.app || group.rendering || !group.dirty || group.subscribers.size === 0) return;
     group.rendering = this.render(group)
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
@@ -297,11 +412,11 @@ export class Hub implements SubscriptionHub {
   }
 
   private send(subscriber: Subscriber, message: ServerMessage): void {
-    if (message.type === "patch") {
+    // Counted only when handed to an open connection.
+    if (subscriber.sink.send(message) && message.type === "patch") {
       this.stats.messages++;
       this.stats.bytes += Buffer.byteLength(message.html);
     }
-    subscriber.sink.send(message);
   }
 
   private reloadAll(group: PageGroup, reason: string): void {
@@ -346,6 +461,7 @@ export class Hub implements SubscriptionHub {
       const exp = now + this.options.tokenTtlMs;
       const claims = {
         url: capture.url,
+        origin,
         identity,
         inputs,
         incarnation: this.ledger.incarnation,
@@ -361,11 +477,12 @@ export class Hub implements SubscriptionHub {
 
   /** Plan the facts (from, to] that the loop planned before the group's dependencies were registered. */
   private catchUp(group: PageGroup, from: number, to: number): void {
+    if (this.closed) return;
     this.catchUps++;
     const renderOffset = group.renderOffset;
-    (async () => {
+    const running: Promise<void> = (async () => {
       let after = from;
-      while (after < to && !group.dirty && group.renderOffset === renderOffset) {
+      while (after < to && !group.dirty && group.renderOffset === renderOffset && !this.closed) {
         const facts = await this.ledger.read(after, { incarnation: this.ledger.incarnation });
         if (facts.length === 0) break;
         for (const fact of facts) {
@@ -383,15 +500,24 @@ export class Hub implements SubscriptionHub {
       })
       .finally(() => {
         this.catchUps--;
+        this.pendingCatchUps.delete(running);
         this.kick(group);
         this.checkIdle();
       });
+    this.pendingCatchUps.add(running);
   }
 
   // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────
 
   async subscribe(request: SubscribeRequest, sink: Sink): Promise<() => void> {
     const claims = verifyToken(request.token, this.options.secret);
+    const allowed = this.options.origins;
+    if (allowed && !allowed.includes(request.headers.origin ?? "")) {
+      throw new SubscriptionTokenError(
+        "origin_not_allowed",
+        `the connection's Origin ${request.headers.origin ?? "(none)"} is not one of ${allowed.join(", ")}`,
+      );
+    }
     const incarnation = this.ledger.incarnation;
     if (claims.incarnation !== incarnation || request.incarnation !== incarnation) {
       sink.send({ type: "reload", id: request.id, reason: "incarnation_mismatch" });
@@ -413,7 +539,7 @@ export class Hub implements SubscriptionHub {
       sink.send({ type: "reload", id: request.id, reason: "offset_ahead_of_ledger" });
       return () => {};
     }
-    const origin = originOf(request.headers);
+    const origin = originOf(claims, request.headers);
     const group = this.registry.ensure(claims.url, identity, origin);
     // The page shows exactly the group's latest render when it was served that HTML at that offset.
     const shown =

@@ -13,6 +13,8 @@ export interface EventStreamOptions {
   heartbeatMs?: number;
   /** The `retry:` the stream announces to the browser. */
   retryMs?: number;
+  /** Bytes queued toward a client that is not reading, beyond which its stream is ended. */
+  maxBufferedBytes?: number;
 }
 
 const encoder = new TextEncoder();
@@ -27,6 +29,7 @@ export function formatEvent(message: ServerMessage): string {
 export function handleEventStream(request: Request, hub: SubscriptionHub, options: EventStreamOptions = {}): Response {
   const heartbeatMs = options.heartbeatMs ?? TRANSPORT_TUNING.sseHeartbeatMs;
   const retryMs = options.retryMs ?? TRANSPORT_TUNING.sseRetryMs;
+  const maxBufferedBytes = options.maxBufferedBytes ?? TRANSPORT_TUNING.maxBufferedBytes;
   const headers = {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-transform",
@@ -45,12 +48,21 @@ export function handleEventStream(request: Request, hub: SubscriptionHub, option
   let unsubscribe: (() => void) | undefined;
   let ended = false;
 
-  const write = (text: string) => {
-    if (ended || !controller) return;
+  // True when the text was queued toward the client. The stream's queue is measured in bytes: a client that does
+  // not read (the server cannot write to its socket) lets it grow past TRANSPORT_TUNING.maxBufferedBytes, and the
+  // stream is then ended; the client resumes from its last offset.
+  const write = (text: string): boolean => {
+    if (ended || !controller) return false;
+    if ((controller.desiredSize ?? 0) < 0) {
+      finish();
+      return false;
+    }
     try {
       controller.enqueue(encoder.encode(text));
+      return true;
     } catch {
       finish();
+      return false;
     }
   };
   // Ends the stream and the subscription exactly once, whichever side goes first.
@@ -74,57 +86,61 @@ export function handleEventStream(request: Request, hub: SubscriptionHub, option
   };
   const sink: Sink = {
     send(message) {
-      write(formatEvent(message));
+      const sent = write(formatEvent(message));
       // After a reload or a refused subscription the stream has nothing more to say; the client closes its
       // EventSource when it receives these, and ending the stream frees the server's side.
       if (message.type === WIRE.msg.reload || (message.type === WIRE.msg.error && message.id !== undefined)) {
         finish();
       }
+      return sent;
     },
   };
 
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      write(`retry: ${retryMs}\n: upkeep\n\n`);
-      if (typeof parsed === "string") {
-        sink.send({ type: "error", code: "malformed_message", message: parsed });
-        return finish();
-      }
-      if (request.signal?.aborted) return finish();
-      request.signal?.addEventListener("abort", finish, { once: true });
-      heartbeat = setInterval(() => write(": heartbeat\n\n"), heartbeatMs);
-      heartbeat.unref?.();
-      Promise.resolve()
-        .then(() => hub.subscribe(parsed, sink))
-        .then(
-          (stop) => {
-            unsubscribe = stop;
-            // The client went away while the hub was registering: undo the registration now.
-            if (ended) {
-              try {
-                stop();
-              } catch {
-                // nothing more to clean up
+  const body = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+        write(`retry: ${retryMs}\n: upkeep\n\n`);
+        if (typeof parsed === "string") {
+          sink.send({ type: "error", code: "malformed_message", message: parsed });
+          return finish();
+        }
+        if (request.signal?.aborted) return finish();
+        request.signal?.addEventListener("abort", finish, { once: true });
+        heartbeat = setInterval(() => write(": heartbeat\n\n"), heartbeatMs);
+        heartbeat.unref?.();
+        Promise.resolve()
+          .then(() => hub.subscribe(parsed, sink))
+          .then(
+            (stop) => {
+              unsubscribe = stop;
+              // The client went away while the hub was registering: undo the registration now.
+              if (ended) {
+                try {
+                  stop();
+                } catch {
+                  // nothing more to clean up
+                }
               }
-            }
-          },
-          (error: unknown) => {
-            const code = error instanceof UpkeepError ? error.code : "subscribe_failed";
-            sink.send({
-              type: "error",
-              id: parsed.id,
-              code,
-              message: error instanceof Error ? error.message : String(error),
-            });
-            finish();
-          },
-        );
+            },
+            (error: unknown) => {
+              const code = error instanceof UpkeepError ? error.code : "subscribe_failed";
+              sink.send({
+                type: "error",
+                id: parsed.id,
+                code,
+                message: error instanceof Error ? error.message : String(error),
+              });
+              finish();
+            },
+          );
+      },
+      cancel() {
+        finish();
+      },
     },
-    cancel() {
-      finish();
-    },
-  });
+    { highWaterMark: maxBufferedBytes, size: (chunk) => chunk.byteLength },
+  );
   return new Response(body, { status: 200, headers });
 }
 

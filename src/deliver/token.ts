@@ -17,6 +17,8 @@ export interface TokenClaims {
   offset: number;
   /** Expiry, milliseconds since the epoch. */
   exp: number;
+  /** Scheme and host of the GET (as the app saw it): replays run against it, whatever Host a subscriber sends. */
+  origin?: string;
   /** Digest of the HTML the page was served with: lets the first patch be narrowed against exactly that HTML. */
   rendered?: string;
 }
@@ -48,6 +50,7 @@ export function signToken(claims: TokenClaims, secret: string): string {
     incarnation: claims.incarnation,
     offset: claims.offset,
     exp: claims.exp,
+    ...(claims.origin === undefined ? {} : { origin: claims.origin }),
     ...(claims.rendered === undefined ? {} : { rendered: claims.rendered }),
   };
   if (!isClaims(body)) {
@@ -113,6 +116,7 @@ function isClaims(value: unknown): value is TokenClaims {
     (c.offset as number) >= 0 &&
     typeof c.exp === "number" &&
     Number.isFinite(c.exp) &&
-    (c.rendered === undefined || typeof c.rendered === "string")
+    (c.rendered === undefined || typeof c.rendered === "string") &&
+    (c.origin === undefined || typeof c.origin === "string")
   );
 }

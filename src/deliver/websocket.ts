@@ -26,6 +26,11 @@ export interface WebSocketOptions {
   pingIntervalMs?: number;
   /** Malformed messages tolerated before the socket is closed with WIRE.close.malformed. */
   maxMalformedMessages?: number;
+  /** Bytes queued toward one client beyond which it is closed with WIRE.close.slowConsumer. */
+  maxBufferedBytes?: number;
+  /** Subscribes allowed in a burst and per second after it; beyond them WIRE.close.tooManySubscribes. */
+  subscribeBurst?: number;
+  subscribesPerSecond?: number;
 }
 
 export interface WebSocketTransport {
@@ -54,6 +59,9 @@ export function attachWebSocket(
   const maxMessageBytes = options.maxMessageBytes ?? DELIVERY_TUNING.maxInboundMessageBytes;
   const maxMalformed = options.maxMalformedMessages ?? TRANSPORT_TUNING.maxMalformedMessages;
   const pingIntervalMs = options.pingIntervalMs ?? TRANSPORT_TUNING.pingIntervalMs;
+  const maxBufferedBytes = options.maxBufferedBytes ?? TRANSPORT_TUNING.maxBufferedBytes;
+  const subscribeBurst = options.subscribeBurst ?? TRANSPORT_TUNING.subscribeBurst;
+  const subscribesPerSecond = options.subscribesPerSecond ?? TRANSPORT_TUNING.subscribesPerSecond;
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes * 4, clientTracking: true });
   const connections = new Set<Connection>();
   let closed = false;
@@ -74,7 +82,14 @@ export function attachWebSocket(
     if (!originAllowed(request, options.allowedOrigins)) return refuseUpgrade(socket, 403, "Forbidden");
     socket.on("error", () => {}); // a reset during the handshake must not crash the process
     wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new Connection(ws, request, hub, { maxSubscriptions, maxMessageBytes, maxMalformed });
+      const connection = new Connection(ws, request, hub, {
+        maxSubscriptions,
+        maxMessageBytes,
+        maxMalformed,
+        maxBufferedBytes,
+        subscribeBurst,
+        subscribesPerSecond,
+      });
       connections.add(connection);
       ws.once("close", () => connections.delete(connection));
     });
@@ -117,6 +132,9 @@ interface Limits {
   maxSubscriptions: number;
   maxMessageBytes: number;
   maxMalformed: number;
+  maxBufferedBytes: number;
+  subscribeBurst: number;
+  subscribesPerSecond: number;
 }
 
 class Connection {
@@ -127,11 +145,15 @@ class Connection {
   readonly #entries = new Map<string, Entry>();
   #malformed = 0;
   #alive = true;
+  /** Token bucket for subscribes: refills at subscribesPerSecond up to subscribeBurst. */
+  #allowance: number;
+  #allowanceAt = Date.now();
 
   constructor(ws: WebSocket, request: IncomingMessage, hub: SubscriptionHub, limits: Limits) {
     this.#ws = ws;
     this.#hub = hub;
     this.#limits = limits;
+    this.#allowance = limits.subscribeBurst;
     this.#headers = headersOf(request);
     ws.on("message", (data, isBinary) => {
       try {
@@ -170,13 +192,28 @@ class Connection {
     }
   }
 
-  #send(message: ServerMessage): void {
-    if (this.#ws.readyState !== WebSocket.OPEN) return;
+  /** True when the message was handed to the open socket. A client whose queue passed the bound is cut off:
+   *  a client that stops reading must not grow the server without limit. */
+  #send(message: ServerMessage): boolean {
+    if (this.#ws.readyState !== WebSocket.OPEN) return false;
+    if (this.#ws.bufferedAmount > this.#limits.maxBufferedBytes) {
+      this.#slowConsumer();
+      return false;
+    }
     try {
       this.#ws.send(encode(message), { binary: false });
+      return true;
     } catch {
-      // The socket is closing; its 'close' handler unsubscribes.
+      return false; // The socket is closing; its 'close' handler unsubscribes.
     }
+  }
+
+  #slowConsumer(): void {
+    const reason = `more than ${this.#limits.maxBufferedBytes} bytes queued for a client that is not reading`;
+    this.endAll();
+    // The close frame would wait behind the full queue: send it, then cut the connection.
+    this.#ws.close(WIRE.close.slowConsumer, reason.slice(0, 120));
+    this.#ws.terminate();
   }
 
   #close(code: number, reason: string): void {
@@ -224,6 +261,22 @@ class Connection {
 
   #subscribe(message: Extract<ClientMessage, { type: "subscribe" }>): void {
     const { id } = message;
+    const now = Date.now();
+    this.#allowance = Math.min(
+      this.#limits.subscribeBurst,
+      this.#allowance + ((now - this.#allowanceAt) / 1000) * this.#limits.subscribesPerSecond,
+    );
+    this.#allowanceAt = now;
+    if (this.#allowance < 1) {
+      // A connection, not one subscription: a client re-subscribing in a loop would otherwise cost a page
+      // registration (and a possible replay) each time.
+      this.#close(
+        WIRE.close.tooManySubscribes,
+        `more than ${this.#limits.subscribeBurst} subscribes at once or ${this.#limits.subscribesPerSecond} per second`,
+      );
+      return;
+    }
+    this.#allowance -= 1;
     if (this.#entries.has(id)) {
       this.#send({
         type: "error",
@@ -252,9 +305,7 @@ class Connection {
     // The sink stops forwarding as soon as the subscription ends, so a late hub message never reaches a client
     // that reused the id for a new subscription.
     const sink = {
-      send: (out: ServerMessage) => {
-        if (!entry.ended && this.#entries.get(id) === entry) this.#send(out);
-      },
+      send: (out: ServerMessage) => !entry.ended && this.#entries.get(id) === entry && this.#send(out),
     };
     Promise.resolve()
       .then(() => this.#hub.subscribe(request, sink))
@@ -328,6 +379,8 @@ function closeCodeName(code: number): string {
       return "too_many_subscriptions";
     case WIRE.close.messageTooLarge:
       return "message_too_large";
+    case WIRE.close.tooManySubscribes:
+      return "too_many_subscribes";
     default:
       return "too_many_malformed_messages";
   }

@@ -70,6 +70,7 @@ export async function openLivePage(
         } else if (message.type === "reload") {
           reloaded = true;
         }
+        return true;
       },
     },
   );

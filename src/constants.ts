@@ -112,4 +112,6 @@ export const TRANSPORT_TUNING = {
   subscribesPerSecond: 16,
   /** Consecutive WebSocket connection failures (never opened) after which the client falls back to SSE. */
   clientWebSocketFailuresBeforeSse: 3,
+  /** A browser connection open this long is healthy: its reconnect backoff starts from the beginning again. */
+  clientHealthyAfterMs: 5_000,
 } as const;

@@ -21,6 +21,8 @@ export interface ManagerEnvironment {
   setTimeout?: (fn: () => void, ms: number) => any;
   clearTimeout?: (handle: any) => void;
   lingerMs?: number;
+  /** How long a connection stays open before its reconnect backoff resets. */
+  healthyAfterMs?: number;
   backoff?: BackoffOptions;
   webSocketFailuresBeforeSse?: number;
   onState?: (state: ConnectionState) => void;

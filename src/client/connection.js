@@ -26,6 +26,7 @@ import { IDLE, transition } from "./state.js";
  * @property {number} [lingerMs]
  * @property {typeof BACKOFF} [backoff]
  * @property {number} [webSocketFailuresBeforeSse]
+ * @property {number} [healthyAfterMs] how long a connection stays open before its backoff resets
  * @property {(state: import("./state.js").ConnectionState) => void} [onState]
  * @property {(message: any) => void} [onMessage] every message received on the current connection
  * @property {(text: string, detail?: unknown) => void} [warn]
@@ -41,6 +42,7 @@ export class ConnectionManager {
   #transport = null;
   #retryTimer = null;
   #lingerTimer = null;
+  #healthyTimer = null;
   /** @type {Required<Pick<ManagerEnvironment, "now" | "random" | "setTimeout" | "clearTimeout" | "lingerMs">> & ManagerEnvironment} */
   #env;
 
@@ -125,6 +127,15 @@ export class ConnectionManager {
   }
 
   #effects(before, after) {
+    if (before.status === "open" && this.#healthyTimer !== null && after.status !== "open") {
+      this.#env.clearTimeout(this.#healthyTimer);
+      this.#healthyTimer = null;
+    }
+    if (after.status === "closed" && after.closedBy !== null && before.status !== "closed") {
+      this.#env.warn?.(
+        `upkeep: the server closed the connection for good (${after.closedBy}); reload the page to retry`,
+      );
+    }
     if (before.status === "backoff" && this.#retryTimer !== null) {
       this.#env.clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
@@ -137,8 +148,13 @@ export class ConnectionManager {
     }
     if (after.status === "connecting") {
       this.#transport = this.#open(after.transport, after.epoch);
-    } else if (after.status === "open") {
+    } else if (after.status === "open" && before.status !== "open") {
       for (const sub of this.subscriptions.values()) this.#transport?.subscribe(sub);
+      const epoch = after.epoch;
+      this.#healthyTimer = this.#env.setTimeout(() => {
+        this.#healthyTimer = null;
+        this.#dispatch({ type: "healthy", epoch, now: this.#env.now() });
+      }, this.#env.healthyAfterMs ?? CLIENT_TUNING.healthyAfterMs);
     } else if (after.status === "backoff") {
       const delay = Math.max(0, (after.retryAt ?? 0) - this.#env.now());
       this.#retryTimer = this.#env.setTimeout(() => {
@@ -152,9 +168,9 @@ export class ConnectionManager {
   #open(kind, epoch) {
     const callbacks = {
       opened: () => this.#dispatch({ type: "opened", epoch, now: this.#env.now() }),
-      failed: (/** @type {string} */ why) => {
+      failed: (/** @type {string} */ why, /** @type {number | undefined} */ code) => {
         if (epoch === this.state.epoch && why) this.#env.warn?.(`upkeep: connection lost (${why})`);
-        this.#dispatch({ type: "failed", epoch, now: this.#env.now() });
+        this.#dispatch({ type: "failed", epoch, now: this.#env.now(), ...(code === undefined ? {} : { code }) });
       },
       message: (/** @type {any} */ message) => this.#receive(epoch, message),
     };
@@ -214,7 +230,7 @@ function openWebSocket(env, base, callbacks) {
   ws.onclose = (event) => {
     if (closed) return;
     closed = true;
-    callbacks.failed(event.code >= 4000 ? `${event.code} ${event.reason}` : "");
+    callbacks.failed(event.code >= 4000 ? `${event.code} ${event.reason}` : "", event.code);
   };
   ws.onerror = () => {}; // a close event always follows
   return {

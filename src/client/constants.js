@@ -33,6 +33,8 @@ export const CLIENT_TUNING = Object.freeze({
   lingerMs: 1_000,
   /** Consecutive WebSocket failures (never opened) after which the client falls back to SSE. */
   webSocketFailuresBeforeSse: 3,
+  /** A connection open this long is healthy: the reconnect backoff starts from the beginning again. */
+  healthyAfterMs: 5_000,
   /** More reloads than this for one URL within reloadWindowMs stop reloading (a server refusing every token). */
   maxReloads: 3,
   reloadWindowMs: 30_000,

@@ -15,11 +15,14 @@ export interface ConnectionState {
   readonly since: number;
   /** In backoff: when to try again. */
   readonly retryAt: number | null;
+  /** Closed by the server with a terminal close code (no reconnect), else null. */
+  readonly closedBy: number | null;
 }
 export type ConnectionEvent =
   | { type: "connect"; now: number; transport?: Transport }
   | { type: "opened"; epoch: number; now: number }
-  | { type: "failed"; epoch: number; now: number }
+  | { type: "healthy"; epoch: number; now: number }
+  | { type: "failed"; epoch: number; now: number; code?: number }
   | { type: "retry"; now: number }
   | { type: "wake"; now: number }
   | { type: "stop"; now: number };
@@ -29,6 +32,7 @@ export interface TransitionOptions {
   webSocketFailuresBeforeSse?: number;
 }
 export declare const IDLE: ConnectionState;
+export declare const TERMINAL_CODES: readonly number[];
 export declare function transition(
   state: ConnectionState,
   event: ConnectionEvent,

@@ -1,26 +1,43 @@
 // Connection states of the browser client: explicit, immutable, changed only by the pure `transition` below.
 //
-//   idle ──connect──► connecting ──opened──► open
+//   idle ──connect──► connecting ──opened──► open ──healthy──► open (backoff reset)
 //                        │  ▲                 │
 //                  failed│  │retry/wake       │failed
 //                        ▼  │                 ▼
 //                       backoff ◄─────────────┘
 //   any ──stop──► closed ──connect──► connecting
+//   open/connecting ──failed with a terminal code──► closed (closedBy: the code; no retry)
+//
+// The backoff grows until a connection has proved healthy (stayed open CLIENT_TUNING.healthyAfterMs), not merely
+// opened: an event stream "opens" at once and a server may accept a socket only to close it, and either would
+// otherwise reset the attempt count and retry at the shortest delay forever. A connection closed with a code that
+// a reconnect would meet again (too many subscriptions, a message too large, malformed messages) is terminal.
+// After an event-stream connection fails the next attempt tries WebSocket once more, so a client that fell back
+// during an outage returns to WebSocket when the server is back.
 //
 // `epoch` numbers connection attempts. `opened` and `failed` name the epoch they come from; an event from a
 // superseded attempt (a socket that was already given up) does not match the current epoch and changes nothing.
 // That guard lives here, in the pure function, so the transition-table test covers it.
 
 import { BACKOFF, backoffDelay } from "./backoff.js";
-import { CLIENT_TUNING } from "./constants.js";
+import { CLIENT_TUNING, WIRE } from "./constants.js";
+
+/** Close codes a reconnect would meet again. */
+export const TERMINAL_CODES = Object.freeze([
+  WIRE.close.tooManySubscriptions,
+  WIRE.close.messageTooLarge,
+  WIRE.close.malformed,
+]);
 
 /**
  * @typedef {"websocket" | "sse"} Transport
  * @typedef {{ status: "idle" | "connecting" | "open" | "backoff" | "closed", epoch: number, attempt: number,
- *   transport: Transport, webSocketFailures: number, since: number, retryAt: number | null }} ConnectionState
+ *   transport: Transport, webSocketFailures: number, since: number, retryAt: number | null,
+ *   closedBy: number | null }} ConnectionState
  * @typedef {{ type: "connect", now: number, transport?: Transport }
  *   | { type: "opened", epoch: number, now: number }
- *   | { type: "failed", epoch: number, now: number }
+ *   | { type: "healthy", epoch: number, now: number }
+ *   | { type: "failed", epoch: number, now: number, code?: number }
  *   | { type: "retry", now: number }
  *   | { type: "wake", now: number }
  *   | { type: "stop", now: number }} ConnectionEvent
@@ -36,6 +53,7 @@ export const IDLE = Object.freeze({
   webSocketFailures: 0,
   since: 0,
   retryAt: null,
+  closedBy: null,
 });
 
 /**
@@ -64,16 +82,34 @@ export function transition(state, event, options = {}) {
         transport: event.transport ?? state.transport,
         since: event.now,
         retryAt: null,
+        closedBy: null,
       });
     case "opened":
       if (state.status !== "connecting" || event.epoch !== state.epoch) return state;
-      return next(state, { status: "open", attempt: 0, webSocketFailures: 0, since: event.now, retryAt: null });
+      // A socket that opened proves WebSocket works; the backoff resets only once the connection is healthy.
+      return next(state, {
+        status: "open",
+        webSocketFailures: state.transport === "websocket" ? 0 : state.webSocketFailures,
+        since: event.now,
+        retryAt: null,
+      });
+    case "healthy":
+      if (state.status !== "open" || event.epoch !== state.epoch || state.attempt === 0) return state;
+      return next(state, { attempt: 0 });
     case "failed": {
       if ((state.status !== "connecting" && state.status !== "open") || event.epoch !== state.epoch) return state;
-      const neverOpened = state.status === "connecting" && state.transport === "websocket";
-      const webSocketFailures = neverOpened ? state.webSocketFailures + 1 : 0;
+      if (event.code !== undefined && TERMINAL_CODES.includes(event.code)) {
+        return next(state, { status: "closed", attempt: 0, since: event.now, retryAt: null, closedBy: event.code });
+      }
       const limit = options.webSocketFailuresBeforeSse ?? CLIENT_TUNING.webSocketFailuresBeforeSse;
-      const transport = state.transport === "websocket" && webSocketFailures >= limit ? "sse" : state.transport;
+      const neverOpened = state.status === "connecting" && state.transport === "websocket";
+      let webSocketFailures = neverOpened ? state.webSocketFailures + 1 : 0;
+      let transport = state.transport === "websocket" && webSocketFailures >= limit ? "sse" : state.transport;
+      if (state.transport === "sse") {
+        // Probe WebSocket once: if it still fails, the next failure brings the client back to SSE.
+        transport = "websocket";
+        webSocketFailures = limit - 1;
+      }
       const delay = backoffDelay(state.attempt, options.backoff ?? BACKOFF, options.random ?? Math.random);
       return next(state, {
         status: "backoff",

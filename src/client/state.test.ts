@@ -42,10 +42,59 @@ describe("connection state transitions", () => {
     ],
     ["open + connect → unchanged", state({ status: "open", epoch: 2 }), { type: "connect", now: t }, null],
     [
-      "connecting + opened(current) → open, counters reset",
+      "connecting + opened(current) → open; WebSocket failures reset, the backoff only once healthy",
       state({ status: "connecting", epoch: 2, attempt: 3, webSocketFailures: 2 }),
       { type: "opened", epoch: 2, now: t },
-      { status: "open", attempt: 0, webSocketFailures: 0, since: t },
+      { status: "open", attempt: 3, webSocketFailures: 0, since: t },
+    ],
+    [
+      "open + healthy(current) → the backoff starts over",
+      state({ status: "open", epoch: 2, attempt: 3 }),
+      { type: "healthy", epoch: 2, now: t },
+      { attempt: 0 },
+    ],
+    [
+      "open + healthy(stale epoch) → unchanged",
+      state({ status: "open", epoch: 2, attempt: 3 }),
+      { type: "healthy", epoch: 1, now: t },
+      null,
+    ],
+    [
+      "connecting over SSE + opened → open, the WebSocket failure count is kept",
+      state({ status: "connecting", epoch: 2, attempt: 3, transport: "sse", webSocketFailures: 3 }),
+      { type: "opened", epoch: 2, now: t },
+      { status: "open", since: t },
+    ],
+    [
+      "open + failed with 4001 (too many subscriptions) → closed for good, no retry",
+      state({ status: "open", epoch: 2, attempt: 1 }),
+      { type: "failed", epoch: 2, now: t, code: 4001 },
+      { status: "closed", attempt: 0, since: t, retryAt: null, closedBy: 4001 },
+    ],
+    [
+      "open + failed with 4003 (malformed) → closed for good",
+      state({ status: "open", epoch: 2 }),
+      { type: "failed", epoch: 2, now: t, code: 4003 },
+      { status: "closed", since: t, retryAt: null, closedBy: 4003 },
+    ],
+    [
+      "open + failed with 4004 (slow consumer) → backoff, it reconnects",
+      state({ status: "open", epoch: 2 }),
+      { type: "failed", epoch: 2, now: t, code: 4004 },
+      { status: "backoff", attempt: 1, since: t, retryAt: t + 50 },
+    ],
+    [
+      "open over SSE + failed → backoff, and the next attempt probes WebSocket once",
+      state({ status: "open", epoch: 2, attempt: 2, transport: "sse", webSocketFailures: 3 }),
+      { type: "failed", epoch: 2, now: t },
+      {
+        status: "backoff",
+        attempt: 3,
+        transport: "websocket",
+        webSocketFailures: TRANSPORT_TUNING.clientWebSocketFailuresBeforeSse - 1,
+        since: t,
+        retryAt: t + 200,
+      },
     ],
     [
       "connecting + opened(stale epoch) → unchanged",
@@ -181,6 +230,7 @@ describe("backoff", () => {
     assert.deepEqual({ ...BACKOFF }, { ...BACKOFF_DEFAULTS });
     assert.equal(CLIENT_TUNING.lingerMs, TRANSPORT_TUNING.clientLingerMs);
     assert.equal(CLIENT_TUNING.webSocketFailuresBeforeSse, TRANSPORT_TUNING.clientWebSocketFailuresBeforeSse);
+    assert.equal(CLIENT_TUNING.healthyAfterMs, TRANSPORT_TUNING.clientHealthyAfterMs);
   });
 
   test("ceilings grow exponentially up to the maximum", () => {

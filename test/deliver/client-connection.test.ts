@@ -207,7 +207,7 @@ describe("client connection manager epoch guard", () => {
     manager.drop();
     assert.equal(first.readyState, 3, "the manager closed the superseded socket");
     now = 1;
-    tasks.shift()!(); // backoff timer (random 0 → retry now)
+    tasks.pop()!(); // the backoff timer, the latest (random 0 → retry now); the first open's health timer is stale
     const second = ScriptedSocket.all[1]!;
     second.readyState = 1;
     second.onopen!({});

@@ -98,7 +98,10 @@ export class Upkeep {
   db<DB>(): Kysely<DB> {
     if (!this.kysely) {
       const inner = createDialect(this.database, { onCommit: () => this.ledger.poke() });
-      this.kysely = new Kysely<any>({ dialect: captureDialect(inner, primaryKeyCatalog(this.ledger.kind)) });
+      const capturedTables = () => this.ledger.capturedTables();
+      this.kysely = new Kysely<any>({
+        dialect: captureDialect(inner, { ...primaryKeyCatalog(this.ledger.kind), capturedTables }),
+      });
       const kysely = this.kysely;
       this.closers.push(() => kysely.destroy());
     }

@@ -360,6 +360,47 @@ describe("analyzeQuery: captured shapes", () => {
 });
 
 describe("analyzeQuery: refusals", () => {
+  test("opaque_modifier: modifyEnd/modifyFront fragments and SKIP LOCKED (they may change the rows); row locks pass", async () => {
+    assert.equal(
+      await refusal(() => db.selectFrom("cards").selectAll().orderBy("id").modifyEnd(sql`limit 1`).execute()),
+      "opaque_modifier",
+    );
+    assert.equal(
+      await refusal(() => db.selectFrom("cards").selectAll().modifyFront(sql`/* hint */`).execute()),
+      "opaque_modifier",
+    );
+    const skipLocked = db.selectFrom("cards").selectAll().forUpdate().skipLocked().compile();
+    const refused = analyzeQuery(skipLocked.query, skipLocked, [], () => undefined);
+    assert.ok(refused instanceof RefusedBoundaryError && refused.reason === "opaque_modifier");
+    const locked = db.selectFrom("cards").selectAll().forUpdate().compile();
+    assert.ok(!(analyzeQuery(locked.query, locked, [], () => undefined) instanceof RefusedBoundaryError));
+  });
+  test("uncaptured_source: a read of a table the ledger does not capture (a view, an excluded or new table)", async () => {
+    const raw = new DatabaseSync(":memory:");
+    raw.exec(`${TEST_SCHEMA} create view open_cards as select * from cards where status <> 'done';`);
+    const captured = new Set(["boards", "cards"]);
+    const limited = new Kysely<DB & { open_cards: DB["cards"] }>({
+      dialect: captureDialect(nodeSqliteTestDialect(raw), {
+        ...primaryKeyCatalog("sqlite"),
+        capturedTables: () => captured,
+      }),
+    });
+    const c = await capture(async () => {
+      await limited.selectFrom("cards").selectAll().execute();
+      await limited.selectFrom("open_cards").selectAll().execute();
+      await limited.selectFrom("cards").innerJoin("tags", "tags.card_id", "cards.id").selectAll().execute();
+    });
+    assert.equal(c.queries.length, 1);
+    assert.deepEqual(
+      c.refusals.map((r) => [r.reason, r.message.match(/reads (\w+)/)?.[1]]),
+      [
+        ["uncaptured_source", "open_cards"],
+        ["uncaptured_source", "tags"],
+      ],
+    );
+    assert.match(c.refusals[0]?.hint ?? "", /view/);
+    await limited.destroy();
+  });
   test("raw_query", async () => {
     assert.equal(await refusal(() => sql`select * from cards`.execute(db)), "raw_query");
   });

@@ -22,6 +22,7 @@ import type {
   RawNode,
   ReferenceNode,
   RootOperationNode,
+  SelectModifierNode,
   SelectQueryNode,
   TableNode,
   ValueNode,
@@ -94,7 +95,52 @@ const REWRITES: Record<RefusalCode, string> = {
     "select columns or eb.fn(…) expressions; a sql`…` selection must not contain a subquery (use a Kysely subquery instead)",
   unsupported_query: "rewrite the query with plain Kysely builders (select, where, join, orderBy, limit)",
   write_in_render: "do the write in a POST handler (or before the page is rendered, outside the live GET)",
+  opaque_modifier:
+    "drop the modifyFront/modifyEnd fragment (or the SKIP LOCKED) from the page's read: it can change which rows a query returns in ways Upkeep cannot see",
+  uncaptured_source:
+    "read captured tables: a table added after install is captured after `npx upkeep install` (or the running ledger's refresh); an excluded table must leave `exclude`; query the base tables instead of a view, a foreign table or a partitioned table",
 };
+
+/**
+ * Every part of a SelectQueryNode and what the analysis does with it. A part Kysely adds in a later version is a
+ * compile error here (the Record must name every key), and at run time an unknown part is refused, never ignored.
+ */
+const SELECT_PARTS: Record<Exclude<keyof SelectQueryNode, "kind">, "analysed" | "not a read"> = {
+  from: "analysed",
+  selections: "analysed",
+  distinctOn: "analysed",
+  joins: "analysed",
+  groupBy: "analysed",
+  orderBy: "analysed",
+  where: "analysed",
+  frontModifiers: "analysed",
+  endModifiers: "analysed",
+  limit: "analysed",
+  offset: "analysed",
+  with: "analysed",
+  having: "analysed",
+  explain: "not a read",
+  setOperations: "analysed",
+  fetch: "analysed",
+  top: "analysed",
+};
+
+/** Row locks do not change which rows a query returns; SKIP LOCKED does (it drops rows other transactions lock),
+ *  and a raw fragment may do anything (a LIMIT, a FOR … OF …, a window clause). */
+function checkModifier(modifier: SelectModifierNode): void {
+  if (modifier.rawModifier) {
+    throw new Refusal(
+      "opaque_modifier",
+      "the query has a modifyFront/modifyEnd sql`…` fragment, which may change its rows",
+    );
+  }
+  if (modifier.modifier === "SkipLocked") {
+    throw new Refusal(
+      "opaque_modifier",
+      "SKIP LOCKED returns a different set of rows whenever another transaction holds a lock",
+    );
+  }
+}
 
 function refusalFor(code: RefusalCode, sql: string, detail: string, rewrite?: string): RefusedBoundaryError {
   return new RefusedBoundaryError(code, sql, detail, rewrite ?? REWRITES[code]);
@@ -219,6 +265,12 @@ class Analyzer {
   // ── select ──────────────────────────────────────────────────────────────────────────────────────────────
 
   select(node: SelectQueryNode, parent: Scope | null): SelectInfo {
+    for (const part of Object.keys(node)) {
+      if (part !== "kind" && !(part in SELECT_PARTS)) {
+        throw new Refusal("unsupported_query", `a select with a part Upkeep does not know (${part})`);
+      }
+    }
+    for (const modifier of [...(node.frontModifiers ?? []), ...(node.endModifiers ?? [])]) checkModifier(modifier);
     const cteScope: Scope = { sources: [], parent, ctes: new Set() };
     if (node.with) this.withClause(node.with.expressions, node.with.recursive === true, cteScope);
     const scope: Scope = { sources: [], parent: cteScope, ctes: new Set() };

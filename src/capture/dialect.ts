@@ -23,6 +23,10 @@ export interface CaptureDialectOptions {
   /** Makes the primary keys of `tables` known to `primaryKeys`, through the wrapped driver's connection.
    *  Called before a captured read is analysed (see primaryKeyCatalog). */
   loadPrimaryKeys?(connection: DatabaseConnection, tables: string[]): Promise<void>;
+  /** The tables whose writes become facts (Ledger.capturedTables()). A read of anything else — an excluded or new
+   *  table, a view, a foreign or partitioned table, another schema — is refused: no fact would ever say that it
+   *  changed. Omitted: no check (analysis tests). */
+  capturedTables?(): ReadonlySet<string>;
 }
 
 export function captureDialect(inner: Dialect, options: CaptureDialectOptions): Dialect {
@@ -91,8 +95,24 @@ class CaptureConnection implements DatabaseConnection {
     }
     const result = analyzeQuery(compiled.query, compiled, rows, (t) => this.options.primaryKeys(t));
     if (result === null) return;
-    if (result instanceof RefusedBoundaryError) capture.refusals.push(result);
-    else capture.queries.push(result);
+    if (result instanceof RefusedBoundaryError) {
+      capture.refusals.push(result);
+      return;
+    }
+    const captured = this.options.capturedTables?.();
+    const uncaptured = captured ? [...new Set(result.reads.map((r) => r.table))].filter((t) => !captured.has(t)) : [];
+    if (uncaptured.length > 0) {
+      capture.refusals.push(
+        new RefusedBoundaryError(
+          "uncaptured_source",
+          compiled.sql,
+          `the page reads ${uncaptured.join(", ")}, whose changes Upkeep does not capture (captured: ${[...(captured ?? [])].sort().join(", ") || "none"})`,
+          "read captured tables: a table added after install is captured after `npx upkeep install` (or the running ledger's refresh); remove excluded tables from `exclude`; query the base tables instead of a view, a foreign table or a partitioned table",
+        ),
+      );
+      return;
+    }
+    capture.queries.push(result);
   }
 }
 
@@ -181,7 +201,7 @@ function unwrap(connection: DatabaseConnection): DatabaseConnection {
 
 // ── primary keys from the schema ──────────────────────────────────────────────────────────────────────────
 
-export interface PrimaryKeyCatalog extends Required<CaptureDialectOptions> {
+export interface PrimaryKeyCatalog extends Required<Omit<CaptureDialectOptions, "capturedTables">> {
   /** Forgets cached keys (after a schema change). */
   clear(): void;
 }

@@ -15,11 +15,18 @@ export declare const WIRE: Readonly<{
     reload: "reload";
     error: "error";
   }>;
-  close: Readonly<{ tooManySubscriptions: number; messageTooLarge: number; malformed: number }>;
+  close: Readonly<{
+    tooManySubscriptions: number;
+    messageTooLarge: number;
+    malformed: number;
+    slowConsumer: number;
+    tooManySubscribes: number;
+  }>;
 }>;
 export declare const CLIENT_TUNING: Readonly<{
   lingerMs: number;
   webSocketFailuresBeforeSse: number;
+  healthyAfterMs: number;
   maxReloads: number;
   reloadWindowMs: number;
 }>;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely } from "kysely";
 import { LEDGER_TUNING } from "../../src/constants.ts";
 import { createDialect, type Fact, install, type Ledger, openLedger } from "../../src/ledger/index.ts";
 import { freshDb, readAll, type TestDb } from "./harness.ts";

@@ -6,7 +6,6 @@
 
 import type { QueryDependency } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
-import type { PageRegistry } from "../register/registry.ts";
 import { matchFact } from "./match.ts";
 
 export interface PlanStats {
@@ -15,8 +14,18 @@ export interface PlanStats {
   dirtied: number;
 }
 
+/** What planning needs of page groups (the registry's groups satisfy it). */
+export interface Plannable {
+  dirty: boolean;
+  renderOffset: number;
+  deps: QueryDependency[];
+}
+
 /** Mark every group a fact of the batch can affect as dirty. */
-export function planBatch(registry: PageRegistry, facts: readonly Fact[]): PlanStats {
+export function planBatch(
+  registry: { candidates(fact: Fact): Iterable<Plannable> },
+  facts: readonly Fact[],
+): PlanStats {
   let dirtied = 0;
   for (const fact of facts) {
     for (const group of registry.candidates(fact)) {

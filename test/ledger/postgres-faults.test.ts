@@ -138,3 +138,34 @@ describe("PostgreSQL sequencer lease", { skip }, () => {
     }
   });
 });
+
+describe("PostgreSQL install under writes", { skip }, () => {
+  test("installing (or refreshing after a schema change) while the app writes never fails a user's write", async () => {
+    const db = await freshDb("postgres");
+    try {
+      await db.exec("CREATE TABLE items (id integer PRIMARY KEY, n integer)");
+      await db.exec("INSERT INTO items SELECT g, 0 FROM generate_series(1, 50) g");
+      await install({ database: db.url });
+      const writers = await Promise.all([db.connect(), db.connect(), db.connect()]);
+      const errors: string[] = [];
+      let running = true;
+      const loops = writers.map(async (client, w) => {
+        for (let i = 0; running; i++) {
+          await client
+            .query("UPDATE items SET n = n + 1 WHERE id = $1", [1 + ((i * 7 + w) % 50)])
+            .catch((error: Error) => errors.push(error.message));
+        }
+      });
+      // Restarts (nothing to change) and refreshes after new tables (triggers to create), under load.
+      for (let round = 0; round < 6; round++) {
+        if (round % 2 === 1) await db.exec(`CREATE TABLE extra_${round} (id integer PRIMARY KEY)`);
+        await install({ database: db.url });
+      }
+      running = false;
+      await Promise.all(loops);
+      assert.deepEqual(errors, []);
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -182,11 +182,37 @@ export async function isInstalled(db: Queryable, schema: string): Promise<boolea
   return (await exists(db, schema, LEDGER.metaTable)) && (await exists(db, schema, LEDGER.factsTable));
 }
 
+/** How long install waits for a table lock before it gives up and retries: below PostgreSQL's deadlock_timeout
+ *  (1 s by default), so that in a lock cycle with a user's transaction it is install that yields, never the
+ *  user's write. */
+const INSTALL_LOCK_TIMEOUT_MS = 300;
+const INSTALL_ATTEMPTS = 20;
+
+/**
+ * Creates the ledger's tables and (re)creates the capture triggers. Idempotent. Installing while the app writes
+ * never fails a user's write: when the triggers already match the schema (every restart) it takes no table lock
+ * at all, and otherwise it takes application tables' locks before the facts table's (the order writers take
+ * them in, through their triggers), with a lock timeout below the deadlock timeout, retrying until it gets them.
+ */
 export async function installPostgres(url: string, exclude: string[] = []): Promise<InstallReport> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await installOnce(url, exclude);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      // 55P03 lock_not_available (our lock timeout), 40P01 deadlock_detected (install chosen as the victim).
+      if ((code !== "55P03" && code !== "40P01") || attempt >= INSTALL_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 2000) * Math.random()));
+    }
+  }
+}
+
+async function installOnce(url: string, exclude: string[]): Promise<InstallReport> {
   return withClient(url, (client) =>
     inTransaction(client, async () => {
       await client.query("SET LOCAL client_min_messages = warning");
       await client.query("SELECT pg_advisory_xact_lock($1)", [INSTALL_LOCK_KEY]);
+      await client.query(`SET LOCAL lock_timeout = ${INSTALL_LOCK_TIMEOUT_MS}`);
       const schema = await currentSchema(client);
       const n = names(schema);
       const created = !(await isInstalled(client, schema));
@@ -212,13 +238,18 @@ export async function installPostgres(url: string, exclude: string[] = []): Prom
       if (types[0]?.type === "jsonb") {
         await client.query(`ALTER TABLE ${n.facts} ALTER COLUMN old TYPE json, ALTER COLUMN new TYPE json`);
       }
-      await client.query(
-        `CREATE UNIQUE INDEX IF NOT EXISTS upkeep_facts_offset ON ${n.facts} (ledger_offset) WHERE ledger_offset IS NOT NULL`,
-      );
+      // Existing indexes are left alone: even CREATE INDEX IF NOT EXISTS locks the facts table.
+      if (!(await exists(client, schema, "upkeep_facts_offset"))) {
+        await client.query(
+          `CREATE UNIQUE INDEX upkeep_facts_offset ON ${n.facts} (ledger_offset) WHERE ledger_offset IS NOT NULL`,
+        );
+      }
       // The sequencer's poll reads this partial index: it holds only the few facts waiting for an offset.
-      await client.query(
-        `CREATE INDEX IF NOT EXISTS upkeep_facts_unsequenced ON ${n.facts} (staging_id) WHERE ledger_offset IS NULL`,
-      );
+      if (!(await exists(client, schema, "upkeep_facts_unsequenced"))) {
+        await client.query(
+          `CREATE INDEX upkeep_facts_unsequenced ON ${n.facts} (staging_id) WHERE ledger_offset IS NULL`,
+        );
+      }
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${n.holds} (id text PRIMARY KEY, position bigint NOT NULL, expires timestamptz NOT NULL)`,
       );
@@ -243,22 +274,29 @@ export async function installPostgres(url: string, exclude: string[] = []): Prom
         [JSON.stringify([...exclude].sort())],
       );
       await client.query(guardFunctionSql(n));
-      await client.query(`DROP TRIGGER IF EXISTS upkeep_guard_delete ON ${n.facts}`);
-      await client.query(`DROP TRIGGER IF EXISTS upkeep_guard_truncate ON ${n.facts}`);
-      await client.query(
-        `CREATE TRIGGER upkeep_guard_delete AFTER DELETE ON ${n.facts} FOR EACH STATEMENT EXECUTE FUNCTION ${n.guard}()`,
-      );
-      await client.query(
-        `CREATE TRIGGER upkeep_guard_truncate AFTER TRUNCATE ON ${n.facts} FOR EACH STATEMENT EXECUTE FUNCTION ${n.guard}()`,
-      );
       await client.query(captureFunctionSql(n));
-      for (const [table] of await captureTriggers(client, schema)) {
+      // Only tables whose triggers differ from what they should be are touched (DDL on a table locks it).
+      const present = await captureTriggers(client, schema);
+      const tables = await applicationTables(client, schema);
+      const captured = tables.filter((t) => !exclude.includes(t.name));
+      const wanted = new Map(captured.map((t) => [t.name, t]));
+      const upToDate = (table: string) => {
+        const triggers = present.get(table);
+        const info = wanted.get(table);
+        return (
+          info !== undefined &&
+          triggers !== undefined &&
+          triggers.size === CAPTURE_TRIGGERS.length &&
+          CAPTURE_TRIGGERS.every((name) => triggers.get(name)?.join("\0") === info.key.join("\0"))
+        );
+      };
+      for (const [table] of present) {
+        if (upToDate(table)) continue;
         const t = `${quoteIdent(schema)}.${quoteIdent(table)}`;
         for (const name of CAPTURE_TRIGGERS) await client.query(`DROP TRIGGER IF EXISTS ${name} ON ${t}`);
       }
-      const tables = await applicationTables(client, schema);
-      const captured = tables.filter((t) => !exclude.includes(t.name));
       for (const table of captured) {
+        if (upToDate(table.name)) continue;
         const t = `${quoteIdent(schema)}.${quoteIdent(table.name)}`;
         const args = table.key.map(quoteLiteral).join(", ");
         await client.query(
@@ -278,6 +316,21 @@ export async function installPostgres(url: string, exclude: string[] = []): Prom
         // TRUNCATE fires no delete trigger: one table-wide fact says every row may have changed.
         await client.query(
           `CREATE TRIGGER ${TRUNCATE_TRIGGER} AFTER TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${n.capture}(${args})`,
+        );
+      }
+      // The facts table's own guard triggers last: writers lock their table, then the facts table.
+      const { rows: guards } = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname IN ('upkeep_guard_delete', 'upkeep_guard_truncate')`,
+        [n.facts],
+      );
+      if (guards[0]?.n !== 2) {
+        await client.query(`DROP TRIGGER IF EXISTS upkeep_guard_delete ON ${n.facts}`);
+        await client.query(`DROP TRIGGER IF EXISTS upkeep_guard_truncate ON ${n.facts}`);
+        await client.query(
+          `CREATE TRIGGER upkeep_guard_delete AFTER DELETE ON ${n.facts} FOR EACH STATEMENT EXECUTE FUNCTION ${n.guard}()`,
+        );
+        await client.query(
+          `CREATE TRIGGER upkeep_guard_truncate AFTER TRUNCATE ON ${n.facts} FOR EACH STATEMENT EXECUTE FUNCTION ${n.guard}()`,
         );
       }
       const { rows } = await client.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'incarnation'`);

@@ -19,8 +19,9 @@ class UsageError extends Error {}
 
 /** The line `upkeep tail` prints for a fact: bigints as strings, bytes as hex. */
 export function factLine(fact: Fact): string {
-  const { offset, table, op, key, keyless, old, new: now, incarnation, txid, committedAt } = fact;
-  return JSON.stringify(toJsonSafe({ offset, table, op, key, keyless, old, new: now, incarnation, txid, committedAt }));
+  const { offset, table, op, key, keyless, old, new: now, incarnation, txid, committedAt, unavailable } = fact;
+  const line = { offset, table, op, key, keyless, old, new: now, incarnation, txid, committedAt };
+  return JSON.stringify(toJsonSafe(unavailable === undefined ? line : { ...line, unavailable }));
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {

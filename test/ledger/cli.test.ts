@@ -87,3 +87,34 @@ for (const dialect of ["sqlite", "postgres"] as const) {
     }
   });
 }
+
+test("tail goes past a fact it cannot decode, printing it as unavailable (SQLite)", async () => {
+  const db = await freshDb("sqlite");
+  try {
+    await db.exec("CREATE TABLE items (id integer PRIMARY KEY, price real)");
+    assert.equal(await run(["install", "--database", db.url]).exit, 0);
+    await db.exec("INSERT INTO items VALUES (1, 1.5); INSERT INTO items VALUES (2, 2.5)");
+    // What an older install wrote for an infinite value: not JSON.
+    await db.exec(`UPDATE upkeep_facts SET new = '{"id": 1, "price": Inf}' WHERE id = 1`);
+    const tail = run(["tail", "--after", "0", "--database", db.url]);
+    let buffered = "";
+    await new Promise<void>((resolve) => {
+      tail.child.stdout.on("data", () => {
+        buffered = tail.out();
+        if (buffered.split("\n").filter(Boolean).length >= 2) resolve();
+      });
+    });
+    tail.child.kill("SIGINT");
+    await tail.exit;
+    const [first, second] = buffered
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+    assert.equal(first.offset, 1);
+    assert.match(first.unavailable, /undecodable image/);
+    assert.equal(second.offset, 2);
+    assert.deepEqual(second.new, { id: 2, price: 2.5 });
+  } finally {
+    await db.close();
+  }
+});

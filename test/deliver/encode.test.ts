@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ServerMessage } from "../../src/deliver/types.ts";
-import { encode } from "../../src/deliver/websocket.ts";
+import { encode } from "../../src/deliver/wire.ts";
 
 test("patch frames share the encoded HTML and decode to exactly the message", () => {
   const html = `<turbo-stream action="update"><template><p title="a \\"q\\"">é ✓ \u2028 </p></template></turbo-stream>`;

@@ -17,57 +17,22 @@
 // test/live/live.test.ts ("a write landing between the GET and the subscribe", "resumes on another process")
 // and the convergence oracle fail if any step of this argument is wrong.
 
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
-import { IncarnationMismatchError, LedgerMissingError, OffsetTooOldError, SubscriptionTokenError } from "../errors.ts";
+import { SubscriptionTokenError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
-import { isTableWide } from "../plan/match.ts";
-import { affects, planBatch } from "../plan/planner.ts";
+import { affects } from "../plan/planner.ts";
 import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
-import { narrowBodyPatch } from "../render/diff.ts";
-import { type FetchApp, pageStream, replayPage, titleOf } from "../render/page.ts";
+import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
+import { Follower } from "./follower.ts";
+import { digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
+import type { HubStats } from "./stats.ts";
 import { signToken, verifyToken } from "./token.ts";
 import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
 
 export type Mode = "development" | "test" | "production";
-
-/** A short digest of a rendered page's HTML (tokens carry it; see deliver()). */
-function digestOf(html: string): string {
-  return createHash("sha256").update(html).digest("base64url").slice(0, 22);
-}
-
-/** The digest of the group's latest render, computed once per render. */
-function htmlDigest(group: PageGroup): string | null {
-  if (group.html === null) return null;
-  if (group.htmlDigest === null) group.htmlDigest = digestOf(group.html);
-  return group.htmlDigest;
-}
-
-/** The narrowed stream for a browser showing `before` ("" when nothing changed), or null for the whole body. */
-function narrowPatch(before: string, after: string): string | null {
-  if (before === after) return "";
-  const body = narrowBodyPatch(before, after);
-  if (body === null) return null;
-  const title = titleOf(after);
-  const titleChanged = title !== null && title !== titleOf(before);
-  return titleChanged
-    ? `${body}<turbo-stream action="update" targets="head > title"><template>${title}</template></turbo-stream>`
-    : body;
-}
-
-/**
- * The origin a page's replays run against: the GET's own (scheme and host as the app saw them), which the token
- * carries. A subscriber's Host header never chooses it, so one token cannot fan out into many page groups, and a
- * page served over TLS is replayed as https. Tokens signed before origins were bound fall back to the Host.
- */
-function originOf(claims: { origin?: string }, headers: Record<string, string>): string {
-  if (claims.origin !== undefined) return claims.origin;
-  return headers.host ? `http://${headers.host}` : "http://localhost";
-}
-
-/** Retry delays of the ledger follower after a failure: doubling from the first to the last. */
-const FOLLOW_RETRY_MS = { first: 100, max: 5_000 } as const;
+export type { Deoptimization, HubStats } from "./stats.ts";
 
 export interface HubOptions {
   ledger: Ledger;
@@ -84,28 +49,6 @@ export interface HubOptions {
    *  refused. Default: any (tokens are bound to the page's own origin either way). */
   origins?: string[];
   log?: (level: "warn" | "error", message: string) => void;
-}
-
-/**
- * Why a subscriber received the whole-body morph instead of a narrowed patch (stable names, counted in
- * HubStats.deoptimizations): the HTML its page shows is not known exactly (it resumed, or was served HTML the
- * group no longer holds), or a difference is not inside an element with a unique id.
- */
-export type Deoptimization = "html_not_known" | "change_not_covered_by_id";
-
-export interface HubStats {
-  /** Replays run (one per dirty group per batch, shared by all its subscribers). */
-  renders: number;
-  /** Patch messages sent, and their bytes. */
-  messages: number;
-  bytes: number;
-  factsPlanned: number;
-  /** Facts that name no rows (TRUNCATE) or whose image is unavailable: planned against every read of their table. */
-  factsTableWide: number;
-  /** Times the follower resynchronised: its position fell below the pruned horizon, or the incarnation changed. */
-  resyncs: number;
-  /** Whole-body morphs sent where a narrower patch could not be proven, by reason. */
-  deoptimizations: Record<Deoptimization, number>;
 }
 
 export interface RegisteredRender {
@@ -127,13 +70,11 @@ export class Hub implements SubscriptionHub {
   };
   /** Names this process's position hold in the ledger. */
   readonly processId = randomUUID();
-  /** Offset of the last fact planned. */
-  position = 0;
+  /** Reads the ledger and plans each batch (follower.ts). */
+  private readonly follower: Follower;
   app: FetchApp | null = null;
   private readonly options: Required<Omit<HubOptions, "log" | "registry" | "origins">> &
     Pick<HubOptions, "log" | "origins">;
-  private readonly abort = new AbortController();
-  private loop: Promise<void> | null = null;
   private catchUps = 0;
   private readonly pendingCatchUps = new Set<Promise<void>>();
   private holdTimer: NodeJS.Timeout | null = null;
@@ -141,6 +82,11 @@ export class Hub implements SubscriptionHub {
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   private sweepTimer: NodeJS.Timeout | null = null;
+
+  /** Offset of the last fact planned. */
+  get position(): number {
+    return this.follower.position;
+  }
 
   constructor(options: HubOptions) {
     this.registry = options.registry ?? new MemoryRegistry();
@@ -150,6 +96,17 @@ export class Hub implements SubscriptionHub {
       idleGroupMs: options.idleGroupMs ?? DELIVERY_TUNING.pendingRegistrationMs,
       coalesceMs: options.coalesceMs ?? DELIVERY_TUNING.coalesceMs,
     };
+    this.follower = new Follower({
+      ledger: options.ledger,
+      registry: this.registry,
+      stats: this.stats,
+      coalesceMs: this.options.coalesceMs,
+      log: (level, message) => this.options.log?.(level, message),
+      logOnce: (level, key, message) => this.logOnce(level, key, message),
+      renderDirty: () => this.renderDirty(),
+      reloadAll: (group, reason) => this.reloadAll(group, reason),
+      checkIdle: () => this.checkIdle(),
+    });
   }
 
   get ledger(): Ledger {
@@ -157,8 +114,7 @@ export class Hub implements SubscriptionHub {
   }
 
   async start(): Promise<void> {
-    this.position = await this.ledger.head();
-    this.loop = this.run();
+    this.follower.start(await this.ledger.head());
     this.sweepTimer = setInterval(() => this.registry.sweep(this.options.idleGroupMs), this.options.idleGroupMs);
     this.sweepTimer.unref();
     // Pruning (by any process) never cuts below what this process still needs, while it lives.
@@ -185,10 +141,9 @@ export class Hub implements SubscriptionHub {
    */
   async close(): Promise<void> {
     this.closed = true;
-    this.abort.abort();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.holdTimer) clearInterval(this.holdTimer);
-    await this.loop?.catch(() => {});
+    await this.follower.stop();
     for (;;) {
       const running = [...this.pendingCatchUps];
       for (const group of this.registry.groups()) if (group.rendering) running.push(group.rendering);
@@ -203,113 +158,6 @@ export class Hub implements SubscriptionHub {
     if (this.logged.size > 1000) this.logged.clear();
     this.logged.add(key);
     this.options.log?.(level, message);
-  }
-
-  // ── planning loop ──────────────────────────────────────────────────────────────────────────────────────
-
-  /**
-   * The follower. A fault never stops it and never leaves a page silently stale:
-   * - below the pruned horizon (another process pruned what this one had not planned): resync, replay every page
-   *   group (a replay renders current state, which covers the pruned facts), continue from the horizon;
-   * - another incarnation (reinstall, reset, restored backup): every subscriber reloads, groups are forgotten,
-   *   and new pages carry the new incarnation;
-   * - the ledger's tables are gone, or any other failure: logged once with its fix, retried with a growing delay.
-   */
-  private async run(): Promise<void> {
-    const signal = this.abort.signal;
-    let delay: number = FOLLOW_RETRY_MS.first;
-    while (!signal.aborted) {
-      try {
-        for await (const batch of this.ledger.follow(this.position, { signal })) {
-          delay = FOLLOW_RETRY_MS.first;
-          const fresh = batch.filter((fact) => fact.offset > this.position);
-          if (fresh.length === 0) continue;
-          this.ingest(fresh);
-          if (this.options.coalesceMs > 0 && this.replayDue()) await this.coalesce(signal);
-          await this.renderDirty();
-          this.checkIdle();
-        }
-      } catch (error) {
-        if (signal.aborted) return;
-        if (error instanceof OffsetTooOldError || error instanceof IncarnationMismatchError) {
-          const recovered = await this.resync(error).catch(() => false);
-          if (recovered) continue;
-        } else if (error instanceof LedgerMissingError) {
-          this.logOnce("error", "ledger_missing", `upkeep: live pages are not updated: ${error.message}`);
-        } else {
-          const message = (error as Error).message;
-          this.logOnce("error", `follow:${message}`, `upkeep: ledger follower failed, retrying: ${message}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, FOLLOW_RETRY_MS.max);
-      }
-    }
-  }
-
-  /** Brings the follower back onto the ledger after a pruned position or a new incarnation (see run()). */
-  private async resync(error: OffsetTooOldError | IncarnationMismatchError): Promise<boolean> {
-    const before = this.ledger.incarnation;
-    const position = await this.ledger.resync();
-    this.stats.resyncs++;
-    if (position.incarnation !== before) {
-      this.options.log?.(
-        "warn",
-        `upkeep: the ledger is a new incarnation (${before} → ${position.incarnation}: reinstalled, reset or restored); every open page reloads`,
-      );
-      for (const group of [...this.registry.groups()]) this.reloadAll(group, "incarnation_changed");
-      this.position = position.head;
-      return true;
-    }
-    if (error instanceof OffsetTooOldError || this.position < position.horizon) {
-      this.options.log?.(
-        "warn",
-        `upkeep: facts after offset ${this.position} were pruned before this process planned them; replaying every live page and continuing from ${position.horizon}`,
-      );
-      this.position = Math.max(this.position, position.horizon);
-      for (const group of this.registry.groups()) {
-        group.dirty = true;
-        if (group.subscribers.size === 0) group.renderOffset = -1; // its reads must be learnt again
-      }
-      await this.renderDirty();
-      return true;
-    }
-    return false;
-  }
-
-  /** True when some page group with subscribers is waiting for a replay. */
-  private replayDue(): boolean {
-    for (const group of this.registry.groups()) if (group.dirty && group.subscribers.size > 0) return true;
-    return false;
-  }
-
-  /**
-   * Wait the coalescing window, then plan whatever committed meanwhile, so that a burst of commits (a form
-   * handler's several autocommitted statements) costs one replay, not one per commit.
-   */
-  private async coalesce(signal: AbortSignal): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, this.options.coalesceMs));
-    // Bounded, so that a steady stream of commits cannot postpone the replay indefinitely.
-    for (let reads = 0; reads < 8 && !signal.aborted; reads++) {
-      const more = await this.ledger.read(this.position, { incarnation: this.ledger.incarnation });
-      if (more.length === 0) return;
-      this.ingest(more);
-    }
-  }
-
-  private ingest(facts: Fact[]): void {
-    planBatch(this.registry, facts);
-    this.stats.factsPlanned += facts.length;
-    for (const fact of facts) {
-      if (!isTableWide(fact)) continue;
-      this.stats.factsTableWide++;
-      const why = fact.op === "truncate" ? "TRUNCATE" : `an unavailable image (${fact.unavailable})`;
-      this.logOnce(
-        "warn",
-        `table_wide:${fact.table}`,
-        `upkeep: ${fact.table} had ${why} at offset ${fact.offset}: every live page that reads ${fact.table} is replayed (logged once per table)`,
-      );
-    }
-    this.position = facts[facts.length - 1]!.offset;
   }
 
   private async renderDirty(): Promise<void> {

@@ -1,0 +1,154 @@
+// The follower: reads the ledger after the planner's position, plans each batch against the page groups, and has
+// the hub replay what became dirty. It survives every ledger fault (see run()).
+import { IncarnationMismatchError, LedgerMissingError, OffsetTooOldError } from "../errors.ts";
+import type { Fact, Ledger } from "../ledger/types.ts";
+import { isTableWide } from "../plan/match.ts";
+import { planBatch } from "../plan/planner.ts";
+import type { PageGroup, PageRegistry } from "../register/registry.ts";
+import type { HubStats } from "./stats.ts";
+
+/** Retry delays of the follower after a failure: doubling from the first to the last. */
+const FOLLOW_RETRY_MS = { first: 100, max: 5_000 } as const;
+
+/** What the follower needs of the hub. */
+export interface FollowerHost {
+  readonly ledger: Ledger;
+  readonly registry: PageRegistry;
+  readonly stats: HubStats;
+  readonly coalesceMs: number;
+  log(level: "warn" | "error", message: string): void;
+  /** Logs a fault once per key (a fault that persists is not repeated on every retry). */
+  logOnce(level: "warn" | "error", key: string, message: string): void;
+  /** Replays every dirty group with subscribers; resolves when they finished. */
+  renderDirty(): Promise<void>;
+  reloadAll(group: PageGroup, reason: string): void;
+  checkIdle(): void;
+}
+
+export class Follower {
+  /** Offset of the last fact planned. */
+  position = 0;
+  readonly #host: FollowerHost;
+  readonly #abort = new AbortController();
+  #loop: Promise<void> | null = null;
+
+  constructor(host: FollowerHost) {
+    this.#host = host;
+  }
+
+  start(position: number): void {
+    this.position = position;
+    this.#loop = this.run();
+  }
+
+  /** Stops following; resolves when the loop has returned. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop?.catch(() => {});
+  }
+
+  /**
+   * The follower. A fault never stops it and never leaves a page silently stale:
+   * - below the pruned horizon (another process pruned what this one had not planned): resync, replay every page
+   *   group (a replay renders current state, which covers the pruned facts), continue from the horizon;
+   * - another incarnation (reinstall, reset, restored backup): every subscriber reloads, groups are forgotten,
+   *   and new pages carry the new incarnation;
+   * - the ledger's tables are gone, or any other failure: logged once with its fix, retried with a growing delay.
+   */
+  async run(): Promise<void> {
+    const signal = this.#abort.signal;
+    let delay: number = FOLLOW_RETRY_MS.first;
+    while (!signal.aborted) {
+      try {
+        for await (const batch of this.#host.ledger.follow(this.position, { signal })) {
+          delay = FOLLOW_RETRY_MS.first;
+          const fresh = batch.filter((fact) => fact.offset > this.position);
+          if (fresh.length === 0) continue;
+          this.ingest(fresh);
+          if (this.#host.coalesceMs > 0 && this.replayDue()) await this.coalesce(signal);
+          await this.#host.renderDirty();
+          this.#host.checkIdle();
+        }
+      } catch (error) {
+        if (signal.aborted) return;
+        if (error instanceof OffsetTooOldError || error instanceof IncarnationMismatchError) {
+          const recovered = await this.resync(error).catch(() => false);
+          if (recovered) continue;
+        } else if (error instanceof LedgerMissingError) {
+          this.#host.logOnce("error", "ledger_missing", `upkeep: live pages are not updated: ${error.message}`);
+        } else {
+          const message = (error as Error).message;
+          this.#host.logOnce("error", `follow:${message}`, `upkeep: ledger follower failed, retrying: ${message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, FOLLOW_RETRY_MS.max);
+      }
+    }
+  }
+
+  /** Brings the follower back onto the ledger after a pruned position or a new incarnation (see run()). */
+  private async resync(error: OffsetTooOldError | IncarnationMismatchError): Promise<boolean> {
+    const before = this.#host.ledger.incarnation;
+    const position = await this.#host.ledger.resync();
+    this.#host.stats.resyncs++;
+    if (position.incarnation !== before) {
+      this.#host.log(
+        "warn",
+        `upkeep: the ledger is a new incarnation (${before} → ${position.incarnation}: reinstalled, reset or restored); every open page reloads`,
+      );
+      for (const group of [...this.#host.registry.groups()]) this.#host.reloadAll(group, "incarnation_changed");
+      this.position = position.head;
+      return true;
+    }
+    if (error instanceof OffsetTooOldError || this.position < position.horizon) {
+      this.#host.log(
+        "warn",
+        `upkeep: facts after offset ${this.position} were pruned before this process planned them; replaying every live page and continuing from ${position.horizon}`,
+      );
+      this.position = Math.max(this.position, position.horizon);
+      for (const group of this.#host.registry.groups()) {
+        group.dirty = true;
+        if (group.subscribers.size === 0) group.renderOffset = -1; // its reads must be learnt again
+      }
+      await this.#host.renderDirty();
+      return true;
+    }
+    return false;
+  }
+
+  /** True when some page group with subscribers is waiting for a replay. */
+  private replayDue(): boolean {
+    for (const group of this.#host.registry.groups()) if (group.dirty && group.subscribers.size > 0) return true;
+    return false;
+  }
+
+  /**
+   * Wait the coalescing window, then plan whatever committed meanwhile, so that a burst of commits (a form
+   * handler's several autocommitted statements) costs one replay, not one per commit.
+   */
+  private async coalesce(signal: AbortSignal): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, this.#host.coalesceMs));
+    // Bounded, so that a steady stream of commits cannot postpone the replay indefinitely.
+    for (let reads = 0; reads < 8 && !signal.aborted; reads++) {
+      const more = await this.#host.ledger.read(this.position, { incarnation: this.#host.ledger.incarnation });
+      if (more.length === 0) return;
+      this.ingest(more);
+    }
+  }
+
+  private ingest(facts: Fact[]): void {
+    planBatch(this.#host.registry, facts);
+    this.#host.stats.factsPlanned += facts.length;
+    for (const fact of facts) {
+      if (!isTableWide(fact)) continue;
+      this.#host.stats.factsTableWide++;
+      const why = fact.op === "truncate" ? "TRUNCATE" : `an unavailable image (${fact.unavailable})`;
+      this.#host.logOnce(
+        "warn",
+        `table_wide:${fact.table}`,
+        `upkeep: ${fact.table} had ${why} at offset ${fact.offset}: every live page that reads ${fact.table} is replayed (logged once per table)`,
+      );
+    }
+    this.position = facts[facts.length - 1]!.offset;
+  }
+}

@@ -1,0 +1,23 @@
+// What the hub counts (upkeep.stats() reads it).
+
+/**
+ * Why a subscriber received the whole-body morph instead of a narrowed patch (stable names, counted in
+ * HubStats.deoptimizations): the HTML its page shows is not known exactly (it resumed, or was served HTML the
+ * group no longer holds), or a difference is not inside an element with a unique id.
+ */
+export type Deoptimization = "html_not_known" | "change_not_covered_by_id";
+
+export interface HubStats {
+  /** Replays run (one per dirty group per batch, shared by all its subscribers). */
+  renders: number;
+  /** Patch messages sent, and their bytes. */
+  messages: number;
+  bytes: number;
+  factsPlanned: number;
+  /** Facts that name no rows (TRUNCATE) or whose image is unavailable: planned against every read of their table. */
+  factsTableWide: number;
+  /** Times the follower resynchronised: its position fell below the pruned horizon, or the incarnation changed. */
+  resyncs: number;
+  /** Whole-body morphs sent where a narrower patch could not be proven, by reason. */
+  deoptimizations: Record<Deoptimization, number>;
+}

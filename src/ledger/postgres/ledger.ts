@@ -1,41 +1,15 @@
 // The change ledger on PostgreSQL: one generic trigger function stages facts (postgres/install.ts); a sequencer
 // assigns offsets.
 //
-// Ordering argument. Writers insert facts with a staging id from a sequence and a NULL offset; sequence ids are
-// not commit order (a transaction can take a lower id and commit later). One sequencer at a time (the holder of
-// the lease, and in any case serialized by the row lock on the meta `head` row) repeatedly takes the
-// *visible* unsequenced facts in staging-id order and numbers them head+1, head+2, … in one transaction, which
-// also advances head. Visible means committed, so a fact gets an offset only if its write committed, and
-// readers see an offset only once the numbering transaction committed: offsets are gapless and never change.
-// A transaction still open when a batch is taken is simply numbered in a later batch, so an idle transaction
-// stalls nobody. Per-row order: a later writer of a row blocks on the row lock until the earlier writer commits,
-// so its trigger (and its staging id) comes after that commit; any snapshot that sees the later fact's commit
-// also sees the earlier commit. Hence the earlier fact is numbered in an earlier batch or earlier in the same
-// batch (lower staging id): for one row, offsets follow write order.
-//
-// Leadership is a lease, not a lock held by a session: a sequencer that is paused (SIGSTOP, a long GC pause, a
-// network stall) stops renewing, and another process takes the lease once it has expired by the database's
-// clock (LEDGER_TUNING.leaseMs). Two processes that both believe they lead cannot number a fact twice: every
-// batch is one statement list that first locks the head row and then, in a snapshot taken after that lock,
-// numbers only facts that still have no offset, and only while the lease row names this process. A paused
-// leader holds no lock while paused (a batch is a single round trip, which the server completes on its own), and
-// when it resumes its next batch finds another holder in the lease row and numbers nothing.
+// Ordering and leadership: see postgres/sequencer.ts.
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
-import { checkPosition, FaultLog, followFacts, type Position, quoteLiteral, readLimit, Waker } from "../core.ts";
-import { decodePgImage, type PgColumnCodec, pgCodecFor } from "../decode.ts";
-import type {
-  Fact,
-  FollowOptions,
-  Ledger,
-  LedgerOptions,
-  Operation,
-  PruneOptions,
-  ReadOptions,
-  Row,
-} from "../types.ts";
+import { checkPosition, FaultLog, followFacts, type Position, readLimit, Waker } from "../core.ts";
+import { type PgColumnCodec, pgCodecFor } from "../decode.ts";
+import type { Fact, FollowOptions, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
+import { type FactRow, toFact } from "./facts.ts";
 import {
   capturedNow,
   currentSchema,
@@ -46,14 +20,10 @@ import {
   type Names,
   names,
 } from "./install.ts";
+import { isMissingLedger, Sequencer } from "./sequencer.ts";
 
 /** A process that is not the sequencer tries to take the lease this often (ticks of the poll interval). */
 const LEADER_ATTEMPT_TICKS = 10;
-
-/** A PostgreSQL error that says the ledger's own tables are gone (undefined_table). */
-function isMissingLedger(error: unknown): boolean {
-  return (error as { code?: string })?.code === "42P01";
-}
 
 export async function openPostgresLedger(database: string, url: string, options: LedgerOptions): Promise<Ledger> {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
@@ -75,20 +45,6 @@ export async function openPostgresLedger(database: string, url: string, options:
   }
 }
 
-interface FactRow {
-  incarnation: string;
-  head: string;
-  horizon: string;
-  ledger_offset: string | null;
-  tbl: string;
-  op: Operation;
-  key_columns: string[] | null;
-  old: string | null;
-  new: string | null;
-  txid: string;
-  committed_at: Date;
-}
-
 class PostgresLedger implements Ledger {
   readonly kind = "postgres" as const;
   readonly database: string;
@@ -100,7 +56,6 @@ class PostgresLedger implements Ledger {
   #captured: Set<string>;
   #schemaTimer: NodeJS.Timeout | undefined;
   #checkingSchema = false;
-  #renewedAt = 0;
   readonly #pool: pg.Pool;
   readonly #n: Names;
   readonly #waker = new Waker();
@@ -108,12 +63,9 @@ class PostgresLedger implements Ledger {
   #codecs = new Map<string, Map<string, PgColumnCodec>>();
   #timer: NodeJS.Timeout | undefined;
   #listener: pg.Client | undefined;
-  #leader: pg.Client | undefined;
-  #isLeader = false;
+  readonly #sequencer: Sequencer;
   #ticks = 0;
   #ticking = false;
-  #sequencing: Promise<void> | undefined;
-  #sequenceAgain = false;
   #lastHead = -1;
   #closed = false;
 
@@ -135,6 +87,7 @@ class PostgresLedger implements Ledger {
     this.#pool = pool;
     this.#n = n;
     this.#pollIntervalMs = options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs;
+    this.#sequencer = new Sequencer(url, n, this.#id, this.#waker);
   }
 
   get incarnation(): string {
@@ -142,7 +95,7 @@ class PostgresLedger implements Ledger {
   }
 
   get isSequencer(): boolean {
-    return this.#isLeader;
+    return this.#sequencer.isLeader;
   }
 
   async start(): Promise<void> {
@@ -155,7 +108,7 @@ class PostgresLedger implements Ledger {
     await listener.connect();
     await listener.query(`LISTEN ${LEDGER.pgNotifyChannel}`);
     this.#listener = listener;
-    await this.#tryLead();
+    await this.#sequencer.tryLead();
     this.#timer = setInterval(() => void this.#tick(), this.#pollIntervalMs);
     this.#timer.unref();
     this.#schemaTimer = setInterval(() => void this.checkSchema(), LEDGER_TUNING.schemaCheckMs);
@@ -233,11 +186,10 @@ class PostgresLedger implements Ledger {
     this.#ticking = true;
     try {
       this.#ticks++;
-      if (this.#isLeader && Date.now() - this.#renewedAt >= LEDGER_TUNING.leaseRenewMs) await this.#renew();
-      if (this.#isLeader) await this.#sequence();
-      else if (this.#ticks % LEADER_ATTEMPT_TICKS === 0) await this.#tryLead();
+      if (this.#sequencer.isLeader) await this.#sequencer.tick();
+      else if (this.#ticks % LEADER_ATTEMPT_TICKS === 0) await this.#sequencer.tryLead();
       // Followers are woken by NOTIFY; polling head as well covers a lost listener connection.
-      if (!this.#isLeader && this.#waker.waiting) {
+      if (!this.#sequencer.isLeader && this.#waker.waiting) {
         const head = await this.head();
         if (head !== this.#lastHead) {
           this.#lastHead = head;
@@ -249,107 +201,6 @@ class PostgresLedger implements Ledger {
     } finally {
       this.#ticking = false;
     }
-  }
-
-  /** Takes the lease when it is free or expired (by the database's clock), then sequences. */
-  async #tryLead(): Promise<void> {
-    if (this.#closed || this.#isLeader) return;
-    try {
-      if (!this.#leader) {
-        const client = new pg.Client({ connectionString: this.#url });
-        client.on("error", () => {
-          if (this.#leader === client) {
-            this.#leader = undefined;
-            this.#isLeader = false;
-          }
-          client.end().catch(() => {});
-        });
-        await client.connect();
-        this.#leader = client;
-      }
-      const { rowCount } = await this.#leader.query(
-        `UPDATE ${this.#n.lease} SET holder = $1, until = now() + make_interval(secs => $2::float8 / 1000)
-          WHERE holder = $1 OR until < now()`,
-        [this.#id, LEDGER_TUNING.leaseMs],
-      );
-      this.#isLeader = rowCount === 1;
-      this.#renewedAt = Date.now();
-      if (this.#isLeader) await this.#sequence();
-    } catch (error) {
-      this.#isLeader = false;
-      if (isMissingLedger(error)) return;
-      const client = this.#leader;
-      this.#leader = undefined;
-      await client?.end().catch(() => {});
-    }
-  }
-
-  /** Extends the lease; a lease taken over by another process ends this one's leadership. */
-  async #renew(): Promise<void> {
-    const leader = this.#leader;
-    if (!leader) {
-      this.#isLeader = false;
-      return;
-    }
-    const { rowCount } = await leader.query(
-      `UPDATE ${this.#n.lease} SET until = now() + make_interval(secs => $2::float8 / 1000) WHERE holder = $1`,
-      [this.#id, LEDGER_TUNING.leaseMs],
-    );
-    this.#renewedAt = Date.now();
-    this.#isLeader = rowCount === 1;
-  }
-
-  /** Runs sequencing rounds until nothing visible is waiting; concurrent calls join the running one. */
-  #sequence(check = true): Promise<void> {
-    if (this.#sequencing) {
-      this.#sequenceAgain = true;
-      return this.#sequencing;
-    }
-    this.#sequencing = (async () => {
-      try {
-        do {
-          this.#sequenceAgain = false;
-          while (this.#isLeader && this.#leader && !this.#closed) {
-            const count = await this.#sequenceBatch(this.#leader, check);
-            check = true;
-            if (count > 0) this.#waker.bump();
-            if (count < LEDGER_TUNING.sequenceBatch) break;
-          }
-        } while (this.#sequenceAgain && !this.#closed);
-      } finally {
-        this.#sequencing = undefined;
-      }
-    })();
-    return this.#sequencing;
-  }
-
-  async #sequenceBatch(client: pg.Client, check: boolean): Promise<number> {
-    const n = this.#n;
-    if (check) {
-      // The cheap poll: the partial index holds only facts waiting for an offset.
-      const pending = await client.query(`SELECT 1 FROM ${n.facts} WHERE ledger_offset IS NULL LIMIT 1`);
-      if (pending.rowCount === 0) return 0;
-    }
-    // One round trip, one transaction (a multi-statement simple query is one implicit transaction). The first
-    // statement takes the head row lock; the second starts after it, so its snapshot sees the latest head, and it
-    // decides the batch: only facts of committed transactions are visible to it. Head and the NOTIFY to followers
-    // in other processes are updated in the same transaction.
-    const results = (await client.query(
-      `SELECT value FROM ${n.meta} WHERE key = 'head' FOR UPDATE;
-       WITH h AS (SELECT value::bigint AS head FROM ${n.meta} WHERE key = 'head'),
-            b AS (SELECT staging_id, row_number() OVER (ORDER BY staging_id) AS n
-                    FROM (SELECT staging_id FROM ${n.facts} WHERE ledger_offset IS NULL
-                           ORDER BY staging_id LIMIT ${LEDGER_TUNING.sequenceBatch}) s),
-            l AS (SELECT 1 FROM ${n.lease} WHERE holder = ${quoteLiteral(this.#id)}),
-            u AS (UPDATE ${n.facts} f SET ledger_offset = h.head + b.n, committed_at = now()
-                    FROM b, h WHERE f.staging_id = b.staging_id AND EXISTS (SELECT 1 FROM l) RETURNING f.ledger_offset)
-       UPDATE ${n.meta} SET value = (SELECT max(ledger_offset) FROM u)::text
-        WHERE key = 'head' AND EXISTS (SELECT 1 FROM u)
-        RETURNING value, (SELECT count(*) FROM u) AS count, pg_notify(${quoteLiteral(LEDGER.pgNotifyChannel)}, value)`,
-    )) as unknown as pg.QueryResult<{ count: string }>[];
-    const count = Number(results[1]?.rows[0]?.count ?? 0);
-    if (count === 0 && !check) await this.#renew(); // nothing numbered although asked: is the lease still ours?
-    return count;
   }
 
   /** Runs a query; a missing ledger table becomes LedgerMissingError (logged once). */
@@ -418,9 +269,9 @@ class PostgresLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
-    if (!this.#isLeader) await this.#tryLead();
-    if (this.#isLeader) {
-      await this.#sequence();
+    if (!this.#sequencer.isLeader) await this.#sequencer.tryLead();
+    if (this.#sequencer.isLeader) {
+      await this.#sequencer.sequence();
       return this.head();
     }
     // Another process sequences: wait until every fact visible now has an offset.
@@ -472,7 +323,7 @@ class PostgresLedger implements Ledger {
         break;
       }
     }
-    return facts.map((r) => this.#toFact(r, position.incarnation));
+    return facts.map((r) => toFact(r, position.incarnation, this.#codecs.get(r.tbl), this.#faults));
   }
 
   #unknownColumns(r: FactRow): boolean {
@@ -488,50 +339,6 @@ class PostgresLedger implements Ledger {
     }
   }
 
-  /** A fact from its row. An image that cannot be decoded (a poison fact) never stops a reader: the fact is
-   *  returned with `unavailable` set, and logged once with its offset. */
-  #toFact(r: FactRow, incarnation: string): Fact {
-    // Images are put back in column order (older installs stored jsonb, which orders keys by length).
-    const codecs = this.#codecs.get(r.tbl);
-    const unavailable: string[] = [];
-    let old: Row | null = null;
-    let now: Row | null = null;
-    try {
-      old = reorder(decodePgImage(r.old, codecs, unavailable), codecs?.keys());
-      now = reorder(decodePgImage(r.new, codecs, unavailable), codecs?.keys());
-    } catch (error) {
-      old = now = null;
-      const why = `undecodable image (${(error as Error).message})`;
-      unavailable.push(why);
-      this.#faults.once(
-        "warn",
-        `poison:${incarnation}:${r.ledger_offset}`,
-        `Upkeep could not decode fact ${r.ledger_offset} of ${r.tbl} (${why}); pages that read ${r.tbl} are replayed instead`,
-      );
-    }
-    const image = now ?? old;
-    const keyColumns = r.key_columns ?? [];
-    let key: Row | null = keyColumns.length > 0 && image ? {} : null;
-    for (const column of keyColumns) {
-      if (!image || !(column in image)) key = null;
-      else if (key) key[column] = image[column];
-    }
-    const fact: Fact = {
-      offset: Number(r.ledger_offset),
-      incarnation,
-      table: r.tbl,
-      op: r.op,
-      key: key ?? image ?? {},
-      keyless: key === null,
-      old,
-      new: now,
-      txid: r.txid,
-      committedAt: r.committed_at.toISOString(),
-    };
-    if (unavailable.length > 0) fact.unavailable = unavailable.join("; ");
-    return fact;
-  }
-
   follow(after: number, options: FollowOptions = {}): AsyncIterable<Fact[]> {
     return followFacts(this, this.#waker, () => this.#closed, after, options);
   }
@@ -539,7 +346,7 @@ class PostgresLedger implements Ledger {
   poke(): void {
     // A commit through Upkeep's own connection: sequence it now when this process is the sequencer (which then
     // wakes followers); otherwise the sequencer's poll picks it up.
-    if (this.#isLeader && !this.#closed) this.#sequence(false).catch(() => {});
+    if (this.#sequencer.isLeader && !this.#closed) this.#sequencer.sequence(false).catch(() => {});
   }
 
   async prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
@@ -589,28 +396,7 @@ class PostgresLedger implements Ledger {
     clearInterval(this.#timer);
     clearInterval(this.#schemaTimer);
     this.#waker.bump();
-    await this.#sequencing?.catch(() => {});
-    // Hand the lease back so another process takes over at once rather than after it expires.
-    if (this.#isLeader) {
-      await this.#leader
-        ?.query(`UPDATE ${this.#n.lease} SET until = '-infinity' WHERE holder = $1`, [this.#id])
-        .catch(() => {});
-    }
-    const leader = this.#leader;
-    this.#leader = undefined;
-    this.#isLeader = false;
-    await Promise.all([
-      leader?.end().catch(() => {}),
-      this.#listener?.end().catch(() => {}),
-      this.#pool.end().catch(() => {}),
-    ]);
+    await this.#sequencer.stop(); // hands the lease back: another process takes over at once
+    await Promise.all([this.#listener?.end().catch(() => {}), this.#pool.end().catch(() => {})]);
   }
-}
-
-function reorder(row: Row | null, order: Iterable<string> | undefined): Row | null {
-  if (!row || !order) return row;
-  const out: Row = {};
-  for (const column of order) if (column in row) out[column] = row[column];
-  for (const column of Object.keys(row)) if (!(column in out)) out[column] = row[column];
-  return out;
 }

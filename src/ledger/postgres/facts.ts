@@ -1,0 +1,74 @@
+// Facts as the PostgreSQL ledger stores them, decoded into Fact objects.
+import type { FaultLog } from "../core.ts";
+import { decodePgImage, type PgColumnCodec } from "../decode.ts";
+import type { Fact, Operation, Row } from "../types.ts";
+
+export interface FactRow {
+  incarnation: string;
+  head: string;
+  horizon: string;
+  ledger_offset: string | null;
+  tbl: string;
+  op: Operation;
+  key_columns: string[] | null;
+  old: string | null;
+  new: string | null;
+  txid: string;
+  committed_at: Date;
+}
+
+/** A fact from its row. An image that cannot be decoded (a poison fact) never stops a reader: the fact is
+ *  returned with `unavailable` set, and logged once with its offset. */
+export function toFact(
+  r: FactRow,
+  incarnation: string,
+  codecs: Map<string, PgColumnCodec> | undefined,
+  faults: FaultLog,
+): Fact {
+  // Images are put back in column order (older installs stored jsonb, which orders keys by length).
+  const unavailable: string[] = [];
+  let old: Row | null = null;
+  let now: Row | null = null;
+  try {
+    old = reorder(decodePgImage(r.old, codecs, unavailable), codecs?.keys());
+    now = reorder(decodePgImage(r.new, codecs, unavailable), codecs?.keys());
+  } catch (error) {
+    old = now = null;
+    const why = `undecodable image (${(error as Error).message})`;
+    unavailable.push(why);
+    faults.once(
+      "warn",
+      `poison:${incarnation}:${r.ledger_offset}`,
+      `Upkeep could not decode fact ${r.ledger_offset} of ${r.tbl} (${why}); pages that read ${r.tbl} are replayed instead`,
+    );
+  }
+  const image = now ?? old;
+  const keyColumns = r.key_columns ?? [];
+  let key: Row | null = keyColumns.length > 0 && image ? {} : null;
+  for (const column of keyColumns) {
+    if (!image || !(column in image)) key = null;
+    else if (key) key[column] = image[column];
+  }
+  const fact: Fact = {
+    offset: Number(r.ledger_offset),
+    incarnation,
+    table: r.tbl,
+    op: r.op,
+    key: key ?? image ?? {},
+    keyless: key === null,
+    old,
+    new: now,
+    txid: r.txid,
+    committedAt: r.committed_at.toISOString(),
+  };
+  if (unavailable.length > 0) fact.unavailable = unavailable.join("; ");
+  return fact;
+}
+
+function reorder(row: Row | null, order: Iterable<string> | undefined): Row | null {
+  if (!row || !order) return row;
+  const out: Row = {};
+  for (const column of order) if (column in row) out[column] = row[column];
+  for (const column of Object.keys(row)) if (!(column in out)) out[column] = row[column];
+  return out;
+}

@@ -22,16 +22,34 @@ import type {
   RawNode,
   ReferenceNode,
   RootOperationNode,
-  SelectModifierNode,
   SelectQueryNode,
   TableNode,
   ValueNode,
 } from "kysely";
-import { type RefusalCode, RefusedBoundaryError } from "../errors.ts";
-import type { Row } from "../ledger/types.ts";
-import type { ColumnRef, Operand, OrderTerm, Predicate, QueryDependency, TableRead, Value } from "./types.ts";
+import { RefusedBoundaryError } from "../errors.ts";
+import { toPredicate } from "./predicates.ts";
+import { containsAggregate, directionOf, isDirection, isWrapper, rawText, unwrapRaw } from "./raw.ts";
+import { type Context, checkModifier, isRawNonRead, RAW_CODE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
+import { rowKeysOf } from "./row-keys.ts";
+import {
+  addColumn,
+  conjunctsOf,
+  type ExprInfo,
+  identifierName,
+  isCte,
+  type MutableRead,
+  type Output,
+  type Resolved,
+  type Scope,
+  type SelectInfo,
+  type Source,
+  tableName,
+} from "./scope.ts";
+import type { OrderTerm, QueryDependency, TableRead } from "./types.ts";
 
-export type PrimaryKeys = (table: string) => string[] | undefined;
+export type { PrimaryKeys } from "./types.ts";
+
+import type { PrimaryKeys } from "./types.ts";
 
 interface Compiled {
   sql: string;
@@ -71,159 +89,6 @@ export function analyzeQuery(
     );
   }
 }
-
-// Raw statements that change data or control transactions are not reads. Anything else sent as a whole raw
-// query (select, with, values, pragma reads, …) may read, and we cannot see what.
-const RAW_NON_READ =
-  /^\s*(insert|update|delete|replace|create|drop|alter|begin|commit|end|rollback|savepoint|release|set|reset|vacuum|analyze|reindex|truncate|lock|listen|unlisten|notify|grant|revoke|comment|attach|detach)\b/i;
-
-function isRawNonRead(sql: string): boolean {
-  return RAW_NON_READ.test(sql) && !/\breturning\b/i.test(sql);
-}
-
-const REWRITES: Record<RefusalCode, string> = {
-  raw_query:
-    "build the read with db.selectFrom(…) so Upkeep can see its tables and predicates (keep sql`…` for writes)",
-  opaque_predicate:
-    "use structural conditions: .where('col', '=', value), eb('col', 'in', [...]), eb.and/eb.or/eb.not, eb.exists(subquery) instead of sql`col = …`",
-  opaque_source:
-    "select from a table or a Kysely subquery: .selectFrom('table') or .selectFrom(db.selectFrom(…).as('t'))",
-  opaque_join:
-    "join with structural conditions: .innerJoin('t', 't.a', 'u.b') or join.onRef(…)/join.on('col', '=', value)",
-  opaque_order: "order by columns: .orderBy('col', 'desc') instead of .orderBy(sql`…`)",
-  opaque_selection:
-    "select columns or eb.fn(…) expressions; a sql`…` selection must not contain a subquery (use a Kysely subquery instead)",
-  unsupported_query: "rewrite the query with plain Kysely builders (select, where, join, orderBy, limit)",
-  write_in_render: "do the write in a POST handler (or before the page is rendered, outside the live GET)",
-  opaque_modifier:
-    "drop the modifyFront/modifyEnd fragment (or the SKIP LOCKED) from the page's read: it can change which rows a query returns in ways Upkeep cannot see",
-  uncaptured_source:
-    "read captured tables: a table added after install is captured after `npx upkeep install` (or the running ledger's refresh); an excluded table must leave `exclude`; query the base tables instead of a view, a foreign table or a partitioned table",
-};
-
-/**
- * Every part of a SelectQueryNode and what the analysis does with it. A part Kysely adds in a later version is a
- * compile error here (the Record must name every key), and at run time an unknown part is refused, never ignored.
- */
-const SELECT_PARTS: Record<Exclude<keyof SelectQueryNode, "kind">, "analysed" | "not a read"> = {
-  from: "analysed",
-  selections: "analysed",
-  distinctOn: "analysed",
-  joins: "analysed",
-  groupBy: "analysed",
-  orderBy: "analysed",
-  where: "analysed",
-  frontModifiers: "analysed",
-  endModifiers: "analysed",
-  limit: "analysed",
-  offset: "analysed",
-  with: "analysed",
-  having: "analysed",
-  explain: "not a read",
-  setOperations: "analysed",
-  fetch: "analysed",
-  top: "analysed",
-};
-
-/** Row locks do not change which rows a query returns; SKIP LOCKED does (it drops rows other transactions lock),
- *  and a raw fragment may do anything (a LIMIT, a FOR … OF …, a window clause). */
-function checkModifier(modifier: SelectModifierNode): void {
-  if (modifier.rawModifier) {
-    throw new Refusal(
-      "opaque_modifier",
-      "the query has a modifyFront/modifyEnd sql`…` fragment, which may change its rows",
-    );
-  }
-  if (modifier.modifier === "SkipLocked") {
-    throw new Refusal(
-      "opaque_modifier",
-      "SKIP LOCKED returns a different set of rows whenever another transaction holds a lock",
-    );
-  }
-}
-
-function refusalFor(code: RefusalCode, sql: string, detail: string, rewrite?: string): RefusedBoundaryError {
-  return new RefusedBoundaryError(code, sql, detail, rewrite ?? REWRITES[code]);
-}
-
-class Refusal extends Error {
-  readonly code: RefusalCode;
-  readonly detail: string;
-  readonly rewrite: string | undefined;
-  constructor(code: RefusalCode, detail: string, rewrite?: string) {
-    super(detail);
-    this.code = code;
-    this.detail = detail;
-    this.rewrite = rewrite;
-  }
-}
-
-/** Where an expression appears: decides the refusal code of a raw fragment and whether it can be covered. */
-type Context = "predicate" | "join" | "selection" | "order" | "group" | "source" | "limit";
-
-const RAW_CODE: Record<Context, RefusalCode> = {
-  predicate: "opaque_predicate",
-  join: "opaque_join",
-  selection: "opaque_selection",
-  order: "opaque_order",
-  group: "opaque_selection",
-  source: "opaque_source",
-  limit: "unsupported_query",
-};
-
-interface MutableRead {
-  table: string;
-  aliases: string[];
-  columns: Set<string> | "*";
-  conjuncts: Predicate[];
-}
-
-interface Source {
-  /** The name a qualified reference uses: the alias, or the table/CTE name. */
-  name: string;
-  /** The base-table read, or null for a derived table / CTE reference. */
-  read: MutableRead | null;
-  /** On the null-extended side of an outer join (at the current point of the FROM clause). */
-  nullable: boolean;
-}
-
-interface Scope {
-  sources: Source[];
-  parent: Scope | null;
-  ctes: Set<string>;
-}
-
-interface Resolved {
-  column: string;
-  /** Sources of the innermost scope the reference may belong to (qualified: exactly one). */
-  candidates: Source[];
-}
-
-interface ExprInfo {
-  refs: Resolved[];
-  /** Contains a subquery or something that depends on other rows: never a single-row filter. */
-  nonLocal: boolean;
-}
-
-interface Output {
-  name: string;
-  /** The base column this output is, when it is a plain column of one table source. */
-  source: Source | null;
-  column: string | null;
-  /** `*` or `t.*`: every column of `source` (or of every source when null) under its own name. */
-  all: boolean;
-}
-
-const OPERATORS_COMPARE: Record<string, "=" | "<>" | "<" | "<=" | ">" | ">="> = {
-  "=": "=",
-  "==": "=",
-  "!=": "<>",
-  "<>": "<>",
-  "<": "<",
-  "<=": "<=",
-  ">": ">",
-  ">=": ">=",
-};
 
 class Analyzer {
   readonly sql: string;
@@ -433,7 +298,7 @@ class Analyzer {
         // and then it is this source's column (SQL refuses ambiguous unqualified names within one scope);
         // otherwise evaluation yields "unknown" (see plan/match.ts).
         if (!info.refs.every((r) => r.candidates.includes(source))) continue;
-        source.read.conjuncts.push(this.predicate(conjunct, source.read.table));
+        source.read.conjuncts.push(toPredicate(conjunct, source.read.table));
       }
     }
   }
@@ -704,266 +569,4 @@ class Analyzer {
     }
     return { column, candidates: innermost ?? [] };
   }
-
-  // ── predicates ─────────────────────────────────────────────────────────────────────────────────────────
-
-  /** Converts a local conjunct (every reference may be `table`'s) into a Predicate on `table`'s row image. */
-  predicate(node: OperationNode, table: string): Predicate {
-    const operand = (n: OperationNode): Operand | null => {
-      const inner = unwrapRaw(n);
-      if (inner.kind === "ReferenceNode") {
-        const ref = inner as ReferenceNode;
-        if (ref.column.kind !== "ColumnNode") return null;
-        return { kind: "column", table, column: ref.column.column.name } satisfies ColumnRef;
-      }
-      if (inner.kind === "ValueNode") {
-        const value = asValue((inner as ValueNode).value);
-        return value === undefined ? null : { kind: "value", value };
-      }
-      return null;
-    };
-    const values = (n: OperationNode): Operand[] | null => {
-      const inner = unwrapRaw(n);
-      if (inner.kind === "PrimitiveValueListNode") {
-        const out: Operand[] = [];
-        for (const v of (inner as unknown as { values: readonly unknown[] }).values) {
-          const value = asValue(v);
-          if (value === undefined) return null;
-          out.push({ kind: "value", value });
-        }
-        return out;
-      }
-      if (inner.kind === "ValueListNode" || inner.kind === "TupleNode") {
-        const out: Operand[] = [];
-        for (const v of (inner as unknown as { values: readonly OperationNode[] }).values) {
-          const o = operand(v);
-          if (!o) return null;
-          out.push(o);
-        }
-        return out;
-      }
-      return null;
-    };
-    const unknown = (why: string): Predicate => ({ kind: "unknown", why });
-    const convert = (n: OperationNode): Predicate => {
-      const inner = unwrapRaw(n);
-      switch (inner.kind) {
-        case "ParensNode":
-          return convert((inner as unknown as { node: OperationNode }).node);
-        case "AndNode":
-        case "OrNode": {
-          const x = inner as unknown as { left: OperationNode; right: OperationNode };
-          return { kind: inner.kind === "AndNode" ? "and" : "or", items: [convert(x.left), convert(x.right)] };
-        }
-        case "UnaryOperationNode": {
-          const u = inner as unknown as { operator: { operator: string }; operand: OperationNode };
-          if (u.operator.operator === "not") return { kind: "not", item: convert(u.operand) };
-          return unknown(`operator ${u.operator.operator}`);
-        }
-        case "BinaryOperationNode": {
-          const b = inner as BinaryOperationNode;
-          const op = (b.operator as unknown as { operator: string }).operator;
-          const left = operand(b.leftOperand);
-          if (op in OPERATORS_COMPARE) {
-            const right = operand(b.rightOperand);
-            if (!left || !right) return unknown(`${op} on an expression`);
-            return { kind: "compare", op: OPERATORS_COMPARE[op], left, right };
-          }
-          if (op === "in" || op === "not in") {
-            const list = values(b.rightOperand);
-            if (!left || !list) return unknown(`${op} on an expression`);
-            return { kind: "in", negated: op === "not in", left, values: list };
-          }
-          if (op === "is" || op === "is not") {
-            const right = operand(b.rightOperand);
-            if (!left || !right || right.kind !== "value") return unknown(`${op} on an expression`);
-            const negated = op === "is not";
-            if (right.value === null) return { kind: "null", negated, operand: left };
-            if (typeof right.value === "boolean") {
-              // x IS TRUE ≡ x IS NOT NULL AND x = TRUE (never NULL itself); IS NOT negates that.
-              const is: Predicate = {
-                kind: "and",
-                items: [
-                  { kind: "null", negated: true, operand: left },
-                  { kind: "compare", op: "=", left, right },
-                ],
-              };
-              return negated ? { kind: "not", item: is } : is;
-            }
-            return unknown(`${op} ${String(right.value)}`);
-          }
-          if (op === "like" || op === "not like" || op === "ilike" || op === "not ilike") {
-            const pattern = operand(b.rightOperand);
-            if (!left || !pattern) return unknown(`${op} on an expression`);
-            return {
-              kind: "like",
-              negated: op.startsWith("not "),
-              left,
-              pattern,
-              caseInsensitive: op.endsWith("ilike"),
-            };
-          }
-          if (
-            op === "between" ||
-            op === "not between" ||
-            op === "between symmetric" ||
-            op === "not between symmetric"
-          ) {
-            const range = unwrapRaw(b.rightOperand);
-            if (!left || range.kind !== "AndNode") return unknown(`${op} on an expression`);
-            const r = range as unknown as { left: OperationNode; right: OperationNode };
-            const lo = operand(r.left);
-            const hi = operand(r.right);
-            if (!lo || !hi) return unknown(`${op} on an expression`);
-            const within = (a: Operand, z: Operand): Predicate => ({
-              kind: "and",
-              items: [
-                { kind: "compare", op: ">=", left, right: a },
-                { kind: "compare", op: "<=", left, right: z },
-              ],
-            });
-            const inRange: Predicate = op.includes("symmetric")
-              ? { kind: "or", items: [within(lo, hi), within(hi, lo)] }
-              : within(lo, hi);
-            return op.startsWith("not ") ? { kind: "not", item: inRange } : inRange;
-          }
-          return unknown(`operator ${op}`);
-        }
-        default:
-          return unknown(`a ${inner.kind} condition`);
-      }
-    };
-    return convert(node);
-  }
-}
-
-interface SelectInfo {
-  scope: Scope;
-  outputs: Output[];
-  order: OrderTerm[];
-  orderIncomplete: boolean;
-  limit: number | null;
-  offset: number | null;
-  aggregate: boolean;
-  joins: boolean;
-  setOperations: boolean;
-}
-
-// ── helpers ────────────────────────────────────────────────────────────────────────────────────────────────
-
-function conjunctsOf(node: OperationNode): OperationNode[] {
-  if (node.kind === "AndNode") {
-    const n = node as unknown as { left: OperationNode; right: OperationNode };
-    return [...conjunctsOf(n.left), ...conjunctsOf(n.right)];
-  }
-  if (node.kind === "ParensNode") return conjunctsOf((node as unknown as { node: OperationNode }).node);
-  return [node];
-}
-
-function addColumn(source: Source, column: string): void {
-  if (source.read && source.read.columns !== "*") source.read.columns.add(column);
-}
-
-function isCte(scope: Scope, name: string): boolean {
-  for (let s: Scope | null = scope; s; s = s.parent) if (s.ctes.has(name)) return true;
-  return false;
-}
-
-function tableName(node: TableNode): string {
-  const schema = node.table.schema?.name;
-  const name = node.table.identifier.name;
-  return schema && schema !== "public" && schema !== "main" ? `${schema}.${name}` : name;
-}
-
-function identifierName(node: OperationNode): string {
-  if (node.kind === "IdentifierNode") return (node as unknown as { name: string }).name;
-  throw new Refusal("unsupported_query", `an alias that is a ${node.kind}`);
-}
-
-/** A raw node that only wraps Kysely nodes (sql.ref, sql.table, sql.val, sql.id, sql.lit): transparent. */
-function isWrapper(raw: RawNode): boolean {
-  return raw.parameters.length === 1 && raw.sqlFragments.every((f) => f.trim() === "");
-}
-
-function unwrapRaw(node: OperationNode): OperationNode {
-  let n = node;
-  while (n.kind === "RawNode" && isWrapper(n as RawNode)) n = (n as RawNode).parameters[0];
-  return n;
-}
-
-function rawText(raw: RawNode): string {
-  return `sql\`${raw.sqlFragments.map((f, i) => (i < raw.parameters.length ? `${f}\${…}` : f)).join("")}\``;
-}
-
-const DIRECTION = /^\s*(asc|desc)\s*(?:nulls\s+(first|last))?\s*$/i;
-
-function isDirection(node: OperationNode): boolean {
-  return (
-    node.kind === "RawNode" &&
-    (node as RawNode).parameters.length === 0 &&
-    DIRECTION.test((node as RawNode).sqlFragments.join(""))
-  );
-}
-
-function directionOf(node: RawNode): { direction: "asc" | "desc"; nulls?: "first" | "last" } {
-  const m = DIRECTION.exec(node.sqlFragments.join("")) as RegExpExecArray;
-  const out: { direction: "asc" | "desc"; nulls?: "first" | "last" } = {
-    direction: m[1].toLowerCase() as "asc" | "desc",
-  };
-  if (m[2]) out.nulls = m[2].toLowerCase() as "first" | "last";
-  return out;
-}
-
-/** Values a predicate can compare; anything else (Date, arrays, JSON objects) makes the conjunct unknown. */
-function asValue(v: unknown): Value | undefined {
-  if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "bigint" || typeof v === "boolean")
-    return v;
-  if (v instanceof Uint8Array) return v;
-  return undefined;
-}
-
-function containsAggregate(node: OperationNode): boolean {
-  if (node.kind === "AggregateFunctionNode") return true;
-  if (node.kind === "SelectQueryNode") return false;
-  if (node.kind === "RawNode" && !isWrapper(node as RawNode)) return true; // covered raw selection: assume it may
-  for (const value of Object.values(node)) {
-    if (Array.isArray(value)) {
-      for (const v of value) if (isNode(v) && containsAggregate(v)) return true;
-    } else if (isNode(value) && containsAggregate(value)) return true;
-  }
-  return false;
-}
-
-function isNode(v: unknown): v is OperationNode {
-  return typeof v === "object" && v !== null && typeof (v as { kind?: unknown }).kind === "string";
-}
-
-/** Primary keys of the returned rows, for a plain row read of one table whose key columns are selected. */
-function rowKeysOf(
-  node: SelectQueryNode,
-  top: SelectInfo,
-  rows: readonly Record<string, unknown>[],
-  primaryKeys: PrimaryKeys,
-): { table: string; keys: Row[] } | null {
-  if (top.aggregate || top.joins || top.setOperations || node.with) return null;
-  const source = top.scope.sources[0];
-  if (!source?.read) return null;
-  const pk = primaryKeys(source.read.table);
-  if (!pk || pk.length === 0) return null;
-  const names: string[] = [];
-  for (const column of pk) {
-    const out = top.outputs.find(
-      (o) => (o.all && (o.source === null || o.source === source)) || (o.source === source && o.column === column),
-    );
-    if (!out) return null;
-    names.push(out.all ? column : out.name);
-  }
-  const keys = rows.map((row) => {
-    const key: Row = {};
-    pk.forEach((column, i) => {
-      key[column] = row[names[i]];
-    });
-    return key;
-  });
-  return { table: source.read.table, keys };
 }

@@ -79,3 +79,6 @@ export type AnalysisResult = QueryDependency | RefusedBoundaryError | null;
 export type MissReason = "no_matching_subscriber" | "table_not_read" | "columns_not_read" | "predicate_did_not_match";
 
 export type MatchResult = { affected: true; why: string } | { affected: false; reason: MissReason };
+
+/** Primary-key columns of a table, in key order (undefined when unknown or keyless). */
+export type PrimaryKeys = (table: string) => string[] | undefined;

@@ -280,8 +280,7 @@ class Client {
   }
 
   #connect(): void {
-    this.#ws?.removeAllListeners();
-    this.#ws?.terminate();
+    this.#drop();
     const ws = new WebSocket(`ws://127.0.0.1:${port}${WIRE.socketPath}`);
     this.#ws = ws;
     ws.on("open", () => {
@@ -320,8 +319,15 @@ class Client {
   }
 
   close(): void {
-    this.#ws?.removeAllListeners();
-    this.#ws?.terminate();
+    this.#drop();
+  }
+
+  #drop(): void {
+    const ws = this.#ws;
+    if (!ws) return;
+    ws.removeAllListeners();
+    ws.on("error", () => {}); // terminating a socket still connecting emits one
+    ws.terminate();
   }
 }
 

@@ -1,10 +1,24 @@
 // Every failure Upkeep reports is its own class with a stable `code`, the context that caused it and a `hint`
 // naming the fix. Codes are part of the public API: tests and users match on them, never on messages.
 
+/** Every code an UpkeepError can carry. */
+export type ErrorCode =
+  | "config"
+  | "ledger_not_installed"
+  | "ledger_missing"
+  | "schema_drift"
+  | "incarnation_mismatch"
+  | "offset_too_old"
+  | "invalid_offset"
+  | "not_settled"
+  | `refused_${RefusalCode}`
+  | `token_${TokenProblem}`
+  | "stream_action";
+
 export class UpkeepError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint: string;
-  constructor(code: string, message: string, hint: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, hint: string, options?: ErrorOptions) {
     super(`${message}\n  fix: ${hint}`, options);
     this.name = new.target.name;
     this.code = code;
@@ -66,6 +80,24 @@ export class IncarnationMismatchError extends UpkeepError {
     );
     this.expected = expected;
     this.actual = actual;
+  }
+}
+
+/** An offset that is not a non-negative integer. */
+export class InvalidOffsetError extends UpkeepError {
+  constructor(offset: unknown) {
+    super(
+      "invalid_offset",
+      `An offset must be a non-negative integer, not ${String(offset)}.`,
+      "pass 0 or an offset the ledger gave you (a fact's offset, a page's render offset)",
+    );
+  }
+}
+
+/** settle() ran out of time: facts committed before it are not all planned and delivered. */
+export class NotSettledError extends UpkeepError {
+  constructor(detail: string, hint: string) {
+    super("not_settled", `Upkeep did not settle: ${detail}`, hint);
   }
 }
 

@@ -2,6 +2,8 @@
 // It sits below the pipeline folders (like constants.ts and errors.ts): the registry keeps subscribers' sinks, the
 // transports implement them, the hub drives them.
 
+import type { ErrorCode } from "./errors.ts";
+
 /** A browser asks to follow one page. */
 export interface SubscribeRequest {
   /** Chosen by the client, unique within its connection. */
@@ -21,8 +23,37 @@ export type ServerMessage =
   /** `html` is one or more <turbo-stream> elements; applying them brings the page to `offset`. */
   | { type: "patch"; id: string; offset: number; html: string }
   /** The page cannot be brought up to date incrementally: the browser must reload it. */
-  | { type: "reload"; id: string; reason: string }
-  | { type: "error"; id?: string; code: string; message: string };
+  | { type: "reload"; id: string; reason: ReloadReason }
+  | { type: "error"; id?: string; code: WireErrorCode; message: string };
+
+/** Why a browser must reload a page rather than be patched. */
+export type ReloadReason =
+  /** The page's offset belongs to another incarnation of the ledger (reset, reinstalled, restored). */
+  | "incarnation_mismatch"
+  /** The ledger became a new incarnation while the page was open. */
+  | "incarnation_changed"
+  /** The facts after the page's offset were pruned. */
+  | "offset_too_old"
+  /** The page's offset is beyond the ledger's head (a database restored from an older copy). */
+  | "offset_ahead_of_ledger"
+  /** A replay of the page threw. */
+  | "render_failed"
+  /** A replay no longer yields a live page (it is now refused, or not HTML). */
+  | "not_live"
+  /** A replay answered with another status (404, a redirect…). */
+  | `status_${number}`;
+
+/** The codes of `error` messages: an UpkeepError's code, or one of the transport's own. */
+export type WireErrorCode =
+  | ErrorCode
+  | "malformed_message"
+  | "duplicate_subscription"
+  | "subscribe_failed"
+  | "internal"
+  | "too_many_subscriptions"
+  | "message_too_large"
+  | "too_many_subscribes"
+  | "too_many_malformed_messages";
 
 export type ClientMessage =
   | { type: "subscribe"; id: string; token: string; offset: number; incarnation: string }

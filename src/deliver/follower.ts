@@ -4,6 +4,7 @@ import { IncarnationMismatchError, LedgerMissingError, OffsetTooOldError } from 
 import type { Fact, Ledger } from "../ledger/types.ts";
 import { isTableWide } from "../plan/match.ts";
 import { planBatch } from "../plan/planner.ts";
+import type { ReloadReason } from "../protocol.ts";
 import type { PageGroup, PageRegistry } from "../register/registry.ts";
 import type { HubStats } from "./stats.ts";
 
@@ -21,7 +22,7 @@ export interface FollowerHost {
   logOnce(level: "warn" | "error", key: string, message: string): void;
   /** Replays every dirty group with subscribers; resolves when they finished. */
   renderDirty(): Promise<void>;
-  reloadAll(group: PageGroup, reason: string): void;
+  reloadAll(group: PageGroup, reason: ReloadReason): void;
   checkIdle(): void;
 }
 

@@ -20,9 +20,10 @@
 import { randomUUID } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
-import { SubscriptionTokenError } from "../errors.ts";
+import { NotSettledError, SubscriptionTokenError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import { affects } from "../plan/planner.ts";
+import type { ReloadReason } from "../protocol.ts";
 import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
 import { Follower } from "./follower.ts";
@@ -267,7 +268,7 @@ export class Hub implements SubscriptionHub {
     }
   }
 
-  private reloadAll(group: PageGroup, reason: string): void {
+  private reloadAll(group: PageGroup, reason: ReloadReason): void {
     for (const subscriber of group.subscribers) this.send(subscriber, { type: "reload", id: subscriber.id, reason });
     group.subscribers.clear();
     this.registry.drop(group);
@@ -435,7 +436,12 @@ export class Hub implements SubscriptionHub {
       if (this.position >= target && !this.busy()) return;
       if (Date.now() > deadline) {
         const why = this.app ? "" : "; no app to replay pages through: call upkeep.serve(app) or upkeep.use(app)";
-        throw new Error(`upkeep: not settled after ${timeoutMs} ms (planned ${this.position} of ${target}${why})`);
+        throw new NotSettledError(
+          `not settled after ${timeoutMs} ms (planned ${this.position} of ${target}${why})`,
+          this.app
+            ? "a replay is still running or failing: check the log for replay errors"
+            : "call upkeep.serve(app) or upkeep.use(app)",
+        );
       }
       this.ledger.poke();
       await new Promise<void>((resolve) => {

@@ -1,7 +1,7 @@
 // The WebSocket protocol's frames: parsing what a client sends, encoding what the server sends. Shared by every
 // adapter of the transport (and its tests); message types are in src/protocol.ts, names in WIRE.
 import { TRANSPORT_TUNING, WIRE } from "../constants.ts";
-import type { ClientMessage, ServerMessage } from "../protocol.ts";
+import type { ClientMessage, ServerMessage, WireErrorCode } from "../protocol.ts";
 
 export function parseClientMessage(value: unknown): ClientMessage | string {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "a message is a JSON object";
@@ -27,7 +27,7 @@ export function idOf(value: unknown): string | undefined {
     : undefined;
 }
 
-export function closeCodeName(code: number): string {
+export function closeCodeName(code: number): WireErrorCode {
   switch (code) {
     case WIRE.close.tooManySubscriptions:
       return "too_many_subscriptions";

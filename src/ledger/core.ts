@@ -1,6 +1,6 @@
 // Pieces both dialects share: waking followers, the follow loop, and the position checks every read makes.
 import { LEDGER_TUNING } from "../constants.ts";
-import { IncarnationMismatchError, OffsetTooOldError } from "../errors.ts";
+import { IncarnationMismatchError, InvalidOffsetError, OffsetTooOldError } from "../errors.ts";
 import type { Fact, FollowOptions, ReadOptions } from "./types.ts";
 
 /** A generation counter with waiters: a follower records the generation before reading, and sleeps only while
@@ -49,8 +49,7 @@ export interface Position {
 export function checkPosition(after: number, position: Position, ledgerIncarnation: string, options?: ReadOptions) {
   const expected = options?.incarnation ?? ledgerIncarnation;
   if (expected !== position.incarnation) throw new IncarnationMismatchError(expected, position.incarnation);
-  if (!Number.isSafeInteger(after) || after < 0)
-    throw new RangeError(`offset must be a non-negative integer: ${after}`);
+  if (!Number.isSafeInteger(after) || after < 0) throw new InvalidOffsetError(after);
   if (after > position.head) {
     throw new IncarnationMismatchError(
       expected,

@@ -5,8 +5,8 @@
 // would be) rendered from the same inputs, so they share one dependency set, one replay and one rendered body.
 
 import type { QueryDependency } from "../analysis/types.ts";
-import type { Sink } from "../protocol.ts";
 import type { Fact } from "../ledger/types.ts";
+import type { Sink } from "../protocol.ts";
 import { type MatchReport, ReverseIndex } from "./reverse-index.ts";
 
 export interface Subscriber {

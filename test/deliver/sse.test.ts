@@ -198,6 +198,6 @@ describe("SSE transport", () => {
       formatEvent({ type: "patch", id: "a", offset: 3, html: "x" }).startsWith("id: 3\nevent: patch\n"),
       true,
     );
-    assert.equal(formatEvent({ type: "reload", id: "a", reason: "r" }).startsWith("event: reload\n"), true);
+    assert.equal(formatEvent({ type: "reload", id: "a", reason: "not_live" }).startsWith("event: reload\n"), true);
   });
 });

@@ -198,7 +198,7 @@ class SqliteLedger implements Ledger {
   }
 
   #head(): number {
-    if (!tableExists(this.#db, FACTS)) throw new Error(`no such table: ${FACTS}`);
+    if (!tableExists(this.#db, FACTS)) throw new LedgerMissingError(this.database, `no such table: ${FACTS}`);
     return Number(get<{ seq: number }>(this.#db, "SELECT seq FROM sqlite_sequence WHERE name = ?", FACTS)?.seq ?? 0);
   }
 

@@ -27,9 +27,10 @@ import type {
   ValueNode,
 } from "kysely";
 import { RefusedBoundaryError } from "../errors.ts";
+import { returnsNoRows } from "../statements.ts";
 import { toPredicate } from "./predicates.ts";
 import { containsAggregate, directionOf, isDirection, isWrapper, rawText, unwrapRaw } from "./raw.ts";
-import { type Context, checkModifier, isRawNonRead, RAW_CODE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
+import { type Context, checkModifier, RAW_CODE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
 import { rowKeysOf } from "./row-keys.ts";
 import {
   addColumn,
@@ -74,7 +75,9 @@ export function analyzeQuery(
         if ((node as SelectQueryNode).explain) return null;
         return new Analyzer(sql).analyzeRoot(node as SelectQueryNode, rows, primaryKeys);
       case "RawNode":
-        return isRawNonRead(sql) ? null : refusalFor("raw_query", sql, "the whole query is a sql`…` template");
+        return returnsNoRows({ query: node, sql })
+          ? null
+          : refusalFor("raw_query", sql, "the whole query is a sql`…` template");
       default:
         // insert, update, delete, merge and schema statements write; they are not reads of the page.
         return null;

@@ -2,15 +2,6 @@
 import type { SelectModifierNode, SelectQueryNode } from "kysely";
 import { type RefusalCode, RefusedBoundaryError } from "../errors.ts";
 
-// Raw statements that change data or control transactions are not reads. Anything else sent as a whole raw
-// query (select, with, values, pragma reads, …) may read, and we cannot see what.
-export const RAW_NON_READ =
-  /^\s*(insert|update|delete|replace|create|drop|alter|begin|commit|end|rollback|savepoint|release|set|reset|vacuum|analyze|reindex|truncate|lock|listen|unlisten|notify|grant|revoke|comment|attach|detach)\b/i;
-
-export function isRawNonRead(sql: string): boolean {
-  return RAW_NON_READ.test(sql) && !/\breturning\b/i.test(sql);
-}
-
 export const REWRITES: Record<RefusalCode, string> = {
   raw_query:
     "build the read with db.selectFrom(…) so Upkeep can see its tables and predicates (keep sql`…` for writes)",

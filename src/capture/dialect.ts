@@ -15,6 +15,7 @@ import {
 } from "kysely";
 import { analyzeQuery } from "../analysis/analyze.ts";
 import { RefusedBoundaryError } from "../errors.ts";
+import { statementKind } from "../statements.ts";
 import { currentCapture, type PageCapture } from "./context.ts";
 
 export interface CaptureDialectOptions {
@@ -73,7 +74,7 @@ class CaptureConnection implements DatabaseConnection {
   }
 
   async record(capture: PageCapture, compiled: CompiledQuery, rows: Record<string, unknown>[]): Promise<void> {
-    if (WRITES.has(compiled.query.kind) || (compiled.query.kind === "RawNode" && RAW_WRITE.test(compiled.sql))) {
+    if (statementKind(compiled) === "write") {
       // Every replay of the page would repeat the write, whose fact would make the page dirty again.
       capture.refusals.push(
         new RefusedBoundaryError(
@@ -115,10 +116,6 @@ class CaptureConnection implements DatabaseConnection {
     capture.queries.push(result);
   }
 }
-
-/** Statements that change rows: a live render must not run them. */
-const WRITES = new Set(["InsertQueryNode", "UpdateQueryNode", "DeleteQueryNode", "MergeQueryNode"]);
-const RAW_WRITE = /^\s*(insert|update|delete|replace|merge|upsert)\b/i;
 
 /** The one table of a plain single-table select (the only shape whose row keys are recorded). */
 function rowReadTable(node: CompiledQuery["query"]): string | null {

@@ -14,6 +14,7 @@ import {
   type TransactionSettings,
 } from "kysely";
 import pg from "pg";
+import { statementKind } from "../statements.ts";
 import { parseDatabaseUrl } from "./url.ts";
 
 export interface DialectHooks {
@@ -94,8 +95,6 @@ function toSqliteParams(parameters: ReadonlyArray<unknown>): SqliteParam[] {
     return p as SqliteParam;
   });
 }
-
-const READ_ONLY_SQL = /^\s*(select|pragma|explain|values)\b/i;
 
 /** Wraps a Kysely driver: calls `onCommit` after commits and after autocommitted writing statements. */
 class CommitSignallingDriver implements Driver {
@@ -186,7 +185,5 @@ class CommitSignallingDriver implements Driver {
 }
 
 function mayWrite(query: CompiledQuery): boolean {
-  if (query.query.kind === "SelectQueryNode") return false;
-  if (query.query.kind === "RawNode") return !READ_ONLY_SQL.test(query.sql);
-  return true;
+  return statementKind(query) !== "read";
 }

@@ -14,6 +14,7 @@
 
 import type { DefaultTreeAdapterMap } from "parse5";
 import { parse, serializeOuter } from "parse5";
+import { escapeAttribute } from "./page.ts";
 
 type Node = DefaultTreeAdapterMap["node"];
 type Element = DefaultTreeAdapterMap["element"];
@@ -30,7 +31,7 @@ function isElement(node: Node): node is Element {
 const parsed = new Map<string, Element | null>();
 const PARSED_CACHE_SIZE = 32;
 
-function bodyOf(html: string): Element | null {
+function bodyElement(html: string): Element | null {
   let body = parsed.get(html);
   if (body === undefined) {
     const document = parse(html);
@@ -126,15 +127,13 @@ class Walk {
   }
 }
 
-const escapeAttribute = (value: string) => value.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
-
 /**
  * Turbo Stream actions that bring a browser showing `before` to `after` by replacing only elements with unique
  * ids; "" when the bodies are equal; null when the narrowing cannot be proven (send the whole-body morph).
  */
 export function narrowBodyPatch(before: string, after: string): string | null {
-  const a = bodyOf(before);
-  const b = bodyOf(after);
+  const a = bodyElement(before);
+  const b = bodyElement(after);
   if (!a || !b || !sameAttributes(a, b)) return null;
   const ids = new Map<string, number>();
   const idsAfter = new Map<string, number>();

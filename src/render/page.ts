@@ -65,7 +65,7 @@ const BODY = /<body\b[^>]*>([\s\S]*)<\/body\s*>/i;
 const TITLE = /<title\b[^>]*>([\s\S]*?)<\/title\s*>/i;
 
 /** The inner HTML of <body> (the whole document when it has no body tag). */
-export function bodyOf(html: string): string {
+export function bodyHtml(html: string): string {
   return BODY.exec(html)?.[1] ?? html;
 }
 
@@ -79,8 +79,13 @@ export function injectMarker(html: string, marker: string): string {
   return at < 0 ? html + marker : html.slice(0, at) + marker + html.slice(at);
 }
 
+/** A value for a double-quoted HTML attribute. */
+export function escapeAttribute(value: string): string {
+  return value.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+}
+
 export function liveMarker(attributes: { id: string; token: string; offset: number; incarnation: string }): string {
-  const a = (v: string) => v.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+  const a = escapeAttribute;
   return (
     `<${WIRE.streamSourceTag} id="${a(attributes.id)}" data-turbo-permanent ${WIRE.tokenAttr}="${a(attributes.token)}"` +
     ` ${WIRE.offsetAttr}="${attributes.offset}" ${WIRE.incarnationAttr}="${a(attributes.incarnation)}"></${WIRE.streamSourceTag}>` +
@@ -94,7 +99,7 @@ export function liveMarker(attributes: { id: string; token: string; offset: numb
  */
 export function pageStream(html: string): string {
   const title = titleOf(html);
-  let out = `<turbo-stream action="update" method="morph" targets="body"><template>${bodyOf(html)}</template></turbo-stream>`;
+  let out = `<turbo-stream action="update" method="morph" targets="body"><template>${bodyHtml(html)}</template></turbo-stream>`;
   if (title !== null)
     out += `<turbo-stream action="update" targets="head > title"><template>${title}</template></turbo-stream>`;
   return out;

@@ -177,7 +177,7 @@ function keepPermanent(document: HDocument, content: HFragment): void {
 export function normalizeBody(html: string): string {
   // Normalising is idempotent: a body this function just produced is returned as it is, without parsing again.
   if (recentlyNormalized.has(html)) return html;
-  const body = withDocument(html, (document) => serializeCanonical(bodyOf(document)));
+  const body = withDocument(html, (document) => serializeCanonical(bodyNode(document)));
   recentlyNormalized.add(body);
   if (recentlyNormalized.size > RECENT_LIMIT) recentlyNormalized.delete(recentlyNormalized.values().next().value!);
   return body;
@@ -186,7 +186,7 @@ export function normalizeBody(html: string): string {
 const RECENT_LIMIT = 256;
 const recentlyNormalized = new Set<string>();
 
-function bodyOf(document: HDocument): HNode {
+function bodyNode(document: HDocument): HNode {
   for (let node = document.documentElement.firstChild; node; node = node.nextSibling) {
     if (node.nodeType === ELEMENT_NODE && (node as HElement).localName === "body") return node as HNode;
   }

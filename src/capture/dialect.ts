@@ -3,17 +3,19 @@
 // AsyncLocalStorage lookup per query.
 
 import {
+  AliasNode,
   CompiledQuery,
   type DatabaseConnection,
   type Dialect,
   type Driver,
   type QueryCompiler,
   type QueryResult,
-  type SelectQueryNode,
-  type TableNode,
+  SelectQueryNode,
+  TableNode,
   type TransactionSettings,
 } from "kysely";
 import { analyzeQuery } from "../analysis/analyze.ts";
+import { tableName } from "../analysis/scope.ts";
 import { RefusedBoundaryError } from "../errors.ts";
 import { statementKind } from "../statements.ts";
 import { currentCapture, type PageCapture } from "./context.ts";
@@ -119,16 +121,13 @@ class CaptureConnection implements DatabaseConnection {
 
 /** The one table of a plain single-table select (the only shape whose row keys are recorded). */
 function rowReadTable(node: CompiledQuery["query"]): string | null {
-  if (node.kind !== "SelectQueryNode") return null;
-  const select = node as SelectQueryNode;
-  const froms = select.from?.froms ?? [];
-  if (froms.length !== 1 || select.joins?.length) return null;
+  if (!SelectQueryNode.is(node)) return null;
+  const froms = node.from?.froms ?? [];
+  if (froms.length !== 1 || node.joins?.length) return null;
   let from = froms[0];
-  if (from.kind === "AliasNode") from = (from as unknown as { node: typeof from }).node;
-  if (from.kind !== "TableNode") return null;
-  const t = (from as TableNode).table;
-  const schema = t.schema?.name;
-  return schema && schema !== "public" && schema !== "main" ? `${schema}.${t.identifier.name}` : t.identifier.name;
+  if (from && AliasNode.is(from)) from = from.node;
+  if (!from || !TableNode.is(from)) return null;
+  return tableName(from);
 }
 
 class CaptureDriver implements Driver {

@@ -10,12 +10,8 @@
 //   where a fragment without a subquery can be covered by treating every column of the tables in scope as read.
 
 import type {
-  AggregateFunctionNode,
   AliasNode,
-  BinaryOperationNode,
-  CaseNode,
   CommonTableExpressionNode,
-  FunctionNode,
   JoinNode,
   OperationNode,
   OrderByItemNode,
@@ -28,8 +24,9 @@ import type {
 } from "kysely";
 import { RefusedBoundaryError } from "../errors.ts";
 import { returnsNoRows } from "../statements.ts";
+import { type Analyser, walkExpression } from "./expressions.ts";
 import { toPredicate } from "./predicates.ts";
-import { containsAggregate, directionOf, isDirection, isWrapper, rawText, unwrapRaw } from "./raw.ts";
+import { containsAggregate, directionOf, isDirection, rawText, unwrapRaw } from "./raw.ts";
 import { type Context, checkModifier, RAW_CODE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
 import { rowKeysOf } from "./row-keys.ts";
 import {
@@ -93,7 +90,7 @@ export function analyzeQuery(
   }
 }
 
-class Analyzer {
+class Analyzer implements Analyser {
   readonly sql: string;
   readonly reads: MutableRead[] = [];
   constructor(sql: string) {
@@ -311,144 +308,8 @@ class Analyzer {
   /** Records the columns an expression reads (on every table they could belong to) and analyses its subqueries. */
   expr(node: OperationNode, scope: Scope, context: Context, outputs?: Output[]): ExprInfo {
     const info: ExprInfo = { refs: [], nonLocal: false };
-    this.visit(node, scope, context, info, outputs);
+    walkExpression(node, { analyser: this, scope, context, info, outputs });
     return info;
-  }
-
-  visit(node: OperationNode, scope: Scope, context: Context, info: ExprInfo, outputs?: Output[]): void {
-    const visit = (child: OperationNode | undefined) => {
-      if (child) this.visit(child, scope, context, info, outputs);
-    };
-    switch (node.kind) {
-      case "ReferenceNode": {
-        const ref = node as ReferenceNode;
-        if (ref.column.kind === "SelectAllNode") {
-          const source = this.qualified(ref.table as TableNode, scope);
-          if (source.read) source.read.columns = "*";
-          info.nonLocal = true;
-          return;
-        }
-        const column = ref.column.column.name;
-        if (!ref.table && outputs) {
-          // ORDER BY / GROUP BY / HAVING may name an output alias; its expression was recorded with the selection.
-          const out = outputs.find((o) => o.name === column && !o.all);
-          if (out && out.column !== column) {
-            // PostgreSQL's GROUP BY prefers an input column of the same name: record that reading too.
-            this.resolveColumn(column, scope);
-            if (out.source && out.column) {
-              info.refs.push({ column: out.column, candidates: [out.source] });
-              return;
-            }
-            info.nonLocal = true;
-            return;
-          }
-        }
-        info.refs.push(this.resolve(ref, scope));
-        return;
-      }
-      case "ColumnNode": {
-        const name = (node as unknown as { column: { name: string } }).column.name;
-        info.refs.push(this.resolveColumn(name, scope));
-        return;
-      }
-      case "SelectAllNode":
-        // `*` inside count(*) and similar: reads no particular column.
-        return;
-      case "ValueNode":
-      case "PrimitiveValueListNode":
-      case "OperatorNode":
-      case "IdentifierNode":
-      case "DataTypeNode":
-      case "CollateNode":
-      case "DefaultValueNode":
-        return;
-      case "ValueListNode":
-      case "TupleNode":
-        for (const v of (node as unknown as { values: readonly OperationNode[] }).values) visit(v);
-        return;
-      case "BinaryOperationNode": {
-        const b = node as BinaryOperationNode;
-        visit(b.leftOperand);
-        visit(b.rightOperand);
-        return;
-      }
-      case "UnaryOperationNode": {
-        const u = node as unknown as { operator: OperationNode; operand: OperationNode };
-        visit(u.operand);
-        return;
-      }
-      case "AndNode":
-      case "OrNode": {
-        const n = node as unknown as { left: OperationNode; right: OperationNode };
-        visit(n.left);
-        visit(n.right);
-        return;
-      }
-      case "ParensNode":
-      case "AliasNode":
-        visit((node as unknown as { node: OperationNode }).node);
-        return;
-      case "SelectionNode":
-        visit((node as unknown as { selection: OperationNode }).selection);
-        return;
-      case "CastNode":
-        visit((node as unknown as { expression: OperationNode }).expression);
-        return;
-      case "FunctionNode":
-        for (const arg of (node as FunctionNode).arguments) visit(arg);
-        return;
-      case "AggregateFunctionNode": {
-        // An aggregate depends on every row of its group: never a single-row filter.
-        const a = node as AggregateFunctionNode;
-        for (const arg of a.aggregated) visit(arg);
-        if (a.filter) visit(a.filter.where);
-        for (const item of a.orderBy?.items ?? []) visit(item.orderBy);
-        for (const item of a.withinGroup?.items ?? []) visit(item.orderBy);
-        if (a.over) this.over(a.over, visit);
-        info.nonLocal = true;
-        return;
-      }
-      case "CaseNode": {
-        const c = node as CaseNode;
-        visit(c.value);
-        for (const when of c.when ?? []) {
-          visit(when.condition);
-          visit(when.result);
-        }
-        visit(c.else);
-        return;
-      }
-      case "JSONReferenceNode":
-        visit((node as unknown as { reference: OperationNode }).reference);
-        return;
-      case "JSONPathNode":
-      case "JSONPathLegNode":
-      case "JSONOperatorChainNode":
-        return;
-      case "SelectQueryNode":
-        // A subquery (scalar, IN, EXISTS): its tables are read with their own filters. Relative to the
-        // enclosing row it is not local (it depends on other rows, possibly correlated).
-        this.select(node as SelectQueryNode, scope);
-        info.nonLocal = true;
-        return;
-      case "RawNode": {
-        const raw = node as RawNode;
-        if (isWrapper(raw)) {
-          for (const p of raw.parameters) visit(p);
-          return;
-        }
-        this.raw(raw, scope, context);
-        info.nonLocal = true;
-        return;
-      }
-      default:
-        throw new Refusal("unsupported_query", `a ${node.kind} expression`);
-    }
-  }
-
-  over(over: NonNullable<AggregateFunctionNode["over"]>, visit: (n: OperationNode | undefined) => void): void {
-    for (const item of over.partitionBy?.items ?? []) visit(item.partitionBy);
-    for (const item of over.orderBy?.items ?? []) visit(item.orderBy);
   }
 
   /** A sql`…` fragment. Selections and group-by terms without a subquery are covered by treating every column

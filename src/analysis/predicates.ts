@@ -1,6 +1,19 @@
 // Predicates: a local conjunct of a query's filter converted into a Predicate on one table's row image, which the
 // planner evaluates on old and new row images (plan/match.ts).
-import type { BinaryOperationNode, OperationNode, ReferenceNode, ValueNode } from "kysely";
+import {
+  AndNode,
+  type BinaryOperationNode,
+  type OperationNode,
+  OperatorNode,
+  OrNode,
+  ParensNode,
+  PrimitiveValueListNode,
+  type ReferenceNode,
+  TupleNode,
+  UnaryOperationNode,
+  ValueListNode,
+  type ValueNode,
+} from "kysely";
 import { unwrapRaw } from "./raw.ts";
 import type { ColumnRef, Operand, Predicate, Value } from "./types.ts";
 
@@ -32,18 +45,18 @@ export function toPredicate(node: OperationNode, table: string): Predicate {
   };
   const values = (n: OperationNode): Operand[] | null => {
     const inner = unwrapRaw(n);
-    if (inner.kind === "PrimitiveValueListNode") {
+    if (PrimitiveValueListNode.is(inner)) {
       const out: Operand[] = [];
-      for (const v of (inner as unknown as { values: readonly unknown[] }).values) {
+      for (const v of inner.values) {
         const value = asValue(v);
         if (value === undefined) return null;
         out.push({ kind: "value", value });
       }
       return out;
     }
-    if (inner.kind === "ValueListNode" || inner.kind === "TupleNode") {
+    if (ValueListNode.is(inner) || TupleNode.is(inner)) {
       const out: Operand[] = [];
-      for (const v of (inner as unknown as { values: readonly OperationNode[] }).values) {
+      for (const v of inner.values) {
         const o = operand(v);
         if (!o) return null;
         out.push(o);
@@ -55,22 +68,18 @@ export function toPredicate(node: OperationNode, table: string): Predicate {
   const unknown = (why: string): Predicate => ({ kind: "unknown", why });
   const convert = (n: OperationNode): Predicate => {
     const inner = unwrapRaw(n);
+    if (ParensNode.is(inner)) return convert(inner.node);
+    if (AndNode.is(inner)) return { kind: "and", items: [convert(inner.left), convert(inner.right)] };
+    if (OrNode.is(inner)) return { kind: "or", items: [convert(inner.left), convert(inner.right)] };
+    if (UnaryOperationNode.is(inner)) {
+      const operator = OperatorNode.is(inner.operator) ? inner.operator.operator : inner.operator.kind;
+      if (operator === "not") return { kind: "not", item: convert(inner.operand) };
+      return unknown(`operator ${operator}`);
+    }
     switch (inner.kind) {
-      case "ParensNode":
-        return convert((inner as unknown as { node: OperationNode }).node);
-      case "AndNode":
-      case "OrNode": {
-        const x = inner as unknown as { left: OperationNode; right: OperationNode };
-        return { kind: inner.kind === "AndNode" ? "and" : "or", items: [convert(x.left), convert(x.right)] };
-      }
-      case "UnaryOperationNode": {
-        const u = inner as unknown as { operator: { operator: string }; operand: OperationNode };
-        if (u.operator.operator === "not") return { kind: "not", item: convert(u.operand) };
-        return unknown(`operator ${u.operator.operator}`);
-      }
       case "BinaryOperationNode": {
         const b = inner as BinaryOperationNode;
-        const op = (b.operator as unknown as { operator: string }).operator;
+        const op: string = OperatorNode.is(b.operator) ? b.operator.operator : b.operator.kind;
         const left = operand(b.leftOperand);
         if (op in OPERATORS_COMPARE) {
           const right = operand(b.rightOperand);
@@ -113,10 +122,9 @@ export function toPredicate(node: OperationNode, table: string): Predicate {
         }
         if (op === "between" || op === "not between" || op === "between symmetric" || op === "not between symmetric") {
           const range = unwrapRaw(b.rightOperand);
-          if (!left || range.kind !== "AndNode") return unknown(`${op} on an expression`);
-          const r = range as unknown as { left: OperationNode; right: OperationNode };
-          const lo = operand(r.left);
-          const hi = operand(r.right);
+          if (!left || !AndNode.is(range)) return unknown(`${op} on an expression`);
+          const lo = operand(range.left);
+          const hi = operand(range.right);
           if (!lo || !hi) return unknown(`${op} on an expression`);
           const within = (a: Operand, z: Operand): Predicate => ({
             kind: "and",

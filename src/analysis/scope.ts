@@ -1,5 +1,5 @@
 // Scopes and sources: what a query reads, where each reference may point, and what each select produces.
-import type { OperationNode, TableNode } from "kysely";
+import { AndNode, IdentifierNode, type OperationNode, ParensNode, type TableNode } from "kysely";
 import { Refusal } from "./refusals.ts";
 import type { OrderTerm, Predicate } from "./types.ts";
 
@@ -59,11 +59,8 @@ export interface SelectInfo {
 }
 
 export function conjunctsOf(node: OperationNode): OperationNode[] {
-  if (node.kind === "AndNode") {
-    const n = node as unknown as { left: OperationNode; right: OperationNode };
-    return [...conjunctsOf(n.left), ...conjunctsOf(n.right)];
-  }
-  if (node.kind === "ParensNode") return conjunctsOf((node as unknown as { node: OperationNode }).node);
+  if (AndNode.is(node)) return [...conjunctsOf(node.left), ...conjunctsOf(node.right)];
+  if (ParensNode.is(node)) return conjunctsOf(node.node);
   return [node];
 }
 
@@ -83,7 +80,7 @@ export function tableName(node: TableNode): string {
 }
 
 export function identifierName(node: OperationNode): string {
-  if (node.kind === "IdentifierNode") return (node as unknown as { name: string }).name;
+  if (IdentifierNode.is(node)) return node.name;
   throw new Refusal("unsupported_query", `an alias that is a ${node.kind}`);
 }
 

@@ -1,6 +1,6 @@
 // Pieces both dialects share: waking followers, the follow loop, and the position checks every read makes.
 import { LEDGER_TUNING } from "../constants.ts";
-import { IncarnationMismatchError, InvalidOffsetError, OffsetTooOldError } from "../errors.ts";
+import { IncarnationMismatchError, InvalidOffsetError, LedgerMissingError, OffsetTooOldError } from "../errors.ts";
 import type { Fact, FollowOptions, ReadOptions } from "./types.ts";
 
 /** A generation counter with waiters: a follower records the generation before reading, and sleeps only while
@@ -114,6 +114,17 @@ function consoleLog(level: LogLevel, message: string): void {
   else console.warn(message);
 }
 
+/**
+ * The error a ledger read throws: a database error that says the ledger's tables are gone becomes
+ * LedgerMissingError (logged once, with its fix); any other error passes through.
+ */
+export function ledgerError(error: unknown, tablesGone: boolean, database: string, faults: FaultLog): unknown {
+  if (!tablesGone) return error;
+  const missing = new LedgerMissingError(database, (error as Error).message);
+  faults.once("error", "ledger_missing", missing.message);
+  return missing;
+}
+
 /** Logs each distinct fault once (by key), so a fault that persists is not repeated on every retry. */
 export class FaultLog {
   readonly #seen = new Set<string>();
@@ -132,10 +143,5 @@ export class FaultLog {
 
   log(level: LogLevel, message: string): void {
     this.#sink(level, message);
-  }
-
-  /** Forget a fault once it is resolved, so that its return is logged again. */
-  resolved(key: string): void {
-    this.#seen.delete(key);
   }
 }

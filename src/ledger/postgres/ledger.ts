@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
-import { checkPosition, FaultLog, followFacts, type Position, readLimit, Waker } from "../core.ts";
+import { checkPosition, FaultLog, followFacts, ledgerError, type Position, readLimit, Waker } from "../core.ts";
 import { type PgColumnCodec, pgCodecFor } from "../decode.ts";
 import type { Fact, FollowOptions, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
 import { type FactRow, toFact } from "./facts.ts";
@@ -206,16 +206,9 @@ class PostgresLedger implements Ledger {
   /** Runs a query; a missing ledger table becomes LedgerMissingError (logged once). */
   async #guard<T>(body: () => Promise<T>): Promise<T> {
     try {
-      const result = await body();
-      this.#faults.resolved("ledger_missing");
-      return result;
+      return await body();
     } catch (error) {
-      if (isMissingLedger(error)) {
-        const missing = new LedgerMissingError(this.database, (error as Error).message);
-        this.#faults.once("error", "ledger_missing", missing.message);
-        throw missing;
-      }
-      throw error;
+      throw ledgerError(error, isMissingLedger(error), this.database, this.#faults);
     }
   }
 

@@ -8,7 +8,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
-import { checkPosition, FaultLog, followFacts, type Position, readLimit, Waker } from "../core.ts";
+import { checkPosition, FaultLog, followFacts, ledgerError, type Position, readLimit, Waker } from "../core.ts";
 import { decodeSqliteImage } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type {
@@ -175,12 +175,7 @@ class SqliteLedger implements Ledger {
     try {
       return body();
     } catch (error) {
-      if (isMissingLedger(error)) {
-        const missing = new LedgerMissingError(this.database, (error as Error).message);
-        this.#faults.once("error", "ledger_missing", missing.message);
-        throw missing;
-      }
-      throw error;
+      throw ledgerError(error, isMissingLedger(error), this.database, this.#faults);
     }
   }
 

@@ -2,18 +2,19 @@
 // page group once, and sends the result to every subscriber of the group, in offset order.
 //
 // Why no committed fact is missed (DESIGN: "the render → subscribe race").
-//  1. Render offsets are lower bounds. A render (a GET or a replay) is labelled with the planner's position when
-//     it starts, before its first read. Every fact the render cannot see commits after its reads, hence after
-//     every fact the planner had read, so its offset is above the label. (The label may be too low — the render
-//     may already show some later facts — which costs at most a redundant replay, never a missed fact.)
+//  1. Render offsets are lower bounds. A render (a GET or a replay) takes the planner's position as its render
+//     offset when it starts, before its first read. Every fact the render cannot see commits after its reads,
+//     hence after every fact the planner had read, so its offset is above the render offset. (The render offset
+//     may be too low — the render may already show some later facts — which costs at most a redundant replay,
+//     never a missed fact.)
 //  2. Every fact above a group's render offset is planned against the reads of that render. Facts the loop plans
 //     after the reads are registered reach them through the reverse index. Facts the loop planned between the
 //     render's start and its registration were matched against the group's previous reads (or none): the hub
 //     reads them again from the ledger and matches them against the new reads ("catch-up").
-//  3. A group with a matched fact is dirty until a replay whose label is at or above that fact runs. A browser
-//     subscribes with the label of the render it shows; it is sent the group's latest render when that is newer,
-//     and every later replay; replays render current state and the morph is idempotent, so repeating a fact is
-//     harmless.
+//  3. A group with a matched fact is dirty until a replay whose render offset is at or above that fact runs. A
+//     browser subscribes with the render offset of the render it shows; it is sent the group's latest render when
+//     that is newer, and every later replay; replays render current state and the morph is idempotent, so
+//     repeating a fact is harmless.
 // test/live/live.test.ts ("a write landing between the GET and the subscribe", "resumes on another process")
 // and the convergence oracle fail if any step of this argument is wrong.
 
@@ -164,14 +165,14 @@ export class Hub implements SubscriptionHub {
   private async renderDirty(): Promise<void> {
     const pending: Promise<void>[] = [];
     for (const group of this.registry.groups()) {
-      this.kick(group);
+      this.scheduleReplay(group);
       if (group.rendering) pending.push(group.rendering);
     }
     await Promise.all(pending);
   }
 
   /** Start a replay of the group if it is dirty, has subscribers and none is running. */
-  private kick(group: PageGroup): void {
+  private scheduleReplay(group: PageGroup): void {
     if (this.closed || !this.app || group.rendering || !group.dirty || group.subscribers.size === 0) return;
     group.rendering = this.render(group)
       .catch((error) => {
@@ -180,7 +181,7 @@ export class Hub implements SubscriptionHub {
       })
       .finally(() => {
         group.rendering = null;
-        this.kick(group);
+        this.scheduleReplay(group);
         this.checkIdle();
       });
   }
@@ -217,7 +218,7 @@ export class Hub implements SubscriptionHub {
         subscriber.group = destination;
         if (destination !== target) {
           destination.dirty = true;
-          this.kick(destination);
+          this.scheduleReplay(destination);
         }
       }
     }
@@ -245,16 +246,17 @@ export class Hub implements SubscriptionHub {
     for (const subscriber of group.subscribers) {
       if (subscriber.offset >= group.renderOffset) continue;
       let html: string | null = null;
-      if (subscriber.shown !== null) {
-        if (!narrowed.has(subscriber.shown)) narrowed.set(subscriber.shown, narrowPatch(subscriber.shown, latest));
-        html = narrowed.get(subscriber.shown) ?? null;
+      if (subscriber.surface !== null) {
+        if (!narrowed.has(subscriber.surface))
+          narrowed.set(subscriber.surface, narrowPatch(subscriber.surface, latest));
+        html = narrowed.get(subscriber.surface) ?? null;
       }
       if (html === null) {
-        this.stats.deoptimizations[subscriber.shown === null ? "html_not_known" : "change_not_covered_by_id"]++;
+        this.stats.deoptimizations[subscriber.surface === null ? "html_not_known" : "change_not_covered_by_id"]++;
         html = full ??= pageStream(latest);
       }
       subscriber.offset = group.renderOffset;
-      subscriber.shown = latest;
+      subscriber.surface = latest;
       if (html === "") continue;
       this.send(subscriber, { type: "patch", id: subscriber.id, offset: group.renderOffset, html });
     }
@@ -350,7 +352,7 @@ export class Hub implements SubscriptionHub {
       .finally(() => {
         this.catchUps--;
         this.pendingCatchUps.delete(running);
-        this.kick(group);
+        this.scheduleReplay(group);
         this.checkIdle();
       });
     this.pendingCatchUps.add(running);
@@ -391,16 +393,16 @@ export class Hub implements SubscriptionHub {
     const origin = originOf(claims, request.headers);
     const group = this.registry.ensure(claims.url, identity, origin);
     // The page shows exactly the group's latest render when it was served that HTML at that offset.
-    const shown =
+    const surface =
       group.html !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.html : null;
-    const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, shown, group };
+    const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, surface, group };
     group.subscribers.add(subscriber);
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });
     if (group.renderOffset < 0)
       group.dirty = true; // this process never saw the page: replay to learn its reads
     else if (offset < group.renderOffset) this.deliver(group);
-    this.kick(group);
+    this.scheduleReplay(group);
     return () => {
       const current = subscriber.group;
       current.subscribers.delete(subscriber);

@@ -18,7 +18,7 @@ export interface Subscriber {
   /** The highest offset whose effects this subscriber's page shows. */
   offset: number;
   /** The rendered HTML this subscriber's page shows, when known exactly (patches are then narrowed against it). */
-  shown: string | null;
+  surface: string | null;
   group: PageGroup;
 }
 

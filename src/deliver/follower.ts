@@ -56,7 +56,7 @@ export class Follower {
    *   and new pages carry the new incarnation;
    * - the ledger's tables are gone, or any other failure: logged once with its fix, retried with a growing delay.
    */
-  async run(): Promise<void> {
+  private async run(): Promise<void> {
     const signal = this.#abort.signal;
     let delay: number = FOLLOW_RETRY_MS.first;
     while (!signal.aborted) {
@@ -81,7 +81,11 @@ export class Follower {
           const message = (error as Error).message;
           this.#host.logOnce("error", `follow:${message}`, `upkeep: ledger follower failed, retrying: ${message}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await new Promise<void>((resolve) => {
+          // Closing does not wait out the delay.
+          const timer = setTimeout(resolve, delay);
+          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        });
         delay = Math.min(delay * 2, FOLLOW_RETRY_MS.max);
       }
     }

@@ -84,7 +84,11 @@ export class Follower {
         await new Promise<void>((resolve) => {
           // Closing does not wait out the delay.
           const timer = setTimeout(resolve, delay);
-          signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+          const stop = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal.addEventListener("abort", stop, { once: true });
         });
         delay = Math.min(delay * 2, FOLLOW_RETRY_MS.max);
       }

@@ -62,3 +62,32 @@ test("PostgreSQL: primary keys from pg_index, row keys and refusals captured", {
     await db.destroy();
   }
 });
+
+test("savepoints pass through both driver wrappers (capture over the ledger's commit-signalling dialect)", async () => {
+  const { mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { createDialect } = await import("../ledger/dialect.ts");
+  const path = join(mkdtempSync(join(tmpdir(), "upkeep-savepoint-")), "app.sqlite");
+  let commits = 0;
+  const db = new Kysely<{ t: { id: number } }>({
+    dialect: captureDialect(createDialect(`file:${path}`, { onCommit: () => commits++ }), primaryKeyCatalog("sqlite")),
+  });
+  try {
+    await db.schema
+      .createTable("t")
+      .addColumn("id", "integer", (c) => c.primaryKey())
+      .execute();
+    const trx = await db.startTransaction().execute();
+    await trx.insertInto("t").values({ id: 1 }).execute();
+    const inner = await trx.savepoint("before_two").execute();
+    await inner.insertInto("t").values({ id: 2 }).execute();
+    await inner.rollbackToSavepoint("before_two").execute();
+    const before = commits;
+    await trx.commit().execute();
+    assert.equal(commits, before + 1, "the commit woke followers once");
+    assert.deepEqual((await db.selectFrom("t").select("id").execute()).map((r) => r.id), [1]);
+  } finally {
+    await db.destroy();
+  }
+});

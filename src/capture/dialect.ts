@@ -8,15 +8,14 @@ import {
   type DatabaseConnection,
   type Dialect,
   type Driver,
-  type QueryCompiler,
   type QueryResult,
   SelectQueryNode,
   TableNode,
-  type TransactionSettings,
 } from "kysely";
 import { analyzeQuery } from "../analysis/analyze.ts";
 import { tableName } from "../analysis/scope.ts";
 import { RefusedBoundaryError } from "../errors.ts";
+import { WrappingDriver } from "../ledger/driver.ts";
 import { statementKind } from "../statements.ts";
 import { currentCapture, type PageCapture } from "./context.ts";
 
@@ -130,38 +129,17 @@ function rowReadTable(node: CompiledQuery["query"]): string | null {
   return tableName(from);
 }
 
-class CaptureDriver implements Driver {
-  readonly #inner: Driver;
+/** Hands out capturing connections, one per inner connection (reused across acquisitions). */
+class CaptureDriver extends WrappingDriver {
   readonly #options: CaptureDialectOptions;
   readonly #wrapped = new WeakMap<DatabaseConnection, CaptureConnection>();
-  savepoint?: Driver["savepoint"];
-  rollbackToSavepoint?: Driver["rollbackToSavepoint"];
-  releaseSavepoint?: Driver["releaseSavepoint"];
 
   constructor(inner: Driver, options: CaptureDialectOptions) {
-    this.#inner = inner;
+    super(inner);
     this.#options = options;
-    const unwrap = (c: DatabaseConnection) => (c instanceof CaptureConnection ? c.inner : c);
-    if (inner.savepoint) {
-      const f = inner.savepoint.bind(inner);
-      this.savepoint = (c, name, compile: QueryCompiler["compileQuery"]) => f(unwrap(c), name, compile);
-    }
-    if (inner.rollbackToSavepoint) {
-      const f = inner.rollbackToSavepoint.bind(inner);
-      this.rollbackToSavepoint = (c, name, compile) => f(unwrap(c), name, compile);
-    }
-    if (inner.releaseSavepoint) {
-      const f = inner.releaseSavepoint.bind(inner);
-      this.releaseSavepoint = (c, name, compile) => f(unwrap(c), name, compile);
-    }
   }
 
-  init(): Promise<void> {
-    return this.#inner.init();
-  }
-
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const connection = await this.#inner.acquireConnection();
+  protected wrap(connection: DatabaseConnection): DatabaseConnection {
     let wrapped = this.#wrapped.get(connection);
     if (!wrapped) {
       wrapped = new CaptureConnection(connection, this.#options);
@@ -169,30 +147,6 @@ class CaptureDriver implements Driver {
     }
     return wrapped;
   }
-
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.#inner.beginTransaction(unwrap(connection), settings);
-  }
-
-  commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.commitTransaction(unwrap(connection));
-  }
-
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.rollbackTransaction(unwrap(connection));
-  }
-
-  releaseConnection(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.releaseConnection(unwrap(connection));
-  }
-
-  destroy(): Promise<void> {
-    return this.#inner.destroy();
-  }
-}
-
-function unwrap(connection: DatabaseConnection): DatabaseConnection {
-  return connection instanceof CaptureConnection ? connection.inner : connection;
 }
 
 // ── primary keys from the schema ──────────────────────────────────────────────────────────────────────────

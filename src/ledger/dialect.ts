@@ -8,13 +8,12 @@ import {
   type Dialect,
   type Driver,
   PostgresDialect,
-  type QueryCompiler,
   type QueryResult,
   SqliteDialect,
-  type TransactionSettings,
 } from "kysely";
 import pg from "pg";
 import { statementKind } from "../statements.ts";
+import { WrappingDriver } from "./driver.ts";
 import { parseDatabaseUrl } from "./url.ts";
 
 export interface DialectHooks {
@@ -97,23 +96,16 @@ function toSqliteParams(parameters: ReadonlyArray<unknown>): SqliteParam[] {
 }
 
 /** Wraps a Kysely driver: calls `onCommit` after commits and after autocommitted writing statements. */
-class CommitSignallingDriver implements Driver {
-  readonly #inner: Driver;
+class CommitSignallingDriver extends WrappingDriver {
   readonly #onCommit: () => void;
-  readonly #unwrap = new WeakMap<DatabaseConnection, DatabaseConnection>();
   readonly #inTransaction = new WeakSet<DatabaseConnection>();
 
   constructor(inner: Driver, onCommit: () => void) {
-    this.#inner = inner;
+    super(inner);
     this.#onCommit = onCommit;
   }
 
-  init(): Promise<void> {
-    return this.#inner.init();
-  }
-
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const connection = await this.#inner.acquireConnection();
+  protected wrap(connection: DatabaseConnection): DatabaseConnection {
     const wrapped: DatabaseConnection = {
       executeQuery: async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
         const result = await connection.executeQuery<R>(query);
@@ -122,57 +114,19 @@ class CommitSignallingDriver implements Driver {
       },
       streamQuery: <R>(query: CompiledQuery, chunkSize?: number) => connection.streamQuery<R>(query, chunkSize),
     };
-    this.#unwrap.set(wrapped, connection);
     return wrapped;
   }
 
-  #inner_(connection: DatabaseConnection): DatabaseConnection {
-    return this.#unwrap.get(connection) ?? connection;
-  }
-
-  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    await this.#inner.beginTransaction(this.#inner_(connection), settings);
+  protected override began(connection: DatabaseConnection): void {
     this.#inTransaction.add(connection);
   }
 
-  async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    try {
-      await this.#inner.commitTransaction(this.#inner_(connection));
-    } finally {
-      this.#inTransaction.delete(connection);
-    }
-    this.#signal();
-  }
-
-  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    try {
-      await this.#inner.rollbackTransaction(this.#inner_(connection));
-    } finally {
-      this.#inTransaction.delete(connection);
-    }
-  }
-
-  async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]) {
-    await this.#inner.savepoint?.(this.#inner_(connection), name, compile);
-  }
-
-  async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]) {
-    await this.#inner.rollbackToSavepoint?.(this.#inner_(connection), name, compile);
-  }
-
-  async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]) {
-    await this.#inner.releaseSavepoint?.(this.#inner_(connection), name, compile);
-  }
-
-  releaseConnection(connection: DatabaseConnection): Promise<void> {
-    const inner = this.#inner_(connection);
-    this.#unwrap.delete(connection);
+  protected override ended(connection: DatabaseConnection): void {
     this.#inTransaction.delete(connection);
-    return this.#inner.releaseConnection(inner);
   }
 
-  destroy(): Promise<void> {
-    return this.#inner.destroy();
+  protected override committed(): void {
+    this.#signal();
   }
 
   #signal(): void {

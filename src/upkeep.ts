@@ -162,7 +162,7 @@ export class Upkeep {
     let subscribers = 0;
     for (const group of hub.registry.groups()) {
       groups++;
-      subscribers += group.subscribers.size;
+      subscribers += group.local.subscribers.size;
     }
     const head = await this.ledger.head().catch(() => hub.position);
     return {

@@ -86,7 +86,10 @@ test("savepoints pass through both driver wrappers (capture over the ledger's co
     const before = commits;
     await trx.commit().execute();
     assert.equal(commits, before + 1, "the commit woke followers once");
-    assert.deepEqual((await db.selectFrom("t").select("id").execute()).map((r) => r.id), [1]);
+    assert.deepEqual(
+      (await db.selectFrom("t").select("id").execute()).map((r) => r.id),
+      [1],
+    );
   } finally {
     await db.destroy();
   }

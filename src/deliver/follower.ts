@@ -117,7 +117,7 @@ export class Follower {
       this.position = Math.max(this.position, position.horizon);
       for (const group of this.#host.registry.groups()) {
         group.dirty = true;
-        if (group.subscribers.size === 0) group.renderOffset = -1; // its reads must be learnt again
+        if (group.local.subscribers.size === 0) group.renderOffset = -1; // its reads must be learnt again
       }
       await this.#host.renderDirty();
       return true;
@@ -127,7 +127,7 @@ export class Follower {
 
   /** True when some page group with subscribers is waiting for a replay. */
   private replayDue(): boolean {
-    for (const group of this.#host.registry.groups()) if (group.dirty && group.subscribers.size > 0) return true;
+    for (const group of this.#host.registry.groups()) if (group.dirty && group.local.subscribers.size > 0) return true;
     return false;
   }
 

@@ -148,7 +148,7 @@ export class Hub implements SubscriptionHub {
     await this.follower.stop();
     for (;;) {
       const running = [...this.pendingCatchUps];
-      for (const group of this.registry.groups()) if (group.rendering) running.push(group.rendering);
+      for (const group of this.registry.groups()) if (group.local.rendering) running.push(group.local.rendering);
       if (running.length === 0) break;
       await Promise.allSettled(running);
     }
@@ -166,28 +166,28 @@ export class Hub implements SubscriptionHub {
     const pending: Promise<void>[] = [];
     for (const group of this.registry.groups()) {
       this.scheduleReplay(group);
-      if (group.rendering) pending.push(group.rendering);
+      if (group.local.rendering) pending.push(group.local.rendering);
     }
     await Promise.all(pending);
   }
 
   /** Start a replay of the group if it is dirty, has subscribers and none is running. */
   private scheduleReplay(group: PageGroup): void {
-    if (this.closed || !this.app || group.rendering || !group.dirty || group.subscribers.size === 0) return;
-    group.rendering = this.render(group)
+    if (this.closed || !this.app || group.local.rendering || !group.dirty || group.local.subscribers.size === 0) return;
+    group.local.rendering = this.render(group)
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
         this.reloadAll(group, "render_failed");
       })
       .finally(() => {
-        group.rendering = null;
+        group.local.rendering = null;
         this.scheduleReplay(group);
         this.checkIdle();
       });
   }
 
   private async render(group: PageGroup): Promise<void> {
-    const [representative] = group.subscribers;
+    const [representative] = group.local.subscribers;
     const app = this.app;
     if (!representative || !app) return;
     group.dirty = false;
@@ -206,15 +206,15 @@ export class Hub implements SubscriptionHub {
     let target = group;
     if (identity !== group.identity) {
       target = this.registry.ensure(group.url, identity, group.origin);
-      for (const subscriber of [...group.subscribers]) {
+      for (const subscriber of [...group.local.subscribers]) {
         const own = deriveIdentity(inputs, subscriber.headers).digest;
         const destination = own === identity ? target : this.registry.ensure(group.url, own, group.origin);
         if (destination === group) {
           group.dirty = true; // still this group's identity, but this render was not made for it
           continue;
         }
-        group.subscribers.delete(subscriber);
-        destination.subscribers.add(subscriber);
+        group.local.subscribers.delete(subscriber);
+        destination.local.subscribers.add(subscriber);
         subscriber.group = destination;
         if (destination !== target) {
           destination.dirty = true;
@@ -243,7 +243,7 @@ export class Hub implements SubscriptionHub {
     if (latest === null) return;
     let full: string | null = null;
     const narrowed = new Map<string, string | null>();
-    for (const subscriber of group.subscribers) {
+    for (const subscriber of group.local.subscribers) {
       if (subscriber.offset >= group.renderOffset) continue;
       let html: string | null = null;
       if (subscriber.surface !== null) {
@@ -271,8 +271,9 @@ export class Hub implements SubscriptionHub {
   }
 
   private reloadAll(group: PageGroup, reason: ReloadReason): void {
-    for (const subscriber of group.subscribers) this.send(subscriber, { type: "reload", id: subscriber.id, reason });
-    group.subscribers.clear();
+    for (const subscriber of group.local.subscribers)
+      this.send(subscriber, { type: "reload", id: subscriber.id, reason });
+    group.local.subscribers.clear();
     this.registry.drop(group);
   }
 
@@ -302,7 +303,7 @@ export class Hub implements SubscriptionHub {
     const now = Date.now();
     // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
     const rendered = (html === group.html ? htmlDigest(group) : null) ?? digestOf(html);
-    let token = group.token;
+    let token = group.local.token;
     if (
       !token ||
       token.offset !== offset ||
@@ -321,7 +322,7 @@ export class Hub implements SubscriptionHub {
         rendered,
       };
       token = { offset, exp, rendered, value: signToken(claims, this.options.secret) };
-      group.token = token;
+      group.local.token = token;
     }
     return { token: token.value, offset, incarnation: this.ledger.incarnation };
   }
@@ -396,7 +397,7 @@ export class Hub implements SubscriptionHub {
     const surface =
       group.html !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.html : null;
     const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, surface, group };
-    group.subscribers.add(subscriber);
+    group.local.subscribers.add(subscriber);
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });
     if (group.renderOffset < 0)
@@ -405,7 +406,7 @@ export class Hub implements SubscriptionHub {
     this.scheduleReplay(group);
     return () => {
       const current = subscriber.group;
-      current.subscribers.delete(subscriber);
+      current.local.subscribers.delete(subscriber);
       current.touchedAt = Date.now();
     };
   }
@@ -415,7 +416,7 @@ export class Hub implements SubscriptionHub {
   private busy(): boolean {
     if (this.catchUps > 0) return true;
     for (const group of this.registry.groups()) {
-      if (group.rendering || (group.dirty && group.subscribers.size > 0)) return true;
+      if (group.local.rendering || (group.dirty && group.local.subscribers.size > 0)) return true;
     }
     return false;
   }
@@ -460,8 +461,8 @@ export class Hub implements SubscriptionHub {
   lowestOffset(): number {
     let lowest = this.position;
     for (const group of this.registry.groups()) {
-      for (const subscriber of group.subscribers) lowest = Math.min(lowest, subscriber.offset);
-      if (group.subscribers.size === 0 && group.renderOffset >= 0) lowest = Math.min(lowest, group.renderOffset);
+      for (const subscriber of group.local.subscribers) lowest = Math.min(lowest, subscriber.offset);
+      if (group.local.subscribers.size === 0 && group.renderOffset >= 0) lowest = Math.min(lowest, group.renderOffset);
     }
     return lowest;
   }

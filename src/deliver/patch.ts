@@ -12,8 +12,8 @@ export function digestOf(html: string): string {
 /** The digest of the group's latest render, computed once per render. */
 export function htmlDigest(group: PageGroup): string | null {
   if (group.html === null) return null;
-  if (group.htmlDigest === null) group.htmlDigest = digestOf(group.html);
-  return group.htmlDigest;
+  if (group.local.htmlDigest === null) group.local.htmlDigest = digestOf(group.html);
+  return group.local.htmlDigest;
 }
 
 /** The narrowed stream for a browser showing `before` ("" when nothing changed), or null for the whole body. */

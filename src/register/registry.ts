@@ -22,7 +22,8 @@ export interface Subscriber {
   group: PageGroup;
 }
 
-export interface PageGroup {
+/** What a page group is, as every process can know it (a shared registry would store exactly this). */
+export interface PageGroupRecord {
   readonly key: string;
   readonly url: string;
   readonly identity: string;
@@ -36,16 +37,26 @@ export interface PageGroup {
   deps: QueryDependency[];
   /** The latest render's full HTML (null before any render). */
   html: string | null;
-  /** Digest of `html`, computed when first needed. */
-  htmlDigest: string | null;
   /** A fact after renderOffset matched the group's reads: the next render must run. */
   dirty: boolean;
-  rendering: Promise<void> | null;
-  readonly subscribers: Set<Subscriber>;
-  /** The last token signed for a render of the group (reused by pages rendered at the same offset). */
-  token: { offset: number; exp: number; rendered: string; value: string } | null;
   /** Last time the group had a subscriber or a render (ms epoch); idle groups are swept. */
   touchedAt: number;
+}
+
+/** What only this process holds for a group: its subscribers (with their connections), the replay it is running,
+ *  and caches. Never shared between processes. */
+export interface GroupRuntime {
+  readonly subscribers: Set<Subscriber>;
+  rendering: Promise<void> | null;
+  /** The last token signed for a render of the group (reused by pages rendered at the same offset). */
+  token: { offset: number; exp: number; rendered: string; value: string } | null;
+  /** Digest of `html`, computed when first needed. */
+  htmlDigest: string | null;
+}
+
+export interface PageGroup extends PageGroupRecord {
+  /** This process's part of the group. */
+  readonly local: GroupRuntime;
 }
 
 /**
@@ -108,12 +119,9 @@ export class MemoryRegistry implements PageRegistry {
         renderOffset: -1,
         deps: [],
         html: null,
-        htmlDigest: null,
         dirty: false,
-        rendering: null,
-        subscribers: new Set(),
-        token: null,
         touchedAt: Date.now(),
+        local: { subscribers: new Set(), rendering: null, token: null, htmlDigest: null },
       };
       this.#groups.set(key, group);
     }
@@ -123,7 +131,7 @@ export class MemoryRegistry implements PageRegistry {
   recordRender(group: PageGroup, render: RenderRecord): boolean {
     if (render.offset < group.renderOffset) return false;
     group.renderOffset = render.offset;
-    if (group.html !== render.html) group.htmlDigest = null;
+    if (group.html !== render.html) group.local.htmlDigest = null;
     group.html = render.html;
     group.inputs = render.inputs;
     group.deps = render.deps;
@@ -140,7 +148,7 @@ export class MemoryRegistry implements PageRegistry {
   sweep(idleMs: number, now = Date.now()): number {
     let dropped = 0;
     for (const group of this.#groups.values()) {
-      if (group.subscribers.size === 0 && !group.rendering && now - group.touchedAt > idleMs) {
+      if (group.local.subscribers.size === 0 && !group.local.rendering && now - group.touchedAt > idleMs) {
         this.drop(group);
         dropped++;
       }

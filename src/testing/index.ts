@@ -123,7 +123,7 @@ export function explain(upkeep: Upkeep, fact: Pick<Fact, "table" | "op" | "old" 
   const ref = (group: PageGroup): PageRef => ({
     url: group.url,
     identity: group.identity,
-    subscribers: group.subscribers.size,
+    subscribers: group.local.subscribers.size,
   });
   return {
     candidates: report.candidates.map(ref),

@@ -23,14 +23,13 @@ import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
 import { NotSettledError, SubscriptionTokenError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
-import { affects } from "../plan/planner.ts";
 import type { ReloadReason } from "../protocol.ts";
 import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
 import { Follower } from "./follower.ts";
-import { digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
+import { affectedBetween, digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
 import type { HubStats } from "./stats.ts";
-import { signToken, verifyToken } from "./token.ts";
+import { groupToken, verifyToken } from "./token.ts";
 import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
 
 export type Mode = "development" | "test" | "production";
@@ -299,31 +298,18 @@ export class Hub implements SubscriptionHub {
       this.deliver(group);
       if (offset < this.position) this.catchUp(group, offset, this.position);
     }
-    // Pages of one group rendered at the same offset with the same HTML get the same claims: sign once, reuse.
-    const now = Date.now();
     // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
     const rendered = (html === group.html ? htmlDigest(group) : null) ?? digestOf(html);
-    let token = group.local.token;
-    if (
-      !token ||
-      token.offset !== offset ||
-      token.rendered !== rendered ||
-      token.exp - now < this.options.tokenTtlMs / 2
-    ) {
-      const exp = now + this.options.tokenTtlMs;
-      const claims = {
-        url: capture.url,
-        origin,
-        identity,
-        inputs,
-        incarnation: this.ledger.incarnation,
-        offset,
-        exp,
-        rendered,
-      };
-      token = { offset, exp, rendered, value: signToken(claims, this.options.secret) };
-      group.local.token = token;
-    }
+    const claims = {
+      url: capture.url,
+      origin,
+      identity,
+      inputs,
+      incarnation: this.ledger.incarnation,
+      offset,
+      rendered,
+    };
+    const token = groupToken(group, claims, this.options.secret, this.options.tokenTtlMs);
     return { token: token.value, offset, incarnation: this.ledger.incarnation };
   }
 
@@ -333,19 +319,8 @@ export class Hub implements SubscriptionHub {
     this.catchUps++;
     const renderOffset = group.renderOffset;
     const running: Promise<void> = (async () => {
-      let after = from;
-      while (after < to && !group.dirty && group.renderOffset === renderOffset && !this.closed) {
-        const facts = await this.ledger.read(after, { incarnation: this.ledger.incarnation });
-        if (facts.length === 0) break;
-        for (const fact of facts) {
-          if (fact.offset > to) break;
-          if (affects(group.deps, fact)) {
-            group.dirty = true;
-            break;
-          }
-        }
-        after = facts[facts.length - 1]!.offset;
-      }
+      const stillCurrent = () => !group.dirty && group.renderOffset === renderOffset && !this.closed;
+      if (await affectedBetween(this.ledger, group.deps, from, to, stillCurrent)) group.dirty = true;
     })()
       .catch(() => {
         group.dirty = true; // facts pruned or unreadable: replay rather than risk missing one

@@ -1,5 +1,9 @@
-// Patches: what a subscriber is sent for a group's latest render, and the digests and origins that decide it.
+// Patches: what a subscriber is sent for a group's latest render, the digests and origins that decide it, and the
+// catch-up that decides whether a newly registered render is already stale.
 import { createHash } from "node:crypto";
+import type { QueryDependency } from "../analysis/types.ts";
+import type { Fact, Ledger } from "../ledger/types.ts";
+import { affects } from "../plan/planner.ts";
 import type { PageGroup } from "../register/registry.ts";
 import { narrowBodyPatch } from "../render/diff.ts";
 import { titleOf } from "../render/page.ts";
@@ -36,4 +40,29 @@ export function narrowPatch(before: string, after: string): string | null {
 export function originOf(claims: { origin?: string }, headers: Record<string, string>): string {
   if (claims.origin !== undefined) return claims.origin;
   return headers.host ? `http://${headers.host}` : "http://localhost";
+}
+
+/**
+ * Whether a fact in (from, to] may affect `deps`: the catch-up of a page registered after the planner had already
+ * planned those facts against its previous reads (see hub.ts, step 2). Stops early when `stillCurrent` turns false
+ * (the group became dirty anyway, or was rendered again).
+ */
+export async function affectedBetween(
+  ledger: Pick<Ledger, "read" | "incarnation">,
+  deps: QueryDependency[],
+  from: number,
+  to: number,
+  stillCurrent: () => boolean,
+): Promise<boolean> {
+  let after = from;
+  while (after < to && stillCurrent()) {
+    const facts = await ledger.read(after, { incarnation: ledger.incarnation });
+    if (facts.length === 0) return false;
+    for (const fact of facts) {
+      if (fact.offset > to) return false;
+      if (affects(deps, fact)) return true;
+    }
+    after = (facts[facts.length - 1] as Fact).offset;
+  }
+  return false;
 }

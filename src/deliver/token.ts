@@ -120,3 +120,29 @@ function isClaims(value: unknown): value is TokenClaims {
     (c.origin === undefined || typeof c.origin === "string")
   );
 }
+
+/**
+ * The token for a page of `group` rendered with `claims`: pages of one group rendered at the same offset with the
+ * same HTML get the same claims, so the group's last token is reused until half its lifetime has passed.
+ */
+export function groupToken(
+  group: { local: { token: { offset: number; exp: number; rendered: string; value: string } | null } },
+  claims: Omit<TokenClaims, "exp"> & { rendered: string },
+  secret: string,
+  ttlMs: number,
+): { offset: number; exp: number; rendered: string; value: string } {
+  const now = Date.now();
+  const cached = group.local.token;
+  if (
+    cached &&
+    cached.offset === claims.offset &&
+    cached.rendered === claims.rendered &&
+    cached.exp - now >= ttlMs / 2
+  ) {
+    return cached;
+  }
+  const exp = now + ttlMs;
+  const token = { offset: claims.offset, exp, rendered: claims.rendered, value: signToken({ ...claims, exp }, secret) };
+  group.local.token = token;
+  return token;
+}

@@ -1,4 +1,5 @@
 // Wire keys and tuning values live here, once. Tests import these instead of repeating literals.
+import { CLIENT_TUNING } from "./client/constants.ts";
 
 /** Names of the objects the ledger installs in a user's database. */
 export const LEDGER = {
@@ -36,38 +37,8 @@ export const LEDGER_TUNING = {
   holdLeaseMs: 60_000,
 } as const;
 
-/** Browser ↔ server protocol. */
-export const WIRE = {
-  socketPath: "/upkeep/socket",
-  eventsPath: "/upkeep/events",
-  /** The browser client's modules are served from this folder; its entry is index.js. */
-  clientPath: "/upkeep/client/",
-  turboScriptPath: "/upkeep/turbo.js",
-  streamSourceTag: "upkeep-stream-source",
-  /** Attributes of the live marker element. */
-  tokenAttr: "token",
-  offsetAttr: "offset",
-  incarnationAttr: "incarnation",
-  /** WebSocket message types (JSON objects with a `type` key). */
-  msg: {
-    subscribe: "subscribe",
-    unsubscribe: "unsubscribe",
-    ack: "subscribed",
-    patch: "patch",
-    reload: "reload",
-    error: "error",
-  },
-  /** WebSocket close codes (4000–4999 are application codes). */
-  close: {
-    tooManySubscriptions: 4001,
-    messageTooLarge: 4002,
-    malformed: 4003,
-    /** The client did not read its messages fast enough (its outbound buffer passed the bound). Reconnect. */
-    slowConsumer: 4004,
-    /** The client subscribed faster than the allowed rate. Reconnect with backoff. */
-    tooManySubscribes: 4005,
-  },
-} as const;
+/** Browser ↔ server protocol: wire names, defined once with the browser client (src/client/constants.ts). */
+export { BACKOFF_DEFAULTS, WIRE } from "./client/constants.ts";
 
 export const DELIVERY_TUNING = {
   /** After a batch makes a page dirty, facts committed within this window join the same replay. */
@@ -80,13 +51,6 @@ export const DELIVERY_TUNING = {
   /** Default age after which facts are pruned, and how often pruning runs. */
   retentionMs: 7 * 24 * 60 * 60 * 1000,
   retentionCheckMs: 60 * 60 * 1000,
-} as const;
-
-/** Reconnect backoff defaults for the browser client (full jitter). */
-export const BACKOFF_DEFAULTS = {
-  initialDelayMs: 100,
-  maxDelayMs: 10_000,
-  multiplier: 2,
 } as const;
 
 /** Transports (WebSocket, SSE) and the browser client's connection manager. */
@@ -102,7 +66,7 @@ export const TRANSPORT_TUNING = {
   /** Longest subscription id a client may choose. */
   maxSubscriptionIdLength: 128,
   /** The browser keeps its connection this long after the last subscription left (Turbo Drive navigation). */
-  clientLingerMs: 1_000,
+  clientLingerMs: CLIENT_TUNING.lingerMs,
   /** Bytes a connection may have queued toward its client (WebSocket bufferedAmount, SSE stream queue); a client
    *  that reads slower than this is closed with WIRE.close.slowConsumer (SSE: its stream ends) and resumes. */
   maxBufferedBytes: 4 * 1024 * 1024,
@@ -111,7 +75,7 @@ export const TRANSPORT_TUNING = {
   subscribeBurst: 64,
   subscribesPerSecond: 16,
   /** Consecutive WebSocket connection failures (never opened) after which the client falls back to SSE. */
-  clientWebSocketFailuresBeforeSse: 3,
+  clientWebSocketFailuresBeforeSse: CLIENT_TUNING.webSocketFailuresBeforeSse,
   /** A browser connection open this long is healthy: its reconnect backoff starts from the beginning again. */
-  clientHealthyAfterMs: 5_000,
+  clientHealthyAfterMs: CLIENT_TUNING.healthyAfterMs,
 } as const;

@@ -3,8 +3,8 @@
 //   node scripts/soak/app.ts <database> <port> <retentionMs>
 import { Hono } from "hono";
 import { html } from "hono/html";
-import { createUpkeep } from "../../src/index.ts";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
+import { createUpkeep } from "../../src/index.ts";
 
 const [database, port, retention] = process.argv.slice(2) as [string, string, string];
 const upkeep = await createUpkeep({

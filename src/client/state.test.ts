@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { BACKOFF_DEFAULTS, TRANSPORT_TUNING } from "../constants.ts";
-import { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.js";
-import { CLIENT_TUNING } from "./constants.js";
-import { type ConnectionEvent, type ConnectionState, IDLE, transition } from "./state.js";
+import { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
+import { CLIENT_TUNING } from "./constants.ts";
+import { type ConnectionEvent, type ConnectionState, IDLE, transition } from "./state.ts";
 
 /** A manual clock: tests advance it; nothing reads the real time. */
 function clock(start = 1_000) {

@@ -8,7 +8,7 @@
 // SSE endpoint under /upkeep/.
 
 import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { createRequire, stripTypeScriptTypes } from "node:module";
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
 import { createCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
@@ -213,15 +213,33 @@ async function serveOwn(c: Context, upkeep: Upkeep, path: string): Promise<Respo
   if (path === WIRE.turboScriptPath) return javascript(await staticFile(turboPath));
   if (path.startsWith(WIRE.clientPath)) {
     const name = path.slice(WIRE.clientPath.length);
-    if (!/^[a-z0-9-]+\.js$/.test(name)) return c.text("not found", 404);
-    try {
-      return javascript(await staticFile(new URL(name, clientDir)));
-    } catch {
-      return c.text("not found", 404);
-    }
+    const module = /^([a-z0-9-]+)\.(js|ts)$/.exec(name);
+    if (!module || module[1]?.endsWith("test")) return c.text("not found", 404);
+    const source = await clientModule(module[1] as string);
+    return source === null ? c.text("not found", 404) : javascript(source);
   }
   return null;
 }
+
+/**
+ * A module of the browser client as JavaScript. The package ships it compiled (`client/<name>.js`, whose imports
+ * name `.js` files); in this repository it is erasable TypeScript (`client/<name>.ts`, importing `.ts` files), served
+ * with its types stripped, so the browser requests `.ts` names and gets JavaScript either way.
+ */
+export function clientModule(name: string): Promise<string | null> {
+  const key = `client:${name}`;
+  let module = clientModules.get(key);
+  if (!module) {
+    module = staticFile(new URL(`${name}.js`, clientDir)).catch(async () =>
+      stripTypeScriptTypes(await staticFile(new URL(`${name}.ts`, clientDir))),
+    );
+    module = module.catch(() => null);
+    clientModules.set(key, module);
+  }
+  return module;
+}
+
+const clientModules = new Map<string, Promise<string | null>>();
 
 function javascript(source: string): Response {
   return new Response(source, {

@@ -10,11 +10,11 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { WIRE } from "../../src/constants.ts";
 import { handleEventStream } from "../../src/deliver/sse.ts";
 import { attachWebSocket, type WebSocketTransport } from "../../src/deliver/websocket.ts";
+import { clientModule } from "../../src/hono/index.ts";
 import { FakeHub } from "./fake-hub.ts";
 import { listen, stop } from "./support.ts";
 
 const chromiumPath = process.env.UPKEEP_CHROMIUM ?? "/usr/bin/chromium";
-const clientDir = new URL("../../src/client/", import.meta.url);
 const turboFile = new URL("../../node_modules/@hotwired/turbo/dist/turbo.es2017-esm.js", import.meta.url);
 
 function page(title: string, id: string, attrs = "", link = ""): string {
@@ -44,9 +44,10 @@ describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromi
       return res.writeHead(200, { "content-type": "text/javascript" }).end(await readFile(turboFile));
     }
     if (url.pathname.startsWith(WIRE.clientPath)) {
-      const name = url.pathname.slice(WIRE.clientPath.length);
-      if (!/^[a-z0-9-]+\.js$/.test(name)) return res.writeHead(404).end();
-      return res.writeHead(200, { "content-type": "text/javascript" }).end(await readFile(new URL(name, clientDir)));
+      const name = /^([a-z0-9-]+)\.(js|ts)$/.exec(url.pathname.slice(WIRE.clientPath.length))?.[1];
+      const source = name ? await clientModule(name) : null;
+      if (source === null) return res.writeHead(404).end();
+      return res.writeHead(200, { "content-type": "text/javascript" }).end(source);
     }
     gets[url.pathname] = (gets[url.pathname] ?? 0) + 1;
     const n = gets[url.pathname];

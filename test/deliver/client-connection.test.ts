@@ -2,8 +2,8 @@
 // WebSocket is the browser API): multiplexing, resume with the last applied offset, linger across navigation.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ConnectionManager, type Subscription } from "../../src/client/connection.js";
-import type { ConnectionState } from "../../src/client/state.js";
+import { ConnectionManager, type Subscription } from "../../src/client/connection.ts";
+import type { ConnectionState } from "../../src/client/state.ts";
 import { attachWebSocket } from "../../src/deliver/websocket.ts";
 import { FakeHub } from "./fake-hub.ts";
 import { listen, stop } from "./support.ts";

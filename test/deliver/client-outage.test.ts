@@ -3,7 +3,7 @@
 // client that fell back to SSE returns to WebSocket once WebSocket works again.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ConnectionManager, type Subscription } from "../../src/client/connection.js";
+import { ConnectionManager, type Subscription } from "../../src/client/connection.ts";
 import { WIRE } from "../../src/constants.ts";
 
 /** Timers on a virtual clock, run in due order. */

@@ -1,5 +1,6 @@
-// Wire names and tuning the browser client shares with the server (src/constants.ts holds the originals; a unit
-// test keeps the two in step). Plain JavaScript so browsers load it without a build step.
+// Wire names and tuning the browser client shares with the server: the one definition (src/constants.ts re-exports
+// them). Erasable TypeScript: the middleware serves it to browsers with the types stripped, and the package ships
+// it compiled.
 
 export const WIRE = Object.freeze({
   socketPath: "/upkeep/socket",
@@ -17,15 +18,20 @@ export const WIRE = Object.freeze({
     patch: "patch",
     reload: "reload",
     error: "error",
-  }),
+  } as const),
   close: Object.freeze({
     tooManySubscriptions: 4001,
     messageTooLarge: 4002,
     malformed: 4003,
+    /** The client did not read its messages fast enough (its outbound buffer passed the bound). Reconnect. */
     slowConsumer: 4004,
+    /** The client subscribed faster than the allowed rate. Reconnect with backoff. */
     tooManySubscribes: 4005,
-  }),
-});
+  } as const),
+} as const);
+
+/** Reconnect backoff defaults for the browser client (full jitter). */
+export const BACKOFF_DEFAULTS = Object.freeze({ initialDelayMs: 100, maxDelayMs: 10_000, multiplier: 2 } as const);
 
 export const CLIENT_TUNING = Object.freeze({
   /** The connection stays open this long after the last subscription left, so a Turbo Drive navigation's new page
@@ -38,4 +44,4 @@ export const CLIENT_TUNING = Object.freeze({
   /** More reloads than this for one URL within reloadWindowMs stop reloading (a server refusing every token). */
   maxReloads: 3,
   reloadWindowMs: 30_000,
-});
+} as const);

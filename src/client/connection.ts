@@ -1,53 +1,69 @@
 // One connection per browser window, shared by every <upkeep-stream-source> on the page (and by the next page's
-// after a Turbo Drive navigation). The state machine in state.js decides; this module performs its effects:
+// after a Turbo Drive navigation). The state machine in state.ts decides; this module performs its effects:
 // opening and closing transports, (re)subscribing with each subscription's last applied offset, and timers.
 //
 // Every transport callback names the epoch it was opened in; the manager drops callbacks whose epoch is not the
 // current one, so a superseded socket can neither deliver a message nor tear down its successor.
 
-import { BACKOFF } from "./backoff.js";
-import { CLIENT_TUNING, WIRE } from "./constants.js";
-import { IDLE, transition } from "./state.js";
+import { BACKOFF, type BackoffOptions } from "./backoff.ts";
+import { CLIENT_TUNING, WIRE } from "./constants.ts";
+import { type ConnectionEvent, type ConnectionState, IDLE, transition } from "./state.ts";
 
-/**
- * @typedef {{ id: string, token: string, incarnation: string, offset: number, transport?: string | null,
- *   deliver(message: any): void }} Subscription
- * @typedef {{ subscribe(sub: Subscription): void, unsubscribe(id: string): void, close(): void }} TransportHandle
- * @typedef {object} ManagerEnvironment
- * @property {string} [baseUrl] page URL the socket and stream URLs are resolved against (default location.href)
- * @property {string} [socketPath]
- * @property {string} [eventsPath]
- * @property {typeof WebSocket} [WebSocket]
- * @property {typeof EventSource} [EventSource]
- * @property {() => number} [now]
- * @property {() => number} [random]
- * @property {(fn: () => void, ms: number) => any} [setTimeout]
- * @property {(handle: any) => void} [clearTimeout]
- * @property {number} [lingerMs]
- * @property {typeof BACKOFF} [backoff]
- * @property {number} [webSocketFailuresBeforeSse]
- * @property {number} [healthyAfterMs] how long a connection stays open before its backoff resets
- * @property {(state: import("./state.js").ConnectionState) => void} [onState]
- * @property {(message: any) => void} [onMessage] every message received on the current connection
- * @property {(text: string, detail?: unknown) => void} [warn]
- */
+export interface Subscription {
+  id: string;
+  token: string;
+  incarnation: string;
+  /** The last offset the page shows; updated by whoever applies patches, used on every (re)subscribe. */
+  offset: number;
+  transport?: string | null;
+  deliver(message: any): void;
+}
+export interface ManagerEnvironment {
+  baseUrl?: string;
+  socketPath?: string;
+  eventsPath?: string;
+  WebSocket?: typeof WebSocket;
+  EventSource?: typeof EventSource;
+  now?: () => number;
+  random?: () => number;
+  setTimeout?: (fn: () => void, ms: number) => any;
+  clearTimeout?: (handle: any) => void;
+  lingerMs?: number;
+  /** How long a connection stays open before its reconnect backoff resets. */
+  healthyAfterMs?: number;
+  backoff?: BackoffOptions;
+  webSocketFailuresBeforeSse?: number;
+  onState?: (state: ConnectionState) => void;
+  onMessage?: (message: any) => void;
+  warn?: (text: string, detail?: unknown) => void;
+}
+/** What a transport offers the manager. */
+interface TransportHandle {
+  subscribe(sub: Subscription): void;
+  unsubscribe(id: string): void;
+  close(): void;
+}
+
+interface TransportCallbacks {
+  opened(): void;
+  failed(why: string, code?: number): void;
+  message(message: any): void;
+}
+
+type Environment = Required<Pick<ManagerEnvironment, "now" | "random" | "setTimeout" | "clearTimeout" | "lingerMs">> &
+  ManagerEnvironment;
 
 export class ConnectionManager {
-  /** @type {import("./state.js").ConnectionState} */
-  state = IDLE;
-  /** @type {Map<string, Subscription>} */
-  subscriptions = new Map();
+  state: ConnectionState = IDLE;
+  subscriptions = new Map<string, Subscription>();
   messagesReceived = 0;
-  /** @type {TransportHandle | null} */
-  #transport = null;
-  #retryTimer = null;
-  #lingerTimer = null;
-  #healthyTimer = null;
-  /** @type {Required<Pick<ManagerEnvironment, "now" | "random" | "setTimeout" | "clearTimeout" | "lingerMs">> & ManagerEnvironment} */
-  #env;
+  #transport: TransportHandle | null = null;
+  #retryTimer: unknown = null;
+  #lingerTimer: unknown = null;
+  #healthyTimer: unknown = null;
+  #env: Environment;
 
-  /** @param {ManagerEnvironment} [env] */
-  constructor(env = {}) {
+  constructor(env: ManagerEnvironment = {}) {
     this.#env = {
       now: () => Date.now(),
       random: Math.random,
@@ -59,7 +75,7 @@ export class ConnectionManager {
   }
 
   /** Starts following a page; connects if needed. Re-adding an id replaces it. */
-  add(/** @type {Subscription} */ sub) {
+  add(sub: Subscription): void {
     if (this.subscriptions.has(sub.id)) this.remove(sub.id, { linger: false });
     this.subscriptions.set(sub.id, sub);
     this.#cancelLinger();
@@ -71,7 +87,7 @@ export class ConnectionManager {
   }
 
   /** Stops following; the connection closes after the linger delay if nothing else subscribes. */
-  remove(/** @type {string} */ id, { linger = true } = {}) {
+  remove(id: string, { linger = true }: { linger?: boolean } = {}): void {
     if (!this.subscriptions.delete(id)) return;
     if (this.state.status === "open") this.#transport?.unsubscribe(id);
     if (linger && this.subscriptions.size === 0) {
@@ -112,8 +128,7 @@ export class ConnectionManager {
     this.#lingerTimer = null;
   }
 
-  /** @param {import("./state.js").ConnectionEvent} event */
-  #dispatch(event) {
+  #dispatch(event: ConnectionEvent): void {
     const before = this.state;
     const after = transition(before, event, {
       backoff: this.#env.backoff ?? BACKOFF,
@@ -126,7 +141,7 @@ export class ConnectionManager {
     this.#env.onState?.(after);
   }
 
-  #effects(before, after) {
+  #effects(before: ConnectionState, after: ConnectionState): void {
     if (before.status === "open" && this.#healthyTimer !== null && after.status !== "open") {
       this.#env.clearTimeout(this.#healthyTimer);
       this.#healthyTimer = null;
@@ -164,21 +179,20 @@ export class ConnectionManager {
     }
   }
 
-  /** @returns {TransportHandle} */
-  #open(kind, epoch) {
-    const callbacks = {
+  #open(kind: ConnectionState["transport"], epoch: number): TransportHandle {
+    const callbacks: TransportCallbacks = {
       opened: () => this.#dispatch({ type: "opened", epoch, now: this.#env.now() }),
-      failed: (/** @type {string} */ why, /** @type {number | undefined} */ code) => {
+      failed: (why: string, code?: number) => {
         if (epoch === this.state.epoch && why) this.#env.warn?.(`upkeep: connection lost (${why})`);
         this.#dispatch({ type: "failed", epoch, now: this.#env.now(), ...(code === undefined ? {} : { code }) });
       },
-      message: (/** @type {any} */ message) => this.#receive(epoch, message),
+      message: (message: any) => this.#receive(epoch, message),
     };
     const base = this.#env.baseUrl ?? globalThis.location?.href ?? "http://localhost/";
     return kind === "sse" ? openEventStreams(this.#env, base, callbacks) : openWebSocket(this.#env, base, callbacks);
   }
 
-  #receive(epoch, message) {
+  #receive(epoch: number, message: any): void {
     // Epoch guard: only the current, open connection delivers.
     if (epoch !== this.state.epoch || this.state.status !== "open") return;
     if (typeof message !== "object" || message === null) return;
@@ -194,25 +208,24 @@ export class ConnectionManager {
   }
 }
 
-function subscribeMessage(sub) {
+function subscribeMessage(sub: Subscription) {
   return { type: WIRE.msg.subscribe, id: sub.id, token: sub.token, offset: sub.offset, incarnation: sub.incarnation };
 }
 
 /** One WebSocket multiplexing every subscription. */
-function openWebSocket(env, base, callbacks) {
+function openWebSocket(env: Environment, base: string, callbacks: TransportCallbacks): TransportHandle {
   const url = new URL(env.socketPath ?? WIRE.socketPath, base);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   const Impl = env.WebSocket ?? globalThis.WebSocket;
   let closed = false;
-  /** @type {WebSocket} */
-  let ws;
+  let ws: WebSocket;
   try {
     ws = new Impl(url.href);
   } catch (error) {
     queueMicrotask(() => callbacks.failed(String(error)));
     return { subscribe() {}, unsubscribe() {}, close() {} };
   }
-  const send = (message) => {
+  const send = (message: unknown) => {
     if (closed || ws.readyState !== 1) return;
     try {
       ws.send(JSON.stringify(message));
@@ -250,12 +263,11 @@ function openWebSocket(env, base, callbacks) {
 }
 
 /** One event stream per subscription; any stream failing fails the whole transport (one backoff, one resume). */
-function openEventStreams(env, base, callbacks) {
+function openEventStreams(env: Environment, base: string, callbacks: TransportCallbacks): TransportHandle {
   const Impl = env.EventSource ?? globalThis.EventSource;
-  /** @type {Map<string, EventSource>} */
-  const sources = new Map();
+  const sources = new Map<string, EventSource>();
   let closed = false;
-  const fail = (why) => {
+  const fail = (why: string) => {
     if (closed) return;
     closed = true;
     for (const source of sources.values()) source.close();
@@ -275,21 +287,23 @@ function openEventStreams(env, base, callbacks) {
       url.searchParams.set("token", sub.token);
       url.searchParams.set("offset", String(sub.offset));
       url.searchParams.set("incarnation", sub.incarnation);
-      let source;
+      let source: EventSource;
       try {
         source = new Impl(url.href);
       } catch (error) {
         return fail(String(error));
       }
       sources.set(sub.id, source);
-      const onMessage = (event) => {
+      const onMessage = (event: MessageEvent) => {
         if (closed || sources.get(sub.id) !== source) return;
         deliverParsed(event.data, callbacks.message);
       };
       for (const type of [WIRE.msg.ack, WIRE.msg.patch, WIRE.msg.reload]) source.addEventListener(type, onMessage);
       // "error" is both a server event (a MessageEvent with data) and the stream failing (a plain Event).
-      source.addEventListener("error", (event) => {
-        if (typeof (/** @type {any} */ (event).data) === "string") return onMessage(event);
+      source.addEventListener("error", (event: Event) => {
+        if (typeof (event as MessageEvent).data === "string") {
+          return onMessage(event as MessageEvent);
+        }
         if (sources.get(sub.id) === source) fail("event stream failed");
       });
     },
@@ -308,11 +322,9 @@ function openEventStreams(env, base, callbacks) {
 /**
  * Hands a server message to `deliver`; text that is not JSON is dropped (the server only sends JSON, so it can
  * only be a truncated or foreign frame).
- * @param {string} data
- * @param {(message: any) => void} deliver
  */
-function deliverParsed(data, deliver) {
-  let message;
+function deliverParsed(data: string, deliver: (message: any) => void): void {
+  let message: unknown;
   try {
     message = JSON.parse(data);
   } catch {

@@ -6,13 +6,13 @@
 // Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
 // Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
 
-import { ConnectionManager } from "./connection.js";
-import { CLIENT_TUNING, WIRE } from "./constants.js";
+import { ConnectionManager, type Subscription } from "./connection.ts";
+import { CLIENT_TUNING, WIRE } from "./constants.ts";
 
-export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.js";
-export { ConnectionManager } from "./connection.js";
-export { CLIENT_TUNING, WIRE } from "./constants.js";
-export { IDLE, transition } from "./state.js";
+export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
+export { ConnectionManager } from "./connection.ts";
+export { CLIENT_TUNING, WIRE } from "./constants.ts";
+export { IDLE, transition } from "./state.ts";
 
 /** Token problems the page can only fix by rendering again (a fresh token, the current identity, the new ledger). */
 const RELOAD_CODES = new Set([
@@ -25,9 +25,33 @@ const RELOAD_CODES = new Set([
   "offset_too_old",
 ]);
 
-/** @type {{ state: string, transport: string, appliedOffsets: Record<string, number>, messagesReceived: number,
- *   patchesApplied: number, reloads: string[], subscriptions: string[], drop(): void }} */
-const debug = {
+/** What the page exposes as window.__upkeep, for debugging and browser tests. */
+interface DebugView {
+  state: string;
+  transport: string;
+  appliedOffsets: Record<string, number>;
+  messagesReceived: number;
+  patchesApplied: number;
+  reloads: string[];
+  readonly subscriptions: string[];
+  drop(): void;
+}
+
+/** The part of @hotwired/turbo the client uses. */
+interface TurboApi {
+  connectStreamSource(source: Element): void;
+  disconnectStreamSource(source: Element): void;
+  visit(location: string, options: { action: "replace" }): void;
+}
+
+declare global {
+  interface Window {
+    Turbo?: TurboApi;
+    __upkeep?: DebugView;
+  }
+}
+
+const debug: DebugView = {
   state: "idle",
   transport: "websocket",
   appliedOffsets: {},
@@ -42,10 +66,9 @@ const debug = {
   },
 };
 
-/** @type {ConnectionManager | null} */
-let manager = null;
+let manager: ConnectionManager | null = null;
 
-function sharedManager(/** @type {Element} */ element) {
+function sharedManager(element: Element): ConnectionManager {
   if (!manager) {
     manager = new ConnectionManager({
       socketPath: element.getAttribute("socket-path") ?? WIRE.socketPath,
@@ -68,11 +91,10 @@ function sharedManager(/** @type {Element} */ element) {
   return manager;
 }
 
-/** @type {Promise<any> | null} */
-let turboLoading = null;
+let turboLoading: Promise<TurboApi> | null = null;
 
 /** The page's Turbo, or the copy the server serves at WIRE.turboScriptPath. */
-function loadTurbo() {
+function loadTurbo(): Promise<TurboApi> {
   if (window.Turbo) return Promise.resolve(window.Turbo);
   turboLoading ??= import(WIRE.turboScriptPath).then(
     (module) => window.Turbo ?? module.default ?? module,
@@ -90,15 +112,14 @@ addEventListener("turbo:load", () => {
 });
 
 /** Replaces the page with a fresh GET, once; a server that keeps refusing does not cause a reload loop. */
-function reloadPage(/** @type {string} */ reason) {
+function reloadPage(reason: string): void {
   if (reloadPending) return;
   const key = "upkeep:reloads";
   const now = Date.now();
-  let recent = [];
+  let recent: { href: string; at: number }[] = [];
   try {
     recent = JSON.parse(sessionStorage.getItem(key) ?? "[]").filter(
-      (/** @type {{ href: string, at: number }} */ r) =>
-        r.href === location.href && now - r.at < CLIENT_TUNING.reloadWindowMs,
+      (r: { href: string; at: number }) => r.href === location.href && now - r.at < CLIENT_TUNING.reloadWindowMs,
     );
   } catch {
     recent = [];
@@ -123,8 +144,7 @@ function reloadPage(/** @type {string} */ reason) {
 let counter = 0;
 
 export class UpkeepStreamSource extends HTMLElement {
-  /** @type {import("./connection.js").Subscription | null} */
-  #sub = null;
+  #sub: Subscription | null = null;
   /** Patches are applied strictly in arrival order, even while Turbo is still loading. */
   #queue = Promise.resolve();
 
@@ -172,7 +192,7 @@ export class UpkeepStreamSource extends HTMLElement {
     window.Turbo?.disconnectStreamSource(this);
   }
 
-  #receive(/** @type {any} */ message) {
+  #receive(message: any): void {
     const sub = this.#sub;
     if (!sub) return;
     switch (message.type) {
@@ -195,7 +215,7 @@ export class UpkeepStreamSource extends HTMLElement {
     }
   }
 
-  async #apply(sub, /** @type {{ offset: number, html: string }} */ message) {
+  async #apply(sub: Subscription, message: { offset: number; html: string }): Promise<void> {
     // Patches below the offset the page already shows are stale (each brings the page to current state at its offset).
     if (this.#sub !== sub || message.offset < sub.offset) return;
     const Turbo = await loadTurbo();

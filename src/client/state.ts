@@ -19,33 +19,48 @@
 // superseded attempt (a socket that was already given up) does not match the current epoch and changes nothing.
 // That guard lives here, in the pure function, so the transition-table test covers it.
 
-import { BACKOFF, backoffDelay } from "./backoff.js";
-import { CLIENT_TUNING, WIRE } from "./constants.js";
+import { BACKOFF, type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { CLIENT_TUNING, WIRE } from "./constants.ts";
 
 /** Close codes a reconnect would meet again. */
-export const TERMINAL_CODES = Object.freeze([
+export const TERMINAL_CODES: readonly number[] = Object.freeze([
   WIRE.close.tooManySubscriptions,
   WIRE.close.messageTooLarge,
   WIRE.close.malformed,
 ]);
 
-/**
- * @typedef {"websocket" | "sse"} Transport
- * @typedef {{ status: "idle" | "connecting" | "open" | "backoff" | "closed", epoch: number, attempt: number,
- *   transport: Transport, webSocketFailures: number, since: number, retryAt: number | null,
- *   closedBy: number | null }} ConnectionState
- * @typedef {{ type: "connect", now: number, transport?: Transport }
- *   | { type: "opened", epoch: number, now: number }
- *   | { type: "healthy", epoch: number, now: number }
- *   | { type: "failed", epoch: number, now: number, code?: number }
- *   | { type: "retry", now: number }
- *   | { type: "wake", now: number }
- *   | { type: "stop", now: number }} ConnectionEvent
- * @typedef {{ backoff?: typeof BACKOFF, random?: () => number, webSocketFailuresBeforeSse?: number }} TransitionOptions
- */
-
-/** @type {ConnectionState} */
-export const IDLE = Object.freeze({
+export type Transport = "websocket" | "sse";
+export type ConnectionStatus = "idle" | "connecting" | "open" | "backoff" | "closed";
+export interface ConnectionState {
+  readonly status: ConnectionStatus;
+  /** Numbers connection attempts; events from another epoch are ignored. */
+  readonly epoch: number;
+  /** Consecutive failed attempts (drives the backoff ceiling). */
+  readonly attempt: number;
+  readonly transport: Transport;
+  /** Consecutive WebSocket attempts that never opened (drives the SSE fallback). */
+  readonly webSocketFailures: number;
+  /** When the current state was entered (the injected clock's time). */
+  readonly since: number;
+  /** In backoff: when to try again. */
+  readonly retryAt: number | null;
+  /** Closed by the server with a terminal close code (no reconnect), else null. */
+  readonly closedBy: number | null;
+}
+export type ConnectionEvent =
+  | { type: "connect"; now: number; transport?: Transport }
+  | { type: "opened"; epoch: number; now: number }
+  | { type: "healthy"; epoch: number; now: number }
+  | { type: "failed"; epoch: number; now: number; code?: number }
+  | { type: "retry"; now: number }
+  | { type: "wake"; now: number }
+  | { type: "stop"; now: number };
+export interface TransitionOptions {
+  backoff?: BackoffOptions;
+  random?: () => number;
+  webSocketFailuresBeforeSse?: number;
+}
+export const IDLE: ConnectionState = Object.freeze({
   status: "idle",
   epoch: 0,
   attempt: 0,
@@ -56,22 +71,16 @@ export const IDLE = Object.freeze({
   closedBy: null,
 });
 
-/**
- * @param {ConnectionState} state
- * @param {Partial<ConnectionState>} changes
- * @returns {ConnectionState}
- */
-function next(state, changes) {
+function next(state: ConnectionState, changes: Partial<ConnectionState>): ConnectionState {
   return Object.freeze({ ...state, ...changes });
 }
 
-/**
- * @param {ConnectionState} state
- * @param {ConnectionEvent} event
- * @param {TransitionOptions} [options]
- * @returns {ConnectionState} the next state (the same object when the event does not apply)
- */
-export function transition(state, event, options = {}) {
+/** The next state (the same object when the event does not apply). */
+export function transition(
+  state: ConnectionState,
+  event: ConnectionEvent,
+  options: TransitionOptions = {},
+): ConnectionState {
   switch (event.type) {
     case "connect":
       if (state.status !== "idle" && state.status !== "closed") return state;

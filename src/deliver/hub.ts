@@ -21,15 +21,16 @@
 import { randomUUID } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
-import { NotSettledError, SubscriptionTokenError } from "../errors.ts";
+import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import type { ReloadReason } from "../protocol.ts";
 import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
+import { admit } from "./admission.ts";
 import { Follower } from "./follower.ts";
 import { affectedBetween, digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
 import type { HubStats } from "./stats.ts";
-import { groupToken, verifyToken } from "./token.ts";
+import { groupToken } from "./token.ts";
 import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
 
 export type Mode = "development" | "test" | "production";
@@ -337,35 +338,17 @@ export class Hub implements SubscriptionHub {
   // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────
 
   async subscribe(request: SubscribeRequest, sink: Sink): Promise<() => void> {
-    const claims = verifyToken(request.token, this.options.secret);
-    const allowed = this.options.origins;
-    if (allowed && !allowed.includes(request.headers.origin ?? "")) {
-      throw new SubscriptionTokenError(
-        "origin_not_allowed",
-        `the connection's Origin ${request.headers.origin ?? "(none)"} is not one of ${allowed.join(", ")}`,
-      );
-    }
-    const incarnation = this.ledger.incarnation;
-    if (claims.incarnation !== incarnation || request.incarnation !== incarnation) {
-      sink.send({ type: "reload", id: request.id, reason: "incarnation_mismatch" });
+    const admitted = await admit(request, {
+      secret: this.options.secret,
+      origins: this.options.origins,
+      ledger: this.ledger,
+      position: this.position,
+    });
+    if ("reload" in admitted) {
+      sink.send({ type: "reload", id: request.id, reason: admitted.reload });
       return () => {};
     }
-    const identity = deriveIdentity(claims.inputs, request.headers).digest;
-    if (identity !== claims.identity) {
-      throw new SubscriptionTokenError(
-        "identity_mismatch",
-        `the connecting request's ${claims.inputs.join(", ") || "inputs"} differ from the ones the page was rendered with`,
-      );
-    }
-    const offset = Number.isSafeInteger(request.offset) ? request.offset : claims.offset;
-    if (offset < (await this.ledger.horizon())) {
-      sink.send({ type: "reload", id: request.id, reason: "offset_too_old" });
-      return () => {};
-    }
-    if (offset > Math.max(this.position, await this.ledger.head())) {
-      sink.send({ type: "reload", id: request.id, reason: "offset_ahead_of_ledger" });
-      return () => {};
-    }
+    const { claims, identity, offset } = admitted;
     const origin = originOf(claims, request.headers);
     const group = this.registry.ensure(claims.url, identity, origin);
     // The page shows exactly the group's latest render when it was served that HTML at that offset.

@@ -27,17 +27,19 @@ import { returnsNoRows } from "../statements.ts";
 import { type Analyser, walkExpression } from "./expressions.ts";
 import { toPredicate } from "./predicates.ts";
 import { containsAggregate, directionOf, isDirection, rawText, unwrapRaw } from "./raw.ts";
-import { type Context, checkModifier, RAW_CODE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
+import { type Context, checkModifier, RAW_CODE, RAW_WHERE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
 import { rowKeysOf } from "./row-keys.ts";
 import {
-  addColumn,
   conjunctsOf,
   type ExprInfo,
   identifierName,
   isCte,
   type MutableRead,
   type Output,
+  qualifiedSource,
   type Resolved,
+  resolveColumn,
+  resolveReference,
   type Scope,
   type SelectInfo,
   type Source,
@@ -322,16 +324,7 @@ class Analyzer implements Analyser {
       for (const p of raw.parameters) this.expr(p, scope, context);
       return;
     }
-    const where: Record<Context, string> = {
-      predicate: "a condition",
-      join: "a join condition",
-      selection: "a selection containing a subquery",
-      group: "a group by term containing a subquery",
-      order: "an order by term",
-      source: "a source",
-      limit: "a limit",
-    };
-    throw new Refusal(RAW_CODE[context], `${where[context]} is the sql\`…\` fragment ${text}`);
+    throw new Refusal(RAW_CODE[context], `${RAW_WHERE[context]} is the sql\`…\` fragment ${text}`);
   }
 
   /** A selection; returns true when it aggregates (aggregate or window function, or a covered raw fragment). */
@@ -401,36 +394,17 @@ class Analyzer implements Analyser {
     throw new Refusal("unsupported_query", `the ${what} is not a number value`, `pass a number: .${what}(10)`);
   }
 
-  // ── references ─────────────────────────────────────────────────────────────────────────────────────────
+  // ── references (scope.ts resolves them) ───────────────────────────────────────────────────────────────
 
   qualified(table: TableNode, scope: Scope): Source {
-    const name = tableName(table);
-    const short = table.table.identifier.name;
-    for (let s: Scope | null = scope; s; s = s.parent) {
-      const found = s.sources.find((x) => x.name === name || x.name === short);
-      if (found) return found;
-    }
-    throw new Refusal("unsupported_query", `cannot resolve the table reference "${name}"`);
+    return qualifiedSource(table, scope);
   }
 
   resolve(ref: ReferenceNode, scope: Scope): Resolved {
-    const column = (ref.column as { column: { name: string } }).column.name;
-    if (ref.table) {
-      const source = this.qualified(ref.table, scope);
-      addColumn(source, column);
-      return { column, candidates: [source] };
-    }
-    return this.resolveColumn(column, scope);
+    return resolveReference(ref, scope);
   }
 
-  /** An unqualified column: it belongs to one source of the innermost scope that has it, or, when none has it,
-   *  to an enclosing scope. Without the schema we record it on all of them (sound, slightly imprecise). */
   resolveColumn(column: string, scope: Scope): Resolved {
-    let innermost: Source[] | null = null;
-    for (let s: Scope | null = scope; s; s = s.parent) {
-      for (const source of s.sources) addColumn(source, column);
-      if (!innermost && s.sources.length > 0) innermost = s.sources;
-    }
-    return { column, candidates: innermost ?? [] };
+    return resolveColumn(column, scope);
   }
 }

@@ -91,3 +91,14 @@ export const RAW_CODE: Record<Context, RefusalCode> = {
   source: "opaque_source",
   limit: "unsupported_query",
 };
+
+/** How a refusal names where a raw fragment stood. */
+export const RAW_WHERE: Record<Context, string> = {
+  predicate: "a condition",
+  join: "a join condition",
+  selection: "a selection containing a subquery",
+  group: "a group by term containing a subquery",
+  order: "an order by term",
+  source: "a source",
+  limit: "a limit",
+};

@@ -1,5 +1,13 @@
 // Scopes and sources: what a query reads, where each reference may point, and what each select produces.
-import { AndNode, IdentifierNode, type OperationNode, ParensNode, type TableNode } from "kysely";
+import {
+  AndNode,
+  ColumnNode,
+  IdentifierNode,
+  type OperationNode,
+  ParensNode,
+  type ReferenceNode,
+  type TableNode,
+} from "kysely";
 import { Refusal } from "./refusals.ts";
 import type { OrderTerm, Predicate } from "./types.ts";
 
@@ -85,3 +93,35 @@ export function identifierName(node: OperationNode): string {
 }
 
 /** A raw node that only wraps Kysely nodes (sql.ref, sql.table, sql.val, sql.id, sql.lit): transparent. */
+
+/** The source a qualified reference (`t.col`, `t.*`) names, in this scope or an enclosing one. */
+export function qualifiedSource(table: TableNode, scope: Scope): Source {
+  const name = tableName(table);
+  const short = table.table.identifier.name;
+  for (let s: Scope | null = scope; s; s = s.parent) {
+    const found = s.sources.find((x) => x.name === name || x.name === short);
+    if (found) return found;
+  }
+  throw new Refusal("unsupported_query", `cannot resolve the table reference "${name}"`);
+}
+
+export function resolveReference(ref: ReferenceNode, scope: Scope): Resolved {
+  const column = ColumnNode.is(ref.column) ? ref.column.column.name : "*";
+  if (ref.table) {
+    const source = qualifiedSource(ref.table, scope);
+    addColumn(source, column);
+    return { column, candidates: [source] };
+  }
+  return resolveColumn(column, scope);
+}
+
+/** An unqualified column: it belongs to one source of the innermost scope that has it, or, when none has it, to
+ *  an enclosing scope. Without the schema we record it on all of them (sound, slightly imprecise). */
+export function resolveColumn(column: string, scope: Scope): Resolved {
+  let innermost: Source[] | null = null;
+  for (let s: Scope | null = scope; s; s = s.parent) {
+    for (const source of s.sources) addColumn(source, column);
+    if (!innermost && s.sources.length > 0) innermost = s.sources;
+  }
+  return { column, candidates: innermost ?? [] };
+}

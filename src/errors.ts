@@ -127,7 +127,9 @@ export type RefusalCode =
   | "unsupported_query"
   | "uncaptured_source"
   | "opaque_modifier"
-  | "write_in_render";
+  | "write_in_render"
+  | "frame_props"
+  | "frame_root";
 
 /** A read whose dependency cannot be proven: the page cannot be kept live. */
 export class RefusedBoundaryError extends UpkeepError {

@@ -1,11 +1,20 @@
 // Upkeep: keeps ordinary server-rendered pages live.
 
 export type { MatchResult, MissReason, QueryDependency } from "./analysis/types.ts";
+export { cookie, header } from "./capture/context.ts";
 export { BACKOFF_DEFAULTS, DELIVERY_TUNING, LEDGER, LEDGER_TUNING, TRANSPORT_TUNING, WIRE } from "./constants.ts";
 export type { ClientMessage, ServerMessage, SubscribeRequest } from "./deliver/types.ts";
 export * from "./errors.ts";
 export { install, openLedger, uninstall } from "./ledger/index.ts";
 export type { Fact, Ledger, LedgerOptions, Operation, Row } from "./ledger/types.ts";
+export {
+  Collection,
+  type CollectionProps,
+  type CollectionQuery,
+  type HtmlString,
+  type Partial,
+  partial,
+} from "./render/frames.ts";
 export {
   createUpkeep,
   type Served,

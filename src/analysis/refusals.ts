@@ -20,6 +20,10 @@ export const REWRITES: Record<RefusalCode, string> = {
     "drop the modifyFront/modifyEnd fragment (or the SKIP LOCKED) from the page's read: it can change which rows a query returns in ways Upkeep cannot see",
   uncaptured_source:
     "read captured tables: a table added after install is captured after `npx upkeep install` (or the running ledger's refresh); an excluded table must leave `exclude`; query the base tables instead of a view, a foreign table or a partitioned table",
+  frame_props:
+    "pass a partial plain data (rows, ids, strings, numbers, arrays and objects of those); compute functions, class instances and JSX inside it, or render it with a plain component instead of a partial",
+  frame_root:
+    "make the partial render exactly one root element with a stable, unique id, every element inside it closed explicitly (e.g. an <li> whose id is "card_" followed by the row's id)",
 };
 
 /**

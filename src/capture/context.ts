@@ -19,21 +19,90 @@ export interface PageCapture {
   url: string;
   /** The ledger head recorded before the first read (goes into the page's live marker). */
   renderOffset: number;
+  /** Every read of the render, whichever frame made it. */
   queries: QueryDependency[];
   /** Ambient inputs the render read: `cookie:<name>`, `header:<lower-name>`, `session:<key>`, `user`, … */
   inputs: Map<string, string | null>;
   refusals: RefusedBoundaryError[];
+  /** The page frame: the root of the render's frame tree (render/frames.ts adds the others). */
+  root: FrameCapture;
+  /** The request headers (lower-case names) the render may read through `cookie()` / `header()` of `upkeep`. */
+  headers: ((name: string) => string | null) | null;
 }
 
-const storage = new AsyncLocalStorage<PageCapture>();
+/**
+ * Frames: the parts of a response with their own reads, inputs and replay recipe. The page frame is the root;
+ * a fragment (`partial`) or a collection render site opens a child frame while it renders, so every read and every
+ * input is recorded on the frame that was current when it was made. Inputs are recorded on the frame and on every
+ * ancestor, since an ancestor's output contains its descendants' (an identity signature must cover them).
+ */
+export type FrameKind = "page" | "fragment" | "collection" | "member";
+
+/** How a frame is rendered again without its parent (defined in render/frames.ts). */
+export interface FrameRecipe {
+  /** What the frame renders from, whoever views it: the frame's shape and props, never an input's value. */
+  readonly key: string;
+}
+
+export interface FrameCapture {
+  readonly kind: FrameKind;
+  /** The id of the frame's root element ("" for the page frame). */
+  id: string;
+  readonly parent: FrameCapture | null;
+  readonly page: PageCapture;
+  /** Reads made while this frame was current (not its children's). */
+  readonly queries: QueryDependency[];
+  /** Names of the inputs read by this frame and its descendants. */
+  readonly inputs: Set<string>;
+  readonly children: FrameCapture[];
+  recipe: FrameRecipe | null;
+  /** The frame's rendered outer HTML ("" for the page frame, whose HTML is the response). */
+  html: string;
+  /** Set when the frame cannot be replayed on its own: its reads count as its parent's (see render/frames.ts). */
+  folded: boolean;
+}
+
+const storage = new AsyncLocalStorage<FrameCapture>();
 
 export function createCapture(url: string, renderOffset = 0): PageCapture {
-  return { url, renderOffset, queries: [], inputs: new Map(), refusals: [] };
+  const page = { url, renderOffset, queries: [], inputs: new Map(), refusals: [], headers: null } as Omit<
+    PageCapture,
+    "root"
+  > as PageCapture;
+  page.root = newFrame("page", "", null, page);
+  return page;
+}
+
+function newFrame(kind: FrameKind, id: string, parent: FrameCapture | null, page: PageCapture): FrameCapture {
+  return {
+    kind,
+    id,
+    parent,
+    page,
+    queries: [],
+    inputs: new Set(),
+    children: [],
+    recipe: null,
+    html: "",
+    folded: false,
+  };
+}
+
+/** Opens a child frame of `parent` (it becomes current inside runInFrame). */
+export function openFrame(kind: Exclude<FrameKind, "page">, parent: FrameCapture): FrameCapture {
+  const frame = newFrame(kind, "", parent, parent.page);
+  parent.children.push(frame);
+  return frame;
 }
 
 /** Runs fn with capture as the current capture (for everything fn awaits, too). */
 export function runWithCapture<T>(capture: PageCapture, fn: () => T): T {
-  return storage.run(capture, fn);
+  return storage.run(capture.root, fn);
+}
+
+/** Runs fn with `frame` current: the reads and inputs of fn (and of everything it awaits) are the frame's. */
+export function runInFrame<T>(frame: FrameCapture, fn: () => T): T {
+  return storage.run(frame, fn);
 }
 
 /** Runs fn outside any capture (Upkeep's own bookkeeping queries). */
@@ -42,13 +111,37 @@ export function runWithoutCapture<T>(fn: () => T): T {
 }
 
 export function currentCapture(): PageCapture | undefined {
+  return storage.getStore()?.page;
+}
+
+/** The frame current in this async context (undefined outside a capture). */
+export function currentFrame(): FrameCapture | undefined {
   return storage.getStore();
 }
 
 /** Records an ambient input the render read. The first value read wins (a render sees one request). */
 export function recordInput(name: string, value: string | null): void {
-  const capture = storage.getStore();
-  if (capture && !capture.inputs.has(name)) capture.inputs.set(name, value);
+  const frame = storage.getStore();
+  if (!frame) return;
+  if (!frame.page.inputs.has(name)) frame.page.inputs.set(name, value);
+  for (let f: FrameCapture | null = frame; f && !f.inputs.has(name); f = f.parent) f.inputs.add(name);
+}
+
+/** Reads a cookie of the request being rendered, as an input of the current frame (undefined when absent or when
+ *  nothing is being rendered). Works in fragments replayed without their page, where no web context exists. */
+export function cookie(name: string): string | undefined {
+  const frame = storage.getStore();
+  const value = parseCookies(frame?.page.headers?.("cookie") ?? "").get(name);
+  recordInput(`cookie:${name}`, value ?? null);
+  return value;
+}
+
+/** Reads a header of the request being rendered, as an input of the current frame. */
+export function header(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  const value = storage.getStore()?.page.headers?.(lower) ?? null;
+  recordInput(`header:${lower}`, value);
+  return value ?? undefined;
 }
 
 /** True for inputs whose values can be re-derived from a request's headers. */

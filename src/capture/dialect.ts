@@ -17,7 +17,7 @@ import { tableName } from "../analysis/scope.ts";
 import { RefusedBoundaryError } from "../errors.ts";
 import { WrappingDriver } from "../ledger/driver.ts";
 import { statementKind } from "../statements.ts";
-import { currentCapture, type PageCapture } from "./context.ts";
+import { currentFrame, type FrameCapture } from "./context.ts";
 
 export interface CaptureDialectOptions {
   /** Primary-key columns of a table, in key order (undefined when unknown or keyless). */
@@ -49,16 +49,16 @@ class CaptureConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const capture = currentCapture();
-    if (!capture) return this.inner.executeQuery<R>(compiled);
+    const frame = currentFrame();
+    if (!frame) return this.inner.executeQuery<R>(compiled);
     const result = await this.inner.executeQuery<R>(compiled);
-    await this.record(capture, compiled, result.rows as Record<string, unknown>[]);
+    await this.record(frame, compiled, result.rows as Record<string, unknown>[]);
     return result;
   }
 
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    const capture = currentCapture();
-    if (!capture) {
+    const frame = currentFrame();
+    if (!frame) {
       yield* this.inner.streamQuery<R>(compiled, chunkSize);
       return;
     }
@@ -70,11 +70,13 @@ class CaptureConnection implements DatabaseConnection {
         yield chunk;
       }
     } finally {
-      await this.record(capture, compiled, rows);
+      await this.record(frame, compiled, rows);
     }
   }
 
-  async record(capture: PageCapture, compiled: CompiledQuery, rows: Record<string, unknown>[]): Promise<void> {
+  /** Analyses a read into the frame that made it (and the page's list of every read). */
+  async record(frame: FrameCapture, compiled: CompiledQuery, rows: Record<string, unknown>[]): Promise<void> {
+    const capture = frame.page;
     if (statementKind(compiled) === "write") {
       // Every replay of the page would repeat the write, whose fact would make the page dirty again.
       capture.refusals.push(
@@ -115,6 +117,7 @@ class CaptureConnection implements DatabaseConnection {
       return;
     }
     capture.queries.push(result);
+    frame.queries.push(result);
   }
 }
 

@@ -5,7 +5,7 @@ import type { Fact, Ledger } from "../ledger/types.ts";
 import { isTableWide } from "../plan/match.ts";
 import { planBatch } from "../plan/planner.ts";
 import type { ReloadReason } from "../protocol.ts";
-import type { PageGroup, PageRegistry } from "../register/registry.ts";
+import type { GroupFrame, PageGroup, PageRegistry } from "../register/registry.ts";
 import type { HubStats } from "./stats.ts";
 
 /** Retry delays of the follower after a failure: doubling from the first to the last. */
@@ -20,7 +20,13 @@ export interface FollowerHost {
   log(level: "warn" | "error", message: string): void;
   /** Logs a fault once per key (a fault that persists is not repeated on every retry). */
   logOnce(level: "warn" | "error", key: string, message: string): void;
-  /** Replays every dirty group with subscribers; resolves when they finished. */
+  /** Frames a batch made dirty (the planner has set their flag): their groups are due a render. */
+  dirtied(frames: readonly GroupFrame[]): void;
+  /** Marks a group's page frame dirty: the group is due a replay. */
+  markPageDirty(group: PageGroup): void;
+  /** True when some group with subscribers is due a render. */
+  renderDue(): boolean;
+  /** Renders every dirty group with subscribers; resolves when they finished. */
   renderDirty(): Promise<void>;
   reloadAll(group: PageGroup, reason: ReloadReason): void;
   checkIdle(): void;
@@ -66,7 +72,7 @@ export class Follower {
           const fresh = batch.filter((fact) => fact.offset > this.position);
           if (fresh.length === 0) continue;
           this.ingest(fresh);
-          if (this.#host.coalesceMs > 0 && this.replayDue()) await this.coalesce(signal);
+          if (this.#host.coalesceMs > 0 && this.#host.renderDue()) await this.coalesce(signal);
           await this.#host.renderDirty();
           this.#host.checkIdle();
         }
@@ -116,18 +122,12 @@ export class Follower {
       );
       this.position = Math.max(this.position, position.horizon);
       for (const group of this.#host.registry.groups()) {
-        group.dirty = true;
+        this.#host.markPageDirty(group);
         if (group.local.subscribers.size === 0) group.renderOffset = -1; // its reads must be learnt again
       }
       await this.#host.renderDirty();
       return true;
     }
-    return false;
-  }
-
-  /** True when some page group with subscribers is waiting for a replay. */
-  private replayDue(): boolean {
-    for (const group of this.#host.registry.groups()) if (group.dirty && group.local.subscribers.size > 0) return true;
     return false;
   }
 
@@ -146,7 +146,7 @@ export class Follower {
   }
 
   private ingest(facts: Fact[]): void {
-    planBatch(this.#host.registry, facts);
+    this.#host.dirtied(planBatch(this.#host.registry, facts).dirtied);
     this.#host.stats.factsPlanned += facts.length;
     for (const fact of facts) {
       if (!isTableWide(fact)) continue;

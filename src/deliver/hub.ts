@@ -19,22 +19,63 @@
 // and the convergence oracle fail if any step of this argument is wrong.
 
 import { randomUUID } from "node:crypto";
-import { deriveIdentity, type PageCapture } from "../capture/context.ts";
+import { createCapture, deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
 import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
+import { affects } from "../plan/planner.ts";
 import type { ReloadReason } from "../protocol.ts";
-import { MemoryRegistry, type PageGroup, type PageRegistry, type Subscriber } from "../register/registry.ts";
+import {
+  buildFrames,
+  type GroupFrame,
+  idCounts,
+  type MemberState,
+  MemoryRegistry,
+  type PageGroup,
+  type PageRegistry,
+  type Subscriber,
+} from "../register/registry.ts";
+import { renderAgain, renderNewMember, rerunCollection } from "../render/frames.ts";
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
 import { admit } from "./admission.ts";
 import { Follower } from "./follower.ts";
+import { diffMembers, replaceFrame, replaceOnce, updateCollection } from "./frames.ts";
 import { affectedBetween, digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
-import type { HubStats } from "./stats.ts";
+import type { Deoptimization, HubStats } from "./stats.ts";
 import { groupToken } from "./token.ts";
 import type { ServerMessage, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
 
 export type Mode = "development" | "test" | "production";
 export type { Deoptimization, HubStats } from "./stats.ts";
+
+/** Renders shared by every group that needs the same frame at the same planner position (see renderFrames). */
+class SharedRenders {
+  #position = -1;
+  readonly #cache = new Map<string, Promise<unknown>>();
+  get<T>(position: number, key: string, make: () => Promise<T>): Promise<T> {
+    if (position !== this.#position) {
+      this.#position = position;
+      this.#cache.clear();
+    }
+    let promise = this.#cache.get(key) as Promise<T> | undefined;
+    if (!promise) {
+      promise = make();
+      promise.catch(() => {});
+      this.#cache.set(key, promise);
+    }
+    return promise;
+  }
+}
+
+/** A frame rendered again, ready to be spliced into its page and sent: or the reason the page must be replayed. */
+type FrameStep =
+  | {
+      frame: GroupFrame;
+      html: string;
+      actions: string;
+      commit(ids: Map<string, number>): { changed: GroupFrame[]; removed: GroupFrame[] };
+    }
+  | { fallback: Deoptimization };
 
 export interface HubOptions {
   ledger: Ledger;
@@ -68,7 +109,16 @@ export class Hub implements SubscriptionHub {
     factsPlanned: 0,
     factsTableWide: 0,
     resyncs: 0,
-    deoptimizations: { html_not_known: 0, change_not_covered_by_id: 0 },
+    frameRenders: 0,
+    deoptimizations: {
+      html_not_known: 0,
+      change_not_covered_by_id: 0,
+      collection_multi_change: 0,
+      collection_member_id_not_unique: 0,
+      frame_not_located: 0,
+      frame_inputs_changed: 0,
+      frame_refused: 0,
+    },
   };
   /** Names this process's position hold in the ledger. */
   readonly processId = randomUUID();
@@ -84,6 +134,11 @@ export class Hub implements SubscriptionHub {
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Groups that may be due a render (a flag was set since they were last scheduled). */
+  private readonly due = new Set<PageGroup>();
+  /** Groups whose render is running. */
+  private readonly rendering = new Set<PageGroup>();
+  private readonly shared = new SharedRenders();
 
   /** Offset of the last fact planned. */
   get position(): number {
@@ -106,6 +161,9 @@ export class Hub implements SubscriptionHub {
       log: (level, message) => this.options.log?.(level, message),
       logOnce: (level, key, message) => this.logOnce(level, key, message),
       renderDirty: () => this.renderDirty(),
+      dirtied: (frames) => this.dirtied(frames),
+      markPageDirty: (group) => this.markPageDirty(group),
+      renderDue: () => this.renderDue(),
       reloadAll: (group, reason) => this.reloadAll(group, reason),
       checkIdle: () => this.checkIdle(),
     });
@@ -162,25 +220,62 @@ export class Hub implements SubscriptionHub {
     this.options.log?.(level, message);
   }
 
+  /** Frames a batch made dirty: a page frame makes its group due a replay, any other frame a frame render. */
+  private dirtied(frames: readonly GroupFrame[]): void {
+    for (const frame of frames) {
+      if (frame.removed) continue;
+      if (frame.kind === "page") this.markPageDirty(frame.group);
+      else {
+        frame.group.local.dirtyFrames.add(frame);
+        this.due.add(frame.group);
+      }
+    }
+  }
+
+  private markPageDirty(group: PageGroup): void {
+    group.dirty = true;
+    this.due.add(group);
+  }
+
+  private needsRender(group: PageGroup): boolean {
+    return group.dirty || group.local.dirtyFrames.size > 0;
+  }
+
+  private renderDue(): boolean {
+    for (const group of this.due) if (group.local.subscribers.size > 0 && this.needsRender(group)) return true;
+    return false;
+  }
+
   private async renderDirty(): Promise<void> {
     const pending: Promise<void>[] = [];
-    for (const group of this.registry.groups()) {
+    for (const group of [...this.due]) {
       this.scheduleReplay(group);
       if (group.local.rendering) pending.push(group.local.rendering);
     }
     await Promise.all(pending);
   }
 
-  /** Start a replay of the group if it is dirty, has subscribers and none is running. */
+  /**
+   * Start a render of the group if it is due one, has subscribers and none is running: a replay of the page when
+   * its page frame is dirty, otherwise a render of its dirty frames. A group without subscribers keeps its flags
+   * (a subscribe schedules it again).
+   */
   private scheduleReplay(group: PageGroup): void {
-    if (this.closed || !this.app || group.local.rendering || !group.dirty || group.local.subscribers.size === 0) return;
-    group.local.rendering = this.render(group)
+    if (this.closed || !this.app || group.local.rendering) return;
+    if (!this.needsRender(group) || group.local.subscribers.size === 0) {
+      this.due.delete(group);
+      return;
+    }
+    this.due.delete(group);
+    this.rendering.add(group);
+    group.local.rendering = (group.dirty ? this.render(group) : this.renderFrames(group))
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
         this.reloadAll(group, "render_failed");
       })
       .finally(() => {
         group.local.rendering = null;
+        this.rendering.delete(group);
         this.scheduleReplay(group);
         this.checkIdle();
       });
@@ -191,6 +286,9 @@ export class Hub implements SubscriptionHub {
     const app = this.app;
     if (!representative || !app) return;
     group.dirty = false;
+    // The replay renders every frame of the page again.
+    for (const frame of group.frames) frame.dirty = false;
+    group.local.dirtyFrames.clear();
     this.stats.renders++;
     const result = await replayPage(app, group.origin, group.url, representative.headers);
     const capture = result.capture;
@@ -210,14 +308,14 @@ export class Hub implements SubscriptionHub {
         const own = deriveIdentity(inputs, subscriber.headers).digest;
         const destination = own === identity ? target : this.registry.ensure(group.url, own, group.origin);
         if (destination === group) {
-          group.dirty = true; // still this group's identity, but this render was not made for it
+          this.markPageDirty(group); // still this group's identity, but this render was not made for it
           continue;
         }
         group.local.subscribers.delete(subscriber);
         destination.local.subscribers.add(subscriber);
         subscriber.group = destination;
         if (destination !== target) {
-          destination.dirty = true;
+          this.markPageDirty(destination);
           this.scheduleReplay(destination);
         }
       }
@@ -227,10 +325,240 @@ export class Hub implements SubscriptionHub {
       html: result.html,
       inputs,
       deps: capture.queries,
+      root: capture.root,
     });
     // Facts planned while the replay ran were matched against the old reads (or none): plan them again.
     if (recorded && capture.renderOffset < this.position) this.catchUp(target, capture.renderOffset, this.position);
     this.deliver(target);
+  }
+
+  // ── frames ─────────────────────────────────────────────────────────────────────────────────────────────
+  //
+  // A group whose page frame is clean but some of whose frames are dirty renders only the topmost dirty frames
+  // (a dirty frame inside a dirty frame is rendered as part of it). Each frame is rendered for a representative
+  // subscriber (every subscriber of the group has the same inputs). A render is shared by every group that needs
+  // the same frame at the same planner position: the key is the frame's recipe (its shape and props) and the digest
+  // of the values of the inputs the frame read, so groups of different viewers share a frame that read no input of
+  // theirs, and never one that did. The new HTML is spliced into the group's page (the frame's old HTML occurs
+  // exactly once in it, or the page is replayed instead), the frame's reads are registered again, and the facts
+  // planned while it rendered are planned again against them (as for a page replay, hub step 2).
+
+  private frameCapture(url: string, offset: number, headers: Record<string, string>): PageCapture {
+    const capture = createCapture(url, offset);
+    const lower = new Map<string, string>();
+    for (const [name, value] of Object.entries(headers)) lower.set(name.toLowerCase(), value);
+    capture.headers = (name) => lower.get(name) ?? null;
+    return capture;
+  }
+
+  private async renderFrames(group: PageGroup): Promise<void> {
+    const [representative] = group.local.subscribers;
+    if (!representative) return;
+    const dirty = new Set<GroupFrame>();
+    for (const frame of group.local.dirtyFrames) {
+      frame.dirty = false;
+      if (!frame.removed) dirty.add(frame);
+    }
+    group.local.dirtyFrames.clear();
+    const top = [...dirty].filter((frame) => {
+      for (let p = frame.parent; p; p = p.parent) if (dirty.has(p)) return false;
+      return true;
+    });
+    const before = group.html;
+    const frames = group.frames;
+    if (before === null || top.length === 0) return;
+    const offset = this.position;
+    const steps = await Promise.all(top.map((frame) => this.frameStep(group, frame, offset, representative.headers)));
+    // A newer render of the page was recorded meanwhile: it shows these facts, or its catch-up plans them again.
+    if (group.frames !== frames || group.html !== before) return;
+    let html = before;
+    const located: Extract<FrameStep, { frame: GroupFrame }>[] = [];
+    for (const step of steps) {
+      if ("fallback" in step) return this.replayInstead(group, step.fallback);
+      if (step.html !== step.frame.html) {
+        const next = replaceOnce(html, step.frame.html, step.html);
+        if (next === null) return this.replayInstead(group, "frame_not_located");
+        // The frame's HTML is part of each ancestor's.
+        for (let p = step.frame.parent; p && p.kind !== "page"; p = p.parent) {
+          const inner = replaceOnce(p.html, step.frame.html, step.html);
+          if (inner === null) return this.replayInstead(group, "frame_not_located");
+          p.html = inner;
+        }
+        html = next;
+      }
+      located.push(step);
+    }
+    const ids = group.local.ids ?? idCounts(html);
+    const changed: GroupFrame[] = [];
+    const removed: GroupFrame[] = [];
+    let actions = "";
+    for (const step of located) {
+      const result = step.commit(ids);
+      changed.push(...result.changed);
+      removed.push(...result.removed);
+      actions += step.actions;
+    }
+    this.registry.unindex(removed);
+    this.registry.index(changed);
+    group.frames = flatten(group.frames[0] as GroupFrame);
+    group.html = html;
+    group.local.htmlDigest = null;
+    group.local.ids = ids;
+    group.renderOffset = Math.max(group.renderOffset, offset);
+    group.touchedAt = Date.now();
+    if (offset < this.position) this.catchUpFrames(group, changed, offset, this.position);
+    this.deliver(group, { before, actions });
+  }
+
+  private replayInstead(group: PageGroup, reason: Deoptimization): void {
+    this.stats.deoptimizations[reason]++;
+    this.markPageDirty(group);
+  }
+
+  /** Renders one dirty frame again (shared between groups; see above) and prepares its patch. */
+  private async frameStep(
+    group: PageGroup,
+    frame: GroupFrame,
+    offset: number,
+    headers: Record<string, string>,
+  ): Promise<FrameStep> {
+    const recipe = frame.recipe;
+    if (!recipe) return { fallback: "frame_not_located" };
+    const digest = deriveIdentity(frame.inputs, headers).digest;
+    const covered = (inputs: Iterable<string>) => {
+      for (const name of inputs) if (!frame.inputs.includes(name)) return false;
+      return true;
+    };
+    if (recipe.kind === "collection") {
+      const rerun = await this.shared.get(offset, `${recipe.key}\0${digest}`, async () => {
+        this.stats.frameRenders++;
+        const capture = this.frameCapture(group.url, offset, headers);
+        return { capture, ...(await rerunCollection(capture.root, recipe, frame.id)) };
+      });
+      if (rerun.capture.refusals.length > 0) return { fallback: "frame_refused" };
+      if (!covered(rerun.frame.inputs)) return { fallback: "frame_inputs_changed" };
+      const old = frame.members;
+      if (!old) return { fallback: "frame_not_located" };
+      const pool = new Map<string, MemberState[]>();
+      for (const member of old) {
+        if (member.rowKey === "") continue;
+        const same = pool.get(member.rowKey);
+        if (same) same.push(member);
+        else pool.set(member.rowKey, [member]);
+      }
+      const next = await Promise.all(
+        rerun.rows.map(async ({ row, rowKey }) => {
+          const kept = rowKey === "" ? undefined : pool.get(rowKey)?.shift();
+          if (kept) return { member: { ...kept }, capture: null };
+          const capture = await this.shared.get(offset, `member:${recipe.key}:${rowKey}\0${digest}`, async () => {
+            this.stats.frameRenders++;
+            return renderNewMember(rerun.frame, recipe, row);
+          });
+          return { member: { id: capture.id, html: capture.html, rowKey, frame: null } as MemberState, capture };
+        }),
+      );
+      if (rerun.capture.refusals.length > 0) return { fallback: "frame_refused" };
+      for (const { capture } of next)
+        if (capture && !covered(capture.inputs)) return { fallback: "frame_inputs_changed" };
+      const members = next.map((n) => n.member);
+      const html = recipe.open + members.map((m) => m.html).join("") + recipe.close;
+      const diff = diffMembers(frame.id, old, members);
+      let actions: string;
+      if ("deoptimization" in diff) {
+        this.stats.deoptimizations[diff.deoptimization]++;
+        actions = updateCollection(frame.id, members);
+      } else actions = diff.actions;
+      return {
+        frame,
+        html,
+        actions,
+        commit: (ids) => {
+          adjustIds(ids, frame.html, html);
+          const kept = new Set(members.map((m) => m.frame).filter((f) => f !== null));
+          const removed = frame.children.filter((child) => !kept.has(child)).flatMap(subtree);
+          const changed: GroupFrame[] = [frame];
+          frame.children = [];
+          next.forEach(({ member, capture }) => {
+            if (member.frame) frame.children.push(member.frame);
+            else if (capture) {
+              const out: GroupFrame[] = [];
+              const built = buildFrames(group, capture, frame, offset, ids, out);
+              member.frame = built !== frame ? built : null;
+              changed.push(...out);
+            }
+          });
+          frame.deps = [...rerun.frame.queries];
+          frame.html = html;
+          frame.members = members;
+          frame.renderOffset = offset;
+          return { changed, removed };
+        },
+      };
+    }
+    const made = await this.shared.get(offset, `${recipe.key}\0${digest}`, async () => {
+      this.stats.frameRenders++;
+      const capture = this.frameCapture(group.url, offset, headers);
+      return { capture, frame: await renderAgain(capture.root, recipe) };
+    });
+    if (made.capture.refusals.length > 0 || made.frame.id === "") return { fallback: "frame_refused" };
+    if (!covered(made.frame.inputs)) return { fallback: "frame_inputs_changed" };
+    const html = made.frame.html;
+    return {
+      frame,
+      html,
+      actions: html === frame.html ? "" : replaceFrame(frame.id, html),
+      commit: (ids) => {
+        adjustIds(ids, frame.html, html);
+        const removed = frame.children.flatMap(subtree);
+        const out: GroupFrame[] = [];
+        const oldId = frame.id;
+        const oldHtml = frame.html;
+        frame.children = [];
+        frame.id = made.frame.id;
+        frame.html = html;
+        frame.deps = [...made.frame.queries];
+        frame.inputs = [...made.frame.inputs];
+        frame.renderOffset = offset;
+        for (const child of made.frame.children) buildFrames(group, child, frame, offset, ids, out);
+        const parent = frame.parent;
+        if (parent?.members) {
+          const member = parent.members.find((m) => m.frame === frame || (m.id === oldId && m.html === oldHtml));
+          if (member) {
+            member.id = frame.id;
+            member.html = html;
+          }
+        }
+        return { changed: [frame, ...out], removed };
+      },
+    };
+  }
+
+  /** Plans the facts (from, to] again against frames whose reads were just registered. */
+  private catchUpFrames(group: PageGroup, frames: GroupFrame[], from: number, to: number): void {
+    if (this.closed) return;
+    this.catchUps++;
+    const running: Promise<void> = (async () => {
+      let after = from;
+      while (after < to && !this.closed) {
+        const facts = await this.ledger.read(after, { incarnation: this.ledger.incarnation });
+        if (facts.length === 0) break;
+        for (const fact of facts) {
+          if (fact.offset > to) break;
+          const hit = frames.filter((f) => !f.dirty && !f.removed && affects(f.deps, fact));
+          for (const f of hit) f.dirty = true;
+          this.dirtied(hit);
+        }
+        after = (facts[facts.length - 1] as Fact).offset;
+      }
+    })()
+      .catch(() => this.markPageDirty(group))
+      .finally(() => {
+        this.catchUps--;
+        this.pendingCatchUps.delete(running);
+        this.scheduleReplay(group);
+        this.checkIdle();
+      });
+    this.pendingCatchUps.add(running);
   }
 
   /**
@@ -238,7 +566,7 @@ export class Hub implements SubscriptionHub {
    * changed when the subscriber's HTML is known exactly (render/diff.ts), the whole-body morph otherwise. A
    * subscriber whose page already shows identical HTML gets no message.
    */
-  private deliver(group: PageGroup): void {
+  private deliver(group: PageGroup, frames?: { before: string; actions: string }): void {
     const latest = group.html;
     if (latest === null) return;
     let full: string | null = null;
@@ -246,7 +574,9 @@ export class Hub implements SubscriptionHub {
     for (const subscriber of group.local.subscribers) {
       if (subscriber.offset >= group.renderOffset) continue;
       let html: string | null = null;
-      if (subscriber.surface !== null) {
+      // A page showing the render the frames were patched from gets the frames' patch.
+      if (frames && subscriber.surface === frames.before) html = frames.actions;
+      else if (subscriber.surface !== null) {
         if (!narrowed.has(subscriber.surface))
           narrowed.set(subscriber.surface, narrowPatch(subscriber.surface, latest));
         html = narrowed.get(subscriber.surface) ?? null;
@@ -293,7 +623,7 @@ export class Hub implements SubscriptionHub {
     const identity = deriveIdentity(inputs, headers).digest;
     const group = this.registry.ensure(capture.url, identity, origin);
     const offset = capture.renderOffset;
-    if (this.registry.recordRender(group, { offset, html, inputs, deps: capture.queries })) {
+    if (this.registry.recordRender(group, { offset, html, inputs, deps: capture.queries, root: capture.root })) {
       group.dirty = false;
       // Subscribers of the group showing an older render get this one (same identity: same bytes).
       this.deliver(group);
@@ -321,10 +651,10 @@ export class Hub implements SubscriptionHub {
     const renderOffset = group.renderOffset;
     const running: Promise<void> = (async () => {
       const stillCurrent = () => !group.dirty && group.renderOffset === renderOffset && !this.closed;
-      if (await affectedBetween(this.ledger, group.deps, from, to, stillCurrent)) group.dirty = true;
+      if (await affectedBetween(this.ledger, group.deps, from, to, stillCurrent)) this.markPageDirty(group);
     })()
       .catch(() => {
-        group.dirty = true; // facts pruned or unreadable: replay rather than risk missing one
+        this.markPageDirty(group); // facts pruned or unreadable: replay rather than risk missing one
       })
       .finally(() => {
         this.catchUps--;
@@ -359,8 +689,9 @@ export class Hub implements SubscriptionHub {
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });
     if (group.renderOffset < 0)
-      group.dirty = true; // this process never saw the page: replay to learn its reads
+      this.markPageDirty(group); // this process never saw the page: replay to learn its reads
     else if (offset < group.renderOffset) this.deliver(group);
+    this.due.add(group);
     this.scheduleReplay(group);
     return () => {
       const current = subscriber.group;
@@ -372,11 +703,7 @@ export class Hub implements SubscriptionHub {
   // ── settling ───────────────────────────────────────────────────────────────────────────────────────────
 
   private busy(): boolean {
-    if (this.catchUps > 0) return true;
-    for (const group of this.registry.groups()) {
-      if (group.local.rendering || (group.dirty && group.local.subscribers.size > 0)) return true;
-    }
-    return false;
+    return this.catchUps > 0 || this.rendering.size > 0 || this.renderDue();
   }
 
   private checkIdle(): void {
@@ -429,4 +756,20 @@ export class Hub implements SubscriptionHub {
   explain(fact: Fact) {
     return this.registry.explain(fact);
   }
+}
+
+/** A frame and all its descendants. */
+function subtree(frame: GroupFrame): GroupFrame[] {
+  return [frame, ...frame.children.flatMap(subtree)];
+}
+
+/** Every frame of a page, each parent before its children. */
+function flatten(root: GroupFrame): GroupFrame[] {
+  return subtree(root);
+}
+
+/** Moves the id counts of a page from a frame's old HTML to its new HTML. */
+function adjustIds(ids: Map<string, number>, before: string, after: string): void {
+  for (const [id, n] of idCounts(before)) ids.set(id, (ids.get(id) ?? 0) - n);
+  for (const [id, n] of idCounts(after)) ids.set(id, (ids.get(id) ?? 0) + n);
 }

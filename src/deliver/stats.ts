@@ -5,11 +5,25 @@
  * HubStats.deoptimizations): the HTML its page shows is not known exactly (it resumed, or was served HTML the
  * group no longer holds), or a difference is not inside an element with a unique id.
  */
-export type Deoptimization = "html_not_known" | "change_not_covered_by_id";
+export type Deoptimization =
+  | "html_not_known"
+  | "change_not_covered_by_id"
+  /** A collection was rendered whole: too many members changed, or its members' ids are not unique. */
+  | "collection_multi_change"
+  | "collection_member_id_not_unique"
+  /** A frame's page was replayed instead of the frame: its HTML is not found exactly once in the page, … */
+  | "frame_not_located"
+  /** … it read an input it had not read before (its identity could not cover it), … */
+  | "frame_inputs_changed"
+  /** … or its render was refused (the page's replay then tells the browsers to reload). */
+  | "frame_refused";
 
 export interface HubStats {
-  /** Replays run (one per dirty group per batch, shared by all its subscribers). */
+  /** Page replays run (one per dirty group per batch, shared by all its subscribers). */
   renders: number;
+  /** Frame renders: fragments and collection members rendered, collections' queries run again (each shared by
+   *  every group that needed it). */
+  frameRenders: number;
   /** Patch messages sent, and their bytes. */
   messages: number;
   bytes: number;

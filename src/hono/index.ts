@@ -159,6 +159,7 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     // head at that moment and hence above this value. Facts between the two are planned again, never missed.
     capture.renderOffset = upkeep.hub.position;
     const rawHeaders = instrumentHeaders(c.req.raw.headers);
+    capture.headers = (name) => rawHeaders.get(name);
     const bodies = new WeakMap<Response, string>();
     rememberHtml(c, bodies);
     await runWithCapture(capture, () => next());

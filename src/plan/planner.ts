@@ -1,38 +1,38 @@
-// Planning: which page groups a batch of facts can affect.
+// Planning: which frames of which pages a batch of facts can affect.
 //
-// A fact at offset n affects a group only if (a) the reverse index names the group as a candidate, (b) matching
-// the fact's old and new row images against one of the group's query dependencies says "affected", and (c) n is
-// after the group's render offset — a render whose reads started after the fact committed already shows it.
+// A fact at offset n affects a frame only if (a) the reverse index names the frame as a candidate, (b) matching
+// the fact's old and new row images against one of the frame's own query dependencies says "affected", and (c) n
+// is after the frame's render offset — a render whose reads started after the fact committed already shows it.
 
 import type { QueryDependency } from "../analysis/types.ts";
 import type { Fact } from "../ledger/types.ts";
 import { matchFact } from "./match.ts";
 
-export interface PlanStats {
+export interface PlanStats<P extends Plannable = Plannable> {
   facts: number;
-  /** Groups newly marked dirty by this batch. */
-  dirtied: number;
+  /** Frames newly marked dirty by this batch. */
+  dirtied: P[];
 }
 
-/** What planning needs of page groups (the registry's groups satisfy it). */
+/** What planning needs of a frame (the registry's group frames satisfy it). */
 export interface Plannable {
   dirty: boolean;
   renderOffset: number;
   deps: QueryDependency[];
 }
 
-/** Mark every group a fact of the batch can affect as dirty. */
-export function planBatch(
-  registry: { candidates(fact: Fact): Iterable<Plannable> },
+/** Mark every frame a fact of the batch can affect as dirty. */
+export function planBatch<P extends Plannable>(
+  registry: { candidates(fact: Fact): Iterable<P> },
   facts: readonly Fact[],
-): PlanStats {
-  let dirtied = 0;
+): PlanStats<P> {
+  const dirtied: P[] = [];
   for (const fact of facts) {
-    for (const group of registry.candidates(fact)) {
-      if (group.dirty || fact.offset <= group.renderOffset) continue;
-      if (affects(group.deps, fact)) {
-        group.dirty = true;
-        dirtied++;
+    for (const frame of registry.candidates(fact)) {
+      if (frame.dirty || fact.offset <= frame.renderOffset) continue;
+      if (affects(frame.deps, fact)) {
+        frame.dirty = true;
+        dirtied.push(frame);
       }
     }
   }

@@ -5,8 +5,10 @@
 // would be) rendered from the same inputs, so they share one dependency set, one replay and one rendered body.
 
 import type { QueryDependency } from "../analysis/types.ts";
+import type { FrameCapture, FrameKind } from "../capture/context.ts";
 import type { Fact } from "../ledger/types.ts";
 import type { Sink } from "../protocol.ts";
+import type { AnyRecipe } from "../render/frames.ts";
 import { type MatchReport, ReverseIndex } from "./reverse-index.ts";
 
 export interface Subscriber {
@@ -37,10 +39,50 @@ export interface PageGroupRecord {
   deps: QueryDependency[];
   /** The latest render's full HTML (null before any render). */
   html: string | null;
-  /** A fact after renderOffset matched the group's reads: the next render must run. */
+  /** A fact after renderOffset matched the page frame's own reads: the next render must replay the page. */
   dirty: boolean;
+  /** The frames of the latest render, page frame first, each parent before its children (see GroupFrame). */
+  frames: GroupFrame[];
   /** Last time the group had a subscriber or a render (ms epoch); idle groups are swept. */
   touchedAt: number;
+}
+
+/**
+ * One frame of a group's latest render: the page frame, or a fragment, collection or member the page rendered.
+ * The planner matches facts against each frame's own reads; a dirty frame is rendered again on its own when no
+ * ancestor is dirty (deliver/frames.ts). A frame that cannot be rendered on its own (no recipe, an id that is not
+ * unique in the page) is folded: its reads count as its parent's.
+ */
+export interface GroupFrame {
+  readonly group: PageGroup;
+  readonly kind: FrameKind;
+  /** The id of its root element ("" for the page frame). */
+  id: string;
+  readonly parent: GroupFrame | null;
+  children: GroupFrame[];
+  /** Its own reads (folded descendants' included). */
+  deps: QueryDependency[];
+  /** Names of the inputs it and its descendants read. */
+  inputs: string[];
+  readonly recipe: AnyRecipe | null;
+  /** Its current outer HTML ("" for the page frame: the group's html). */
+  html: string;
+  /** The planner position its latest render started at. */
+  renderOffset: number;
+  /** A fact after renderOffset matched its own reads. */
+  dirty: boolean;
+  /** For a collection: its members in page order, with the row each was rendered from. */
+  members?: MemberState[];
+  /** Set once a render of an ancestor replaced it: it is no longer part of the page. */
+  removed?: true;
+}
+
+export interface MemberState {
+  id: string;
+  html: string;
+  rowKey: string;
+  /** The member's own frame (null when it was folded into the collection). */
+  frame: GroupFrame | null;
 }
 
 /** What only this process holds for a group: its subscribers (with their connections), the replay it is running,
@@ -52,6 +94,10 @@ export interface GroupRuntime {
   token: { offset: number; exp: number; rendered: string; value: string } | null;
   /** Digest of `html`, computed when first needed. */
   htmlDigest: string | null;
+  /** Frames (not the page frame) that a fact made dirty, waiting to be rendered again. */
+  readonly dirtyFrames: Set<GroupFrame>;
+  /** How many elements of `html` carry each id (frames are patched by id only when it is unique). */
+  ids: Map<string, number> | null;
 }
 
 export interface PageGroup extends PageGroupRecord {
@@ -73,10 +119,14 @@ export interface PageRegistry {
   drop(group: PageGroup): void;
   /** Forget groups that have had no subscriber and no render for `idleMs`; returns how many. */
   sweep(idleMs: number, now?: number): number;
-  /** Groups whose reads the fact may affect: a superset of the affected ones (matching decides). */
-  candidates(fact: Fact): Iterable<PageGroup>;
+  /** Frames whose reads the fact may affect: a superset of the affected ones (matching decides). */
+  candidates(fact: Fact): Iterable<GroupFrame>;
   /** Candidates, matches and miss reasons for a fact (see upkeep/testing). */
-  explain(fact: Fact): MatchReport<PageGroup>;
+  explain(fact: Fact): MatchReport<GroupFrame>;
+  /** Registers (again) the reads of frames whose render changed. */
+  index(frames: Iterable<GroupFrame>): void;
+  /** Forgets frames that are no longer part of their page. */
+  unindex(frames: Iterable<GroupFrame>): void;
 }
 
 export interface RenderRecord {
@@ -84,11 +134,74 @@ export interface RenderRecord {
   html: string;
   inputs: string[];
   deps: QueryDependency[];
+  /** The render's frame tree (absent: the page frame alone holds every read). */
+  root?: FrameCapture;
+}
+
+const ID_ATTRIBUTE = /\sid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))/gi;
+
+/** How many elements of `html` carry each id (attributes spelled any way HTML allows). */
+export function idCounts(html: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of html.matchAll(ID_ATTRIBUTE)) {
+    const id = m[1] ?? m[2] ?? m[3] ?? "";
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * The group frames of a render: one per frame of the capture that can be rendered on its own, the rest folded into
+ * their nearest such ancestor. A frame can be rendered on its own when it has a recipe and an id that no other
+ * element of the page carries (a patch targets it by id).
+ */
+export function buildFrames(
+  group: PageGroup,
+  capture: FrameCapture,
+  parent: GroupFrame | null,
+  offset: number,
+  ids: Map<string, number>,
+  out: GroupFrame[],
+): GroupFrame {
+  const own =
+    capture.kind === "page" ||
+    (parent !== null && !capture.folded && capture.recipe !== null && capture.id !== "" && ids.get(capture.id) === 1);
+  let frame: GroupFrame;
+  if (own) {
+    frame = {
+      group,
+      kind: capture.kind,
+      id: capture.id,
+      parent,
+      children: [],
+      deps: [...capture.queries],
+      inputs: [...capture.inputs],
+      recipe: capture.kind === "page" ? null : (capture.recipe as AnyRecipe),
+      html: capture.html,
+      renderOffset: offset,
+      dirty: false,
+    };
+    parent?.children.push(frame);
+    out.push(frame);
+  } else {
+    frame = parent as GroupFrame;
+    frame.deps.push(...capture.queries);
+  }
+  const built = capture.children.map((child) => buildFrames(group, child, frame, offset, ids, out));
+  if (own && capture.kind === "collection") {
+    frame.members = capture.children.map((member, i) => ({
+      id: member.id,
+      html: member.html,
+      rowKey: (member.recipe as { rowKey?: string } | null)?.rowKey ?? "",
+      frame: built[i] !== frame ? (built[i] as GroupFrame) : null,
+    }));
+  }
+  return frame;
 }
 
 export class MemoryRegistry implements PageRegistry {
   readonly #groups = new Map<string, PageGroup>();
-  readonly #index = new ReverseIndex<PageGroup>();
+  readonly #index = new ReverseIndex<GroupFrame>();
 
   static key(url: string, identity: string, origin: string): string {
     return `${identity} ${origin}${url}`;
@@ -98,12 +211,27 @@ export class MemoryRegistry implements PageRegistry {
     return this.#groups.values();
   }
 
-  candidates(fact: Fact): Iterable<PageGroup> {
+  candidates(fact: Fact): Iterable<GroupFrame> {
     return this.#index.candidates(fact);
   }
 
-  explain(fact: Fact): MatchReport<PageGroup> {
+  explain(fact: Fact): MatchReport<GroupFrame> {
     return this.#index.explain(fact);
+  }
+
+  index(frames: Iterable<GroupFrame>): void {
+    for (const frame of frames) {
+      if (frame.deps.length > 0) this.#index.set(frame, frame.deps);
+      else this.#index.delete(frame);
+    }
+  }
+
+  unindex(frames: Iterable<GroupFrame>): void {
+    for (const frame of frames) {
+      this.#index.delete(frame);
+      frame.removed = true;
+      frame.group.local.dirtyFrames.delete(frame);
+    }
   }
 
   ensure(url: string, identity: string, origin: string): PageGroup {
@@ -120,8 +248,16 @@ export class MemoryRegistry implements PageRegistry {
         deps: [],
         html: null,
         dirty: false,
+        frames: [],
         touchedAt: Date.now(),
-        local: { subscribers: new Set(), rendering: null, token: null, htmlDigest: null },
+        local: {
+          subscribers: new Set(),
+          rendering: null,
+          token: null,
+          htmlDigest: null,
+          dirtyFrames: new Set(),
+          ids: null,
+        },
       };
       this.#groups.set(key, group);
     }
@@ -136,13 +272,33 @@ export class MemoryRegistry implements PageRegistry {
     group.inputs = render.inputs;
     group.deps = render.deps;
     group.touchedAt = Date.now();
-    this.#index.set(group, render.deps);
+    this.unindex(group.frames);
+    const frames: GroupFrame[] = [];
+    group.local.ids = render.root ? idCounts(render.html) : null;
+    if (render.root && group.local.ids) buildFrames(group, render.root, null, render.offset, group.local.ids, frames);
+    else
+      frames.push({
+        group,
+        kind: "page",
+        id: "",
+        parent: null,
+        children: [],
+        deps: [...render.deps],
+        inputs: [...render.inputs],
+        recipe: null,
+        html: "",
+        renderOffset: render.offset,
+        dirty: false,
+      });
+    group.frames = frames;
+    group.local.dirtyFrames.clear();
+    this.index(frames);
     return true;
   }
 
   drop(group: PageGroup): void {
     if (this.#groups.get(group.key) === group) this.#groups.delete(group.key);
-    this.#index.delete(group);
+    this.unindex(group.frames);
   }
 
   sweep(idleMs: number, now = Date.now()): number {

@@ -29,6 +29,8 @@ export interface MatchReport<S> {
   candidates: S[];
   /** Candidates whose dependencies the fact may affect. */
   matched: S[];
+  /** Why each matched subject matched. */
+  why: Map<S, string>;
   /** Every registered subject that did not match, with the reason. */
   misses: { subject: S; reason: MissReason }[];
   /** `no_matching_subscriber` when no subject matched (in particular when nothing was a candidate). */
@@ -152,13 +154,15 @@ export class ReverseIndex<S> {
   /** Explains, for every registered subject, whether the fact reaches it and why not (for tests and tooling). */
   explain(fact: FactLike): MatchReport<S> {
     const candidates = this.candidates(fact);
-    const matched = new Set(this.match(fact).map((m) => m.subject));
+    const matches = this.match(fact);
+    const matched = new Set(matches.map((m) => m.subject));
+    const why = new Map(matches.map((m) => [m.subject, m.result.why]));
     const misses: { subject: S; reason: MissReason }[] = [];
     for (const [subject, { deps }] of this.#subjects) {
       if (matched.has(subject)) continue;
       misses.push({ subject, reason: missReason(deps, fact) });
     }
-    const report: MatchReport<S> = { candidates: [...candidates], matched: [...matched], misses };
+    const report: MatchReport<S> = { candidates: [...candidates], matched: [...matched], why, misses };
     if (matched.size === 0) report.reason = "no_matching_subscriber";
     return report;
   }

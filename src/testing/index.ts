@@ -5,7 +5,7 @@ import type { MissReason } from "../analysis/types.ts";
 import { WIRE } from "../constants.ts";
 import type { ServerMessage } from "../deliver/types.ts";
 import type { Fact } from "../ledger/types.ts";
-import type { PageGroup } from "../register/registry.ts";
+import type { GroupFrame, PageGroup } from "../register/registry.ts";
 import type { FetchApp } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 import { normalizeBody, PatchedDocument } from "./dom.ts";
@@ -106,29 +106,51 @@ export interface PageRef {
   subscribers: number;
 }
 
+/** A frame of a page as a match report names it. */
+export interface FrameRef {
+  /** "page", "fragment", "collection" or "member". */
+  kind: string;
+  /** The id of the frame's element ("" for the page frame). */
+  id: string;
+  /** The partial that renders it (fragments and members) or its members (collections). */
+  partial?: string;
+}
+
 export interface MatchExplanation {
-  /** Page groups the reverse index offered for the fact. */
-  candidates: PageRef[];
-  /** Page groups whose reads the fact can affect. */
-  matched: PageRef[];
-  /** Every other registered page group, with the reason the fact cannot affect it. */
-  misses: Array<{ page: PageRef; reason: MissReason }>;
-  /** Set when no page group matched. */
+  /** Frames the reverse index offered for the fact, with their pages. */
+  candidates: Array<{ page: PageRef; frame: FrameRef }>;
+  /** Frames whose own reads the fact can affect: these react (a frame inside one that reacts is rendered with it). */
+  matched: Array<{ page: PageRef; frame: FrameRef; why: string }>;
+  /** Every other registered frame, with the reason the fact cannot affect it. */
+  misses: Array<{ page: PageRef; frame: FrameRef; reason: MissReason }>;
+  /** Set when no frame matched. */
   reason?: "no_matching_subscriber";
 }
 
-/** Why each registered page did or did not react to a fact: candidates, matches and miss reasons. */
+/** Why each registered frame of each page did or did not react to a fact: candidates, matches and miss reasons. */
 export function explain(upkeep: Upkeep, fact: Pick<Fact, "table" | "op" | "old" | "new">): MatchExplanation {
   const report = upkeep.hub.explain(fact as Fact);
-  const ref = (group: PageGroup): PageRef => ({
+  const page = (group: PageGroup): PageRef => ({
     url: group.url,
     identity: group.identity,
     subscribers: group.local.subscribers.size,
   });
+  const frame = (f: GroupFrame): FrameRef => {
+    const recipe = f.recipe;
+    const partial =
+      recipe?.kind === "fragment"
+        ? recipe.partial.partialName
+        : recipe?.kind === "member"
+          ? recipe.collection.item.partialName
+          : recipe?.kind === "collection"
+            ? recipe.item.partialName
+            : undefined;
+    return { kind: f.kind, id: f.id, ...(partial ? { partial } : {}) };
+  };
   return {
-    candidates: report.candidates.map(ref),
-    matched: report.matched.map(ref),
-    misses: report.misses.map((m) => ({ page: ref(m.subject), reason: m.reason })),
+    candidates: report.candidates.map((f) => ({ page: page(f.group), frame: frame(f) })),
+    matched: report.matched.map((f) => ({ page: page(f.group), frame: frame(f), why: report.why.get(f) ?? "" })),
+    misses: report.misses.map((m) => ({ page: page(m.subject.group), frame: frame(m.subject), reason: m.reason })),
     ...(report.reason ? { reason: report.reason } : {}),
   };
 }

@@ -75,8 +75,11 @@ for (const dialect of DIALECTS) {
       const b = await openLivePage(ctx.upkeep, ctx.app, "/lists/b");
       const row = { id: 999, list: "a", title: "x", pos: 1 };
       const report = explain(ctx.upkeep, { table: "items", op: "insert", old: null, new: row });
-      assert.ok(report.matched.some((p) => p.url === "/lists/a" && p.subscribers >= 1));
-      assert.ok(!report.matched.some((p) => p.url === "/lists/b"));
+      assert.ok(
+        report.matched.some((m) => m.page.url === "/lists/a" && m.page.subscribers >= 1 && m.frame.kind === "page"),
+      );
+      assert.ok(report.matched.every((m) => m.why.includes("items")));
+      assert.ok(!report.matched.some((m) => m.page.url === "/lists/b"));
       assert.ok(report.misses.some((m) => m.page.url === "/lists/b" && m.reason === "predicate_did_not_match"));
       const unrelated = explain(ctx.upkeep, { table: "nothing_reads_this", op: "insert", old: null, new: { id: 1 } });
       assert.equal(unrelated.reason, "no_matching_subscriber");

@@ -1,0 +1,433 @@
+// Fragments and collections: the frames an app marks, rendered inside their own frame capture, and rendered again
+// without their page.
+//
+//   const CardItem = partial("card", ({ card }) => <li id={`card_${card.id}`}>{card.title}</li>);
+//   <Collection id="cards" tag="ul" of={db.selectFrom("cards").selectAll().orderBy("id")} item={CardItem} />
+//
+// A fragment's output depends only on its props, its own reads and the inputs it reads. Its props are recorded
+// (they must be plain data: see propsKey), so it can be rendered again with them when one of its reads changes;
+// when the data its props came from changes, the frame that read that data (its parent, at worst the page) is
+// replayed instead, and it renders the fragment with the new props.
+//
+// A collection render site owns its query: `of` is a Kysely query that the collection executes inside its own
+// frame, so no other part of the page can have used its rows. When a fact may change the query's result, the
+// collection runs the query again and compares the rows with the ones its members were rendered from: a member
+// whose row is unchanged keeps its HTML, every other one is rendered again from its fresh row (the row is the
+// member's prop, named after the partial), and the ids of the re-run tell where each member now stands. (An
+// array `of` holds rows the parent read: the collection is then a plain render site whose members are fragments.)
+
+import { REWRITES } from "../analysis/refusals.ts";
+import { currentFrame, type FrameCapture, type FrameRecipe, openFrame, runInFrame } from "../capture/context.ts";
+import { RefusedBoundaryError } from "../errors.ts";
+import { escapeAttribute } from "./page.ts";
+
+/** What hono's html helpers and JSX accept as already-escaped HTML (a String marked isEscaped). */
+export type HtmlString = string & { isEscaped?: true };
+
+type Component<P> = (props: P) => unknown;
+
+/** A component marked as a frame (see `partial`). */
+export interface Partial<P extends object = any> {
+  (props: P): Promise<HtmlString>;
+  /** The frame's name: also the name of the prop a collection member receives its row as. */
+  readonly partialName: string;
+  readonly component: Component<P>;
+}
+
+/** A Kysely query a collection executes (a select query builder, or anything with the same two methods). */
+export interface CollectionQuery<Row = any> {
+  execute(): Promise<Row[]>;
+  compile(): { sql: string; parameters: readonly unknown[] };
+}
+
+export interface CollectionProps<Row = any> {
+  /** The id of the collection's element (unique in the page). */
+  id: string;
+  /** The rows: a query the collection executes (a live render site), or rows the page already read. */
+  of: CollectionQuery<Row> | readonly Row[];
+  /** The member component: each row is passed to it as the prop named after the partial. */
+  item: Partial<any>;
+  /** The element wrapping the members. Default "div". */
+  tag?: string;
+  /** Props passed to every member besides its row (plain data, like a fragment's props). */
+  props?: Record<string, unknown>;
+  /** Further attributes of the element (class, data-*, aria-*): strings, numbers or true. */
+  [attribute: string]: unknown;
+}
+
+export interface FragmentRecipe extends FrameRecipe {
+  readonly kind: "fragment";
+  readonly partial: Partial;
+  readonly props: object;
+}
+
+export interface CollectionRecipe extends FrameRecipe {
+  readonly kind: "collection";
+  readonly query: CollectionQuery;
+  readonly item: Partial;
+  readonly shared: Record<string, unknown>;
+  readonly open: string;
+  readonly close: string;
+}
+
+export interface MemberRecipe extends FrameRecipe {
+  readonly kind: "member";
+  readonly collection: CollectionRecipe;
+  readonly row: Record<string, unknown>;
+  /** The row's identity for comparing renders: its serialised values. */
+  readonly rowKey: string;
+}
+
+export type AnyRecipe = FragmentRecipe | CollectionRecipe | MemberRecipe;
+
+function escaped(html: string): HtmlString {
+  const value = new String(html) as unknown as { isEscaped: boolean };
+  value.isEscaped = true;
+  return value as unknown as HtmlString;
+}
+
+const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** The HTML a component returned: a JSX node or an html`` result (already HTML), or a plain string (text). */
+export async function htmlOf(output: unknown): Promise<string> {
+  const value = await output;
+  if (value === null || value === undefined || typeof value === "boolean") return "";
+  if (typeof value === "string") return value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
+  if (typeof value === "number") return String(value);
+  if (value instanceof String) return String(value);
+  if (typeof value === "object" && typeof (value as { toString?: unknown }).toString === "function") {
+    return String(await (value as { toString(): unknown }).toString());
+  }
+  return String(value);
+}
+
+// ── props ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * A key that two props values share exactly when a component renders them the same: their serialisation. Only
+ * plain data can be recorded and rendered again: null, booleans, numbers, strings, bigints, Dates, byte arrays,
+ * arrays and plain objects of those. Anything else throws a string naming where it is.
+ */
+export function propsKey(value: unknown, path = "props"): string {
+  switch (typeof value) {
+    case "undefined":
+      return "u";
+    case "boolean":
+      return value ? "t" : "f";
+    case "number":
+      return `n${value}`;
+    case "bigint":
+      return `b${value}`;
+    case "string":
+      return JSON.stringify(value);
+    case "function":
+      throw `${path} is a function`;
+    case "symbol":
+      throw `${path} is a symbol`;
+  }
+  if (value === null) return "null";
+  if (value instanceof Date) return `d${value.getTime()}`;
+  if (value instanceof Uint8Array)
+    return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}`;
+  if (Array.isArray(value)) return `[${value.map((v, i) => propsKey(v, `${path}[${i}]`)).join(",")}]`;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    throw `${path} is an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? "a class"}`;
+  }
+  let out = "{";
+  for (const [k, v] of Object.entries(value as object)) {
+    if (k === "children" && (v === undefined || (Array.isArray(v) && v.length === 0))) continue;
+    out += `${JSON.stringify(k)}:${propsKey(v, k === "children" ? `${path}.children (JSX children)` : `${path}.${k}`)},`;
+  }
+  return `${out}}`;
+}
+
+function propsRefusal(name: string, problem: string): RefusedBoundaryError {
+  return new RefusedBoundaryError(
+    "frame_props",
+    "",
+    `the props of partial "${name}" cannot be recorded to render it again: ${problem}`,
+    REWRITES.frame_props,
+    name,
+  );
+}
+
+function rootRefusal(name: string, html: string): RefusedBoundaryError {
+  return new RefusedBoundaryError(
+    "frame_root",
+    "",
+    `partial "${name}" rendered ${html.length > 120 ? `${html.slice(0, 120)}…` : html || "nothing"}, not one element with an id that closes where the output ends`,
+    REWRITES.frame_root,
+    name,
+  );
+}
+
+// ── the root element of a frame ─────────────────────────────────────────────────────────────────────────────
+
+const VOID = new Set([
+  "area",
+  "base",
+  "br",
+  "col",
+  "embed",
+  "hr",
+  "img",
+  "input",
+  "link",
+  "meta",
+  "param",
+  "source",
+  "track",
+  "wbr",
+]);
+const RAW_TEXT = new Set(["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"]);
+/** Elements whose start tag can close an open element of the same name (or a <p>) without an end tag. */
+const SELF_NESTING = new Set(["p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "a", "form", "button"]);
+const CLOSES_P = new Set(
+  "address article aside blockquote details div dl fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr main menu nav ol p pre section table ul".split(
+    " ",
+  ),
+);
+const TAG = /<(\/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(\/?)>/y;
+const ID_ATTR = /(?:^|\s)id\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))/i;
+
+/**
+ * The id of the one element `html` consists of, or null when that is not provable: the output must start with a
+ * start tag carrying an id, and that element must close exactly at the end, with every element inside closed by
+ * an explicit end tag (none of the HTML parser's implied closings, which would put nodes outside the element).
+ */
+export function rootElementId(html: string): string | null {
+  const stack: string[] = [];
+  let foreign = 0;
+  let i = 0;
+  let id: string | null = null;
+  while (i < html.length) {
+    const lt = html.indexOf("<", i);
+    if (lt < 0) return null;
+    if (stack.length === 0 && lt !== 0) return null; // text before the root, or a second root
+    if (html.startsWith("<!--", lt)) {
+      const end = html.indexOf("-->", lt + 4);
+      if (end < 0 || stack.length === 0) return null;
+      i = end + 3;
+      continue;
+    }
+    TAG.lastIndex = lt;
+    const m = TAG.exec(html);
+    if (!m) return null;
+    const [, slash, rawName, attributes, selfClosing] = m;
+    const name = (rawName as string).toLowerCase();
+    i = TAG.lastIndex;
+    if (slash) {
+      if (stack.pop() !== name) return null;
+      if (name === "svg" || name === "math") foreign--;
+      if (stack.length === 0) return i === html.length ? id : null;
+      continue;
+    }
+    if (stack.length === 0) {
+      if (id !== null) return null;
+      const found = ID_ATTR.exec(attributes as string);
+      id = found ? (found[1] ?? found[2] ?? found[3] ?? null) : null;
+      if (!id || id.includes("&")) return null;
+    } else {
+      const top = stack[stack.length - 1] as string;
+      if (foreign === 0 && ((top === name && SELF_NESTING.has(name)) || (top === "p" && CLOSES_P.has(name))))
+        return null;
+    }
+    if (VOID.has(name) && foreign === 0) {
+      if (stack.length === 0) return i === html.length ? id : null;
+      continue;
+    }
+    if (selfClosing) {
+      if (foreign === 0) return null; // `<div/>` does not close in HTML
+      continue;
+    }
+    if (name === "svg" || name === "math") foreign++;
+    stack.push(name);
+    if (RAW_TEXT.has(name) && foreign === 0) {
+      const end = html.toLowerCase().indexOf(`</${name}`, i);
+      if (end < 0) return null;
+      i = end;
+    }
+  }
+  return null;
+}
+
+// ── partial ───────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Marks a component as a frame. Its output must be one element with a stable, unique id; its props must be plain
+ * data. Outside a live render it is the component itself.
+ */
+export function partial<P extends object>(name: string, component: Component<P>): Partial<P> {
+  if (typeof name !== "string" || !/^[A-Za-z_$][\w$]*$/.test(name)) {
+    throw new TypeError(
+      `partial(name, component): the name must be an identifier (it names the member's row prop), got ${JSON.stringify(name)}`,
+    );
+  }
+  const render = async (props: P): Promise<HtmlString> => {
+    const parent = currentFrame();
+    if (!parent) return escaped((await htmlOf(component(props))).trim());
+    const frame = openFrame("fragment", parent);
+    let key: string;
+    try {
+      key = `fragment:${name}:${propsKey(props)}`;
+    } catch (problem) {
+      parent.page.refusals.push(propsRefusal(name, String(problem)));
+      key = "";
+    }
+    const recipe: FragmentRecipe = { kind: "fragment", key, partial: self, props };
+    return escaped(await fill(frame, recipe, () => component(props), name));
+  };
+  const self = Object.assign(render, { partialName: name, component }) as unknown as Partial<P>;
+  return self;
+}
+
+/** Renders `output` inside `frame` and records the frame's id, HTML and recipe. */
+async function fill(frame: FrameCapture, recipe: AnyRecipe, output: () => unknown, name: string): Promise<string> {
+  const html = (await runInFrame(frame, async () => htmlOf(await output()))).trim();
+  const id = rootElementId(html);
+  if (id === null) frame.page.refusals.push(rootRefusal(name, html));
+  frame.id = id ?? "";
+  frame.html = html;
+  frame.recipe = recipe;
+  return html;
+}
+
+// ── collection ────────────────────────────────────────────────────────────────────────────────────────────
+
+function isQuery(of: unknown): of is CollectionQuery {
+  return (
+    typeof of === "object" &&
+    of !== null &&
+    typeof (of as CollectionQuery).execute === "function" &&
+    typeof (of as CollectionQuery).compile === "function"
+  );
+}
+
+const RESERVED = new Set(["id", "of", "item", "tag", "props", "children"]);
+
+function openTag(props: CollectionProps): { open: string; close: string; tag: string } {
+  const tag = props.tag ?? "div";
+  if (!/^[a-z][a-z0-9-]*$/.test(tag) || VOID.has(tag) || RAW_TEXT.has(tag)) {
+    throw new TypeError(
+      `Collection: tag must be a container element name like "ul" or "div", got ${JSON.stringify(tag)}`,
+    );
+  }
+  let open = `<${tag} id="${escapeAttribute(props.id)}"`;
+  for (const [name, value] of Object.entries(props)) {
+    if (RESERVED.has(name) || value === undefined || value === null || value === false) continue;
+    const attribute = name === "className" ? "class" : name;
+    if (!/^[A-Za-z_:][-A-Za-z0-9_:.]*$/.test(attribute))
+      throw new TypeError(`Collection: invalid attribute name ${name}`);
+    open += value === true ? ` ${attribute}` : ` ${attribute}="${escapeAttribute(String(value))}"`;
+  }
+  return { open: `${open}>`, close: `</${tag}>`, tag };
+}
+
+/**
+ * A list render site: one element (`tag`, with `id`) whose children are the members `item` renders, one per row
+ * of `of`. Usable as JSX (`<Collection … />`) or called in an html`` template (`${Collection({ … })}`).
+ */
+export async function Collection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
+  if (typeof props.id !== "string" || props.id === "")
+    throw new TypeError("Collection needs an id (the id of its element)");
+  if (typeof props.item !== "function" || typeof props.item.partialName !== "string") {
+    throw new TypeError('Collection: item must be a partial, e.g. partial("card", Card)');
+  }
+  const { open, close } = openTag(props);
+  const shared = props.props ?? {};
+  const parent = currentFrame();
+  if (!parent) {
+    const rows = isQuery(props.of) ? await props.of.execute() : props.of;
+    const members = await Promise.all(rows.map((row) => props.item({ ...shared, [props.item.partialName]: row })));
+    return escaped(open + members.join("") + close);
+  }
+  const frame = openFrame("collection", parent);
+  frame.id = props.id;
+  let sharedKey = "";
+  try {
+    sharedKey = propsKey(shared);
+  } catch (problem) {
+    parent.page.refusals.push(propsRefusal(props.item.partialName, String(problem)));
+  }
+  const query = isQuery(props.of) ? props.of : null;
+  let key = "";
+  if (query) {
+    const compiled = query.compile();
+    key = `collection:${props.id}:${props.item.partialName}:${open}:${compiled.sql}:${propsKey([...compiled.parameters])}:${sharedKey}`;
+  }
+  const recipe: CollectionRecipe | null = query
+    ? { kind: "collection", key, query, item: props.item, shared, open, close }
+    : null;
+  const rows = query ? await runInFrame(frame, () => query.execute()) : (props.of as readonly Row[]);
+  const members: string[] = [];
+  for (const row of rows) {
+    const member = await renderMember(frame, recipe, props.item, shared, row as Record<string, unknown>);
+    members.push(member.html);
+  }
+  const html = open + members.join("") + close;
+  frame.html = html;
+  frame.recipe = recipe;
+  // Rows the page read itself: the collection cannot be rendered without its page (its members still can).
+  if (!recipe) frame.folded = true;
+  return escaped(html);
+}
+
+/** The key of a row: its serialised values (two rows with equal keys render the same member). */
+export function rowKeyOf(row: Record<string, unknown>): string {
+  try {
+    return propsKey(row);
+  } catch {
+    return "";
+  }
+}
+
+async function renderMember(
+  parent: FrameCapture,
+  collection: CollectionRecipe | null,
+  item: Partial,
+  shared: Record<string, unknown>,
+  row: Record<string, unknown>,
+): Promise<FrameCapture> {
+  const frame = openFrame("member", parent);
+  const rowKey = rowKeyOf(row);
+  if (rowKey === "")
+    parent.page.refusals.push(propsRefusal(item.partialName, "a row holds a value that is not plain data"));
+  const props = { ...shared, [item.partialName]: row };
+  const recipe: AnyRecipe = collection
+    ? { kind: "member", key: `member:${collection.key}:${rowKey}`, collection, row, rowKey }
+    : { kind: "fragment", key: `fragment:${item.partialName}:${propsKey(props)}`, partial: item, props };
+  await fill(frame, recipe, () => item.component(props), item.partialName);
+  return frame;
+}
+
+// ── rendering frames again ────────────────────────────────────────────────────────────────────────────────
+
+/** Renders a fragment or a member again (the caller made `parent` current state's capture). */
+export async function renderAgain(parent: FrameCapture, recipe: FragmentRecipe | MemberRecipe): Promise<FrameCapture> {
+  if (recipe.kind === "member") {
+    const c = recipe.collection;
+    return renderMember(parent, c, c.item, c.shared, recipe.row);
+  }
+  const frame = openFrame("fragment", parent);
+  await fill(frame, recipe, () => recipe.partial.component(recipe.props), recipe.partial.partialName);
+  return frame;
+}
+
+/** Runs a collection's query again inside a collection frame; its rows, keyed for comparison with the old ones. */
+export async function rerunCollection(
+  parent: FrameCapture,
+  recipe: CollectionRecipe,
+  id: string,
+): Promise<{ frame: FrameCapture; rows: { row: Record<string, unknown>; rowKey: string }[] }> {
+  const frame = openFrame("collection", parent);
+  frame.id = id;
+  frame.recipe = recipe;
+  const rows = (await runInFrame(frame, () => recipe.query.execute())) as Record<string, unknown>[];
+  return { frame, rows: rows.map((row) => ({ row, rowKey: rowKeyOf(row) })) };
+}
+
+/** Renders one member of a re-run collection from its fresh row. */
+export function renderNewMember(collectionFrame: FrameCapture, recipe: CollectionRecipe, row: Record<string, unknown>) {
+  return renderMember(collectionFrame, recipe, recipe.item, recipe.shared, row);
+}

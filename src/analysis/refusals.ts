@@ -23,7 +23,7 @@ export const REWRITES: Record<RefusalCode, string> = {
   frame_props:
     "pass a partial plain data (rows, ids, strings, numbers, arrays and objects of those); compute functions, class instances and JSX inside it, or render it with a plain component instead of a partial",
   frame_root:
-    "make the partial render exactly one root element with a stable, unique id, every element inside it closed explicitly (e.g. an <li> whose id is "card_" followed by the row's id)",
+    "make the partial render exactly one root element with a stable, unique id, every element inside it closed explicitly (e.g. <li id='card_42'>…</li> for the card with id 42)",
 };
 
 /**

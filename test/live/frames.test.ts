@@ -1,0 +1,317 @@
+// Frames end to end on both dialects: which frame reacts to a write, what it renders, which Turbo Stream action it
+// sends, and who receives it. Every case also checks that the patched page equals a fresh GET.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Hono } from "hono";
+import { html } from "hono/html";
+import type { ServerMessage } from "../../src/deliver/types.ts";
+import { RefusedBoundaryError } from "../../src/errors.ts";
+import { cookie as requestCookie, upkeepMiddleware } from "../../src/hono/index.ts";
+import { Collection, cookie, createUpkeep, partial, type Upkeep } from "../../src/index.ts";
+import { explain, freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
+import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
+import { type DB, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+
+function framesApp(upkeep: Upkeep) {
+  const db = upkeep.db<DB>();
+  const Item = partial(
+    "item",
+    ({ item }: { item: { id: number; title: string } }) => html`<li id="item_${item.id}">${item.title}</li>`,
+  );
+  const Top = partial(
+    "top",
+    ({ top }: { top: { id: number; title: string } }) => html`<li id="top_${top.id}">${top.title}</li>`,
+  );
+  const Count = partial("count", async ({ list }: { list: string }) => {
+    const { n } = await db
+      .selectFrom("items")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("list", "=", list)
+      .executeTakeFirstOrThrow();
+    return html`<span id="count_${list}">${Number(n)}</span>`;
+  });
+  const Note = partial("note", async ({ owner }: { owner: string }) => {
+    const rows = await db.selectFrom("secrets").select("body").where("owner", "=", owner).orderBy("id").execute();
+    return html`<p id="note_${owner}">${rows.map((r) => r.body).join(",")}</p>`;
+  });
+  const Panel = partial("panel", async ({ list }: { list: string }) => {
+    const first = await db
+      .selectFrom("items")
+      .select("title")
+      .where("list", "=", list)
+      .orderBy("pos")
+      .orderBy("id")
+      .limit(1)
+      .executeTakeFirst();
+    return html`<section id="panel_${list}"><h2>${first?.title ?? "-"}</h2>${Note({ owner: "shared" })}</section>`;
+  });
+  // Reads the viewer's cookie itself: a frame of one viewer, never shared.
+  const Mine = partial("mine", async () => {
+    const viewer = cookie("viewer") ?? "nobody";
+    const rows = await db.selectFrom("secrets").select("body").where("owner", "=", viewer).orderBy("id").execute();
+    return html`<div id="mine">${viewer}: ${rows.map((r) => r.body).join(",")}</div>`;
+  });
+  const Bad = partial("bad", ({ onClick }: { onClick: () => void }) => html`<b id="bad">${typeof onClick}</b>`);
+  const TwoRoots = partial("tworoots", () => html`<b id="one">1</b><b id="two">2</b>`);
+
+  const app = new Hono();
+  app.use(upkeepMiddleware(upkeep));
+  app.get("/f/:list", async (c) => {
+    const list = c.req.param("list");
+    const greeting = requestCookie(c, "viewer") ?? "guest";
+    const items = db.selectFrom("items").select(["id", "title"]).where("list", "=", list).orderBy("pos").orderBy("id");
+    return c.html(
+      html`<!doctype html><html><head><title>${list}</title></head><body><p id="hello">Hello ${greeting}</p>${Count({ list })}${Collection(
+        { id: "items", tag: "ul", class: "items", of: items, item: Item },
+      )}${Collection({ id: "top", tag: "ol", of: items.limit(2), item: Top })}${Panel({ list })}${Mine({})}</body></html>`,
+    );
+  });
+  app.get("/bad", async (c) => c.html(html`<html><body>${Bad({ onClick: () => {} })}</body></html>`));
+  app.get("/tworoots", async (c) => c.html(html`<html><body>${TwoRoots({})}</body></html>`));
+  return app;
+}
+
+const patches = (page: LivePage, from = 0) =>
+  page.messages.slice(from).filter((m): m is Extract<ServerMessage, { type: "patch" }> => m.type === "patch");
+/** The Turbo Stream actions of a patch, as "action target" strings. */
+const actions = (patch: string) =>
+  [...patch.matchAll(/<turbo-stream action="([a-z]+)"(?: method="morph")? target="([^"]*)"/g)].map(
+    (m) => `${m[1]} ${m[2]}`,
+  );
+
+for (const dialect of DIALECTS) {
+  describe(`frames (${dialect})`, () => {
+    let fixture: Fixture | null = null;
+    let upkeep: Upkeep;
+    let app: Hono;
+    const viewer = (name: string) => ({ headers: { cookie: `viewer=${name}` } });
+
+    before(async () => {
+      fixture = await fixtureDatabase(dialect);
+      if (!fixture) return;
+      upkeep = await createUpkeep({ database: fixture.database, secret: SECRET, mode: "test", install: true });
+      app = framesApp(upkeep);
+      upkeep.use(app);
+    });
+    after(async () => {
+      await upkeep?.close();
+      await fixture?.drop();
+    });
+    const it = (name: string, fn: () => Promise<void>) =>
+      test(name, async (t) => {
+        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
+        await fn();
+      });
+    const exec = async (statement: string) => {
+      await fixture!.exec(statement);
+      await upkeep.settle();
+    };
+    const idOf = async (title: string) =>
+      Number(
+        (await upkeep.db<DB>().selectFrom("items").select("id").where("title", "=", title).executeTakeFirstOrThrow())
+          .id,
+      );
+    /** Runs a write and returns what it cost and what the page received. */
+    const write = async (page: LivePage, statement: string) => {
+      const before = { ...upkeep.hub.stats, deoptimizations: { ...upkeep.hub.stats.deoptimizations } };
+      const from = page.messages.length;
+      await exec(statement);
+      const sent = patches(page, from);
+      return {
+        pageRenders: upkeep.hub.stats.renders - before.renders,
+        frameRenders: upkeep.hub.stats.frameRenders - before.frameRenders,
+        deoptimizations: Object.fromEntries(
+          Object.entries(upkeep.hub.stats.deoptimizations)
+            .map(([k, v]) => [k, v - before.deoptimizations[k as keyof typeof before.deoptimizations]])
+            .filter(([, v]) => v !== 0),
+        ),
+        actions: sent.flatMap((p) => actions(p.html)),
+        html: sent.map((p) => p.html).join(""),
+      };
+    };
+    const converged = async (page: LivePage, name: string) =>
+      assert.equal(page.body(), await freshBody(app, page.url, { cookie: `viewer=${name}` }));
+
+    it("a rename re-renders the member alone and replaces it by id", async () => {
+      await exec("insert into items (list, title, pos) values ('a', 'a1', 1), ('a', 'a2', 2), ('a', 'a3', 3)");
+      const page = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const id = await idOf("a2");
+      const cost = await write(page, `update items set title = 'a2-renamed' where id = ${id}`);
+      assert.equal(cost.pageRenders, 0);
+      // Both collections' queries run again and each renders its one changed member; the panel reads the first
+      // item's title, so it is rendered too (its HTML did not change: no action). The count reads no title.
+      assert.deepEqual(cost.actions, [`replace item_${id}`, `replace top_${id}`]);
+      assert.equal(cost.frameRenders, 5);
+      assert.match(cost.html, /a2-renamed/);
+      assert.doesNotMatch(cost.html, /a1|a3|Hello/);
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("inserts, deletes and moves become prepend, after and remove actions of single members", async () => {
+      const page = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const last = await write(page, "insert into items (list, title, pos) values ('a', 'a4', 4)");
+      const a4 = await idOf("a4");
+      const a3 = await idOf("a3");
+      assert.deepEqual(last.actions, ["replace count_a", `after item_${a3}`]);
+      await converged(page, "alice");
+
+      const first = await write(page, "insert into items (list, title, pos) values ('a', 'a0', 0)");
+      const a0 = await idOf("a0");
+      const a1 = await idOf("a1");
+      const a2 = await idOf("a2-renamed");
+      // The top-2 window: a0 enters first, a2 is pushed out; the panel shows the new first item.
+      assert.deepEqual(
+        first.actions.sort(),
+        ["prepend items", "prepend top", "remove top_" + a2, "replace count_a", "replace panel_a"].sort(),
+      );
+      await converged(page, "alice");
+
+      const moved = await write(page, `update items set pos = 10 where id = ${a1}`);
+      // a1 moves to the end of the list, and leaves the top-2 window, which a2 enters after a0.
+      assert.deepEqual(moved.actions, [`after item_${a4}`, `remove top_${a1}`, `after top_${a0}`]);
+      assert.equal(moved.pageRenders, 0);
+      await converged(page, "alice");
+
+      const removed = await write(page, `delete from items where id = ${a0}`);
+      assert.ok(removed.actions.includes(`remove item_${a0}`));
+      assert.ok(removed.actions.includes(`remove top_${a0}`));
+      assert.equal(removed.pageRenders, 0);
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("many members changing at once re-render the collection element, counted as a deoptimization", async () => {
+      await exec(
+        "insert into items (list, title, pos) values ('a', 'a5', 5), ('a', 'a6', 6), ('a', 'a7', 7), ('a', 'a8', 8)",
+      );
+      const page = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const cost = await write(page, "update items set pos = 100 - pos where list = 'a'");
+      assert.ok(cost.actions.includes("update items"), cost.actions.join(" "));
+      assert.equal(cost.deoptimizations.collection_multi_change, 1);
+      assert.equal(cost.pageRenders, 0);
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("a nested fragment is re-rendered alone; a change to its parent re-renders the parent with it, once", async () => {
+      const page = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const note = await write(page, "insert into secrets (owner, body) values ('shared', 'memo')");
+      assert.deepEqual(note.actions, ["replace note_shared"]);
+      assert.equal(note.frameRenders, 1);
+      await converged(page, "alice");
+      const first = (
+        await upkeep
+          .db<DB>()
+          .selectFrom("items")
+          .select(["id", "pos"])
+          .where("list", "=", "a")
+          .orderBy("pos")
+          .executeTakeFirstOrThrow()
+      ).id;
+      const both = await write(
+        page,
+        `update items set title = 'first!' where id = ${first}; insert into secrets (owner, body) values ('shared', 'memo2')`,
+      );
+      assert.ok(both.actions.includes("replace panel_a"), both.actions.join(" "));
+      assert.ok(!both.actions.includes("replace note_shared"), "the note is rendered inside its panel");
+      assert.match(both.html, /memo2/);
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("a frame that reads no viewer input is rendered once for every viewer's page", async () => {
+      const alice = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const id = await idOf("a4");
+      const alone = await write(alice, `update items set title = 'a4-alone' where id = ${id}`);
+      const bob = await openLivePage(upkeep, app, "/f/a", viewer("bob"));
+      const carol = await openLivePage(upkeep, app, "/f/a", viewer("carol"));
+      const from = bob.messages.length;
+      const cost = await write(alice, `update items set title = 'a4-shared' where id = ${id}`);
+      // Three page groups (the greeting reads the cookie), and the frames render exactly as for one viewer.
+      const groups = [...upkeep.hub.registry.groups()].filter((g) => g.url === "/f/a" && g.local.subscribers.size > 0);
+      assert.equal(groups.length, 3);
+      assert.ok(alone.frameRenders > 0);
+      assert.equal(cost.frameRenders, alone.frameRenders);
+      assert.equal(cost.pageRenders, 0);
+      const sent = patches(bob, from);
+      assert.equal(sent.length, 1);
+      assert.equal(sent[0]!.html, cost.html, "the same bytes go to every viewer");
+      for (const [page, name] of [
+        [alice, "alice"],
+        [bob, "bob"],
+        [carol, "carol"],
+      ] as const) {
+        await converged(page, name);
+        page.close();
+      }
+    });
+
+    it("a frame that reads the viewer's cookie is rendered per viewer; no viewer receives another's bytes", async () => {
+      const alice = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const bob = await openLivePage(upkeep, app, "/f/a", viewer("bob"));
+      const fromBob = bob.messages.length;
+      const cost = await write(alice, "insert into secrets (owner, body) values ('alice', 'alice-private')");
+      assert.deepEqual(cost.actions, ["replace mine"]);
+      assert.match(cost.html, /alice: alice-private/);
+      assert.equal(patches(bob, fromBob).length, 0, "bob's frame does not read alice's rows");
+      const fromAlice = alice.messages.length;
+      await exec("insert into secrets (owner, body) values ('bob', 'bob-private')");
+      assert.equal(patches(alice, fromAlice).length, 0);
+      assert.match(
+        patches(bob, fromBob)
+          .map((p) => p.html)
+          .join(""),
+        /bob: bob-private/,
+      );
+      for (const message of bob.messages) assert.doesNotMatch(JSON.stringify(message), /alice-private/);
+      for (const message of alice.messages) assert.doesNotMatch(JSON.stringify(message), /bob-private/);
+      await converged(alice, "alice");
+      await converged(bob, "bob");
+      alice.close();
+      bob.close();
+    });
+
+    it("the match report names the frame that reacts and why", async () => {
+      const page = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const report = explain(upkeep, {
+        table: "items",
+        op: "insert",
+        old: null,
+        new: { id: 9999, list: "a", title: "x", pos: 50 },
+      });
+      const mine = report.matched.filter((m) => m.page.url === "/f/a");
+      assert.ok(
+        mine.some((m) => m.frame.kind === "collection" && m.frame.id === "items" && m.frame.partial === "item"),
+      );
+      assert.ok(
+        mine.some((m) => m.frame.kind === "fragment" && m.frame.id === "count_a" && m.frame.partial === "count"),
+      );
+      assert.ok(
+        mine.every((m) => m.frame.kind !== "page"),
+        "the page frame reads no items",
+      );
+      assert.ok(mine.every((m) => /items/.test(m.why)));
+      assert.ok(
+        report.misses.some((m) => m.page.url === "/f/a" && m.frame.id === "mine" && m.reason === "table_not_read"),
+      );
+      page.close();
+    });
+
+    it("a partial whose props cannot be recorded, or that renders no single root with an id, is refused", async () => {
+      const refusals: RefusedBoundaryError[] = [];
+      app.onError((error) => {
+        if (error instanceof RefusedBoundaryError) refusals.push(error);
+        return new Response("refused", { status: 500 });
+      });
+      await app.request("/bad", { headers: { accept: "text/html" } });
+      await app.request("/tworoots", { headers: { accept: "text/html" } });
+      assert.deepEqual(
+        refusals.map((r) => r.code),
+        ["refused_frame_props", "refused_frame_root"],
+      );
+      assert.match(refusals[0]!.message, /props\.onClick is a function/);
+      assert.equal(refusals[0]!.frame, "bad");
+    });
+  });
+}

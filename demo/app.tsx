@@ -1,6 +1,12 @@
 // The demo: a kanban board kept live by Upkeep. Nothing here is about liveness: handlers read with Kysely, views
 // render HTML, POST handlers write and redirect. The middleware makes every HTML GET live.
 //
+// Render boundaries are marked and nothing else: `partial` marks a component as a frame (its reads are its own, so
+// a write re-renders it alone), and `Collection` renders one member per row of a query (a write re-renders the
+// changed members and moves them into place). Each column is a collection of cards, each count a fragment, and the
+// greeting reads the viewer's cookie, so every viewer's page is its own, while the board's frames are rendered
+// once for all of them.
+//
 // Board pages are hono/jsx components; the board list is written with hono's `html` tagged template (no JSX
 // transform needed) to show that both styles work.
 
@@ -10,7 +16,7 @@ import { setCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import type { Child, FC } from "hono/jsx";
 import { cookie, upkeepMiddleware } from "../src/hono/index.ts";
-import type { Upkeep } from "../src/index.ts";
+import { Collection, partial, type Upkeep } from "../src/index.ts";
 import { type CardStatus, type Database, STATUSES } from "./schema.ts";
 
 export const VIEWER_COOKIE = "viewer";
@@ -48,7 +54,7 @@ const Layout: FC<{ title: string; children?: Child }> = ({ title, children }) =>
   </html>
 );
 
-const CardItem: FC<{ card: Card; boards: { id: number; name: string }[] }> = ({ card, boards }) => (
+const CardItem = partial("card", ({ card, boards }: { card: Card; boards: { id: number; name: string }[] }) => (
   <li id={`card_${card.id}`} class="card">
     <strong class="title">{card.title}</strong>
     <div class="actions">
@@ -89,46 +95,10 @@ const CardItem: FC<{ card: Card; boards: { id: number; name: string }[] }> = ({ 
       </form>
     </div>
   </li>
-);
-
-const Column: FC<{ boardId: number; status: CardStatus; cards: Card[]; boards: { id: number; name: string }[] }> = ({
-  boardId,
-  status,
-  cards,
-  boards,
-}) => (
-  <section class="column" id={`column_${status}`}>
-    <h2>
-      {STATUS_LABELS[status]} <small class="count">({cards.length})</small>
-    </h2>
-    <ul class="cards" id={`cards_${status}`}>
-      {cards.map((card) => (
-        <CardItem card={card} boards={boards} />
-      ))}
-    </ul>
-    <form method="post" action={`/boards/${boardId}/cards`} class="add-card">
-      <input type="hidden" name="status" value={status} />
-      <input name="title" placeholder="New card" aria-label={`New card in ${STATUS_LABELS[status]}`} required />
-      <button type="submit">Add</button>
-    </form>
-  </section>
-);
+));
 
 /** The list of boards, in hono's `html` tagged template. */
-function boardList(
-  viewer: string | undefined,
-  boards: { id: number; name: string }[],
-  counts: Map<number, Record<CardStatus, number>>,
-) {
-  const rows = boards.map((b) => {
-    const n = counts.get(b.id) ?? { todo: 0, doing: 0, done: 0 };
-    return html`<tr id="board_${b.id}">
-      <td><a href="/boards/${b.id}">${b.name}</a></td>
-      <td class="todo">${n.todo}</td>
-      <td class="doing">${n.doing}</td>
-      <td class="done">${n.done}</td>
-    </tr>`;
-  });
+function boardList(viewer: string | undefined, rows: unknown) {
   return html`<!doctype html>
 <html lang="en">
   <head>
@@ -146,7 +116,7 @@ function boardList(
     <h1>Boards</h1>
     <table class="boards">
       <thead><tr><th>Board</th><th>To do</th><th>Doing</th><th>Done</th></tr></thead>
-      <tbody id="boards">${rows}</tbody>
+      ${rows}
     </table>
     <form method="post" action="/boards">
       <input name="name" placeholder="New board" aria-label="New board" required />
@@ -173,17 +143,72 @@ export function createDemoApp(upkeep: Upkeep, options: { live?: boolean } = {}):
   const app = new Hono();
   if (options.live !== false) app.use(upkeepMiddleware(upkeep));
 
+  // A row of the board list counts its board's cards with its own read: a new card re-renders that row alone.
+  const BoardRow = partial("board", async ({ board }: { board: { id: number; name: string } }) => {
+    const counts = await db
+      .selectFrom("cards")
+      .select(["status", (eb) => eb.fn.countAll<number>().as("n")])
+      .where("board_id", "=", board.id)
+      .groupBy("status")
+      .execute();
+    const n = (status: CardStatus) => Number(counts.find((row) => row.status === status)?.n ?? 0);
+    return html`<tr id="board_${board.id}">
+      <td><a href="/boards/${board.id}">${board.name}</a></td>
+      <td class="todo">${n("todo")}</td>
+      <td class="doing">${n("doing")}</td>
+      <td class="done">${n("done")}</td>
+    </tr>`;
+  });
+
+  const CardCount = partial("count", async ({ boardId, status }: { boardId: number; status: CardStatus }) => {
+    const { n } = await db
+      .selectFrom("cards")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("board_id", "=", boardId)
+      .where("status", "=", status)
+      .executeTakeFirstOrThrow();
+    return (
+      <small class="count" id={`count_${status}`}>
+        ({Number(n)})
+      </small>
+    );
+  });
+
+  const Column: FC<{ boardId: number; status: CardStatus; boards: { id: number; name: string }[] }> = ({
+    boardId,
+    status,
+    boards,
+  }) => (
+    <section class="column" id={`column_${status}`}>
+      <h2>
+        {STATUS_LABELS[status]} <CardCount boardId={boardId} status={status} />
+      </h2>
+      <Collection
+        id={`cards_${status}`}
+        tag="ul"
+        class="cards"
+        of={db
+          .selectFrom("cards")
+          .selectAll()
+          .where("board_id", "=", boardId)
+          .where("status", "=", status)
+          .orderBy("position")
+          .orderBy("id")}
+        item={CardItem}
+        props={{ boards }}
+      />
+      <form method="post" action={`/boards/${boardId}/cards`} class="add-card">
+        <input type="hidden" name="status" value={status} />
+        <input name="title" placeholder="New card" aria-label={`New card in ${STATUS_LABELS[status]}`} required />
+        <button type="submit">Add</button>
+      </form>
+    </section>
+  );
+
   app.get("/", async (c) => {
     const viewer = cookie(c, VIEWER_COOKIE);
-    const boards = await db.selectFrom("boards").select(["id", "name"]).orderBy("id").execute();
-    const cards = await db.selectFrom("cards").select(["id", "board_id", "status"]).execute();
-    const counts = new Map<number, Record<CardStatus, number>>();
-    for (const card of cards) {
-      const n = counts.get(card.board_id) ?? { todo: 0, doing: 0, done: 0 };
-      n[card.status] += 1;
-      counts.set(card.board_id, n);
-    }
-    return c.html(boardList(viewer, boards, counts));
+    const boards = db.selectFrom("boards").select(["id", "name"]).orderBy("id");
+    return c.html(boardList(viewer, Collection({ id: "boards", tag: "tbody", of: boards, item: BoardRow })));
   });
 
   app.get("/boards/:id", async (c) => {
@@ -192,13 +217,6 @@ export function createDemoApp(upkeep: Upkeep, options: { live?: boolean } = {}):
     const board = await db.selectFrom("boards").select(["id", "name"]).where("id", "=", id).executeTakeFirst();
     if (!board) return c.notFound();
     const boards = await db.selectFrom("boards").select(["id", "name"]).orderBy("id").execute();
-    const cards = await db
-      .selectFrom("cards")
-      .selectAll()
-      .where("board_id", "=", id)
-      .orderBy("position")
-      .orderBy("id")
-      .execute();
     return c.html(
       <Layout title={board.name}>
         <nav>
@@ -207,7 +225,7 @@ export function createDemoApp(upkeep: Upkeep, options: { live?: boolean } = {}):
         <h1 id="board_name">{board.name}</h1>
         <div class="columns">
           {STATUSES.map((status) => (
-            <Column boardId={id} status={status} cards={cards.filter((k) => k.status === status)} boards={boards} />
+            <Column boardId={id} status={status} boards={boards} />
           ))}
         </div>
       </Layout>,

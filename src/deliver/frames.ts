@@ -1,7 +1,8 @@
 // Patches for frames rendered again on their own: a fragment or member is replaced (morphed) by id; a collection's
 // members are brought from the old order to the re-run's with the fewest actions that can be proven.
 //
-// Why a collection's actions produce exactly the new render. The old members are the element children of the
+// Why a collection's actions produce exactly the new render (within one collection; FrameActions orders the
+// actions of several frames). The old members are the element children of the
 // collection element, in order, each with a unique id (the page was rendered so, and every earlier patch kept it
 // so). `diffMembers` removes every old member whose id is not in the new list; keeps in place a longest run of
 // members whose relative order did not change (a longest increasing subsequence of old positions, in new order);
@@ -12,6 +13,19 @@
 // (children), so a moved member is not duplicated, and applying the same patch twice leaves the same DOM.
 
 import { escapeAttribute } from "../render/page.ts";
+
+/**
+ * The actions of one frame's patch, in three parts. A page's patch sends every frame's removals first, then the
+ * in-place replacements, then the insertions: a member moving from one collection to another is removed from the
+ * first before it is inserted into the second, so no id is ever on the page twice while an action looks it up.
+ */
+export interface FrameActions {
+  removes: string;
+  replaces: string;
+  inserts: string;
+}
+
+export const NO_ACTIONS: FrameActions = { removes: "", replaces: "", inserts: "" };
 
 export interface MemberView {
   id: string;
@@ -68,7 +82,7 @@ export function diffMembers(
   collectionId: string,
   before: readonly MemberView[],
   after: readonly MemberView[],
-): { actions: string; operations: number } | { deoptimization: CollectionDeoptimization } {
+): { actions: FrameActions; operations: number } | { deoptimization: CollectionDeoptimization } {
   const newIds = new Set<string>();
   for (const m of after) {
     if (newIds.has(m.id)) return { deoptimization: "collection_member_id_not_unique" };
@@ -80,11 +94,11 @@ export function diffMembers(
     if (oldIndex.has(id)) return { deoptimization: "collection_member_id_not_unique" };
     oldIndex.set(id, i);
   }
-  let out = "";
+  const out: FrameActions = { removes: "", replaces: "", inserts: "" };
   let operations = 0;
   for (const m of before) {
     if (!newIds.has(m.id)) {
-      out += stream("remove", m.id, null);
+      out.removes += stream("remove", m.id, null);
       operations++;
     }
   }
@@ -103,12 +117,13 @@ export function diffMembers(
     const m = after[i] as MemberView;
     if (stays.has(i)) {
       if ((before[oldIndex.get(m.id) as number] as MemberView).html !== m.html) {
-        out += replaceFrame(m.id, m.html);
+        out.replaces += replaceFrame(m.id, m.html);
         operations++;
       }
       continue;
     }
-    out += i === 0 ? stream("prepend", collectionId, m.html) : stream("after", (after[i - 1] as MemberView).id, m.html);
+    out.inserts +=
+      i === 0 ? stream("prepend", collectionId, m.html) : stream("after", (after[i - 1] as MemberView).id, m.html);
     operations++;
   }
   // Each action carries at most one member; past half the members (and a few), one update is smaller.

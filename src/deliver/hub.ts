@@ -39,7 +39,7 @@ import { renderAgain, renderNewMember, rerunCollection } from "../render/frames.
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
 import { admit } from "./admission.ts";
 import { Follower } from "./follower.ts";
-import { diffMembers, replaceFrame, replaceOnce, updateCollection } from "./frames.ts";
+import { diffMembers, type FrameActions, NO_ACTIONS, replaceFrame, replaceOnce, updateCollection } from "./frames.ts";
 import { affectedBetween, digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
 import type { Deoptimization, HubStats } from "./stats.ts";
 import { groupToken } from "./token.ts";
@@ -72,7 +72,9 @@ type FrameStep =
   | {
       frame: GroupFrame;
       html: string;
-      actions: string;
+      actions: FrameActions;
+      /** How many more (or fewer) elements carry each id once the patch is applied. */
+      idDelta: Map<string, number>;
       commit(ids: Map<string, number>): { changed: GroupFrame[]; removed: GroupFrame[] };
     }
   | { fallback: Deoptimization };
@@ -117,6 +119,7 @@ export class Hub implements SubscriptionHub {
       collection_member_id_not_unique: 0,
       frame_not_located: 0,
       frame_inputs_changed: 0,
+      frame_ids_collide: 0,
       frame_refused: 0,
     },
   };
@@ -368,7 +371,9 @@ export class Hub implements SubscriptionHub {
     const frames = group.frames;
     if (before === null || top.length === 0) return;
     const offset = this.position;
-    const steps = await Promise.all(top.map((frame) => this.frameStep(group, frame, offset, representative.headers)));
+    const steps = await Promise.all(
+      top.map((frame) => this.frameStep(group, frame, offset, representative.headers, dirty)),
+    );
     // A newer render of the page was recorded meanwhile: it shows these facts, or its catch-up plans them again.
     if (group.frames !== frames || group.html !== before) return;
     let html = before;
@@ -388,16 +393,34 @@ export class Hub implements SubscriptionHub {
       }
       located.push(step);
     }
-    const ids = group.local.ids ?? idCounts(html);
+    // Frames render the state at or after the position they started at, so two frames of one page can show two
+    // moments: a card moved between columns may already be in its new column while the old column (no fact about
+    // it planned yet) still shows it. Such a page would carry one id twice, and an action targeting that id would
+    // be ambiguous: the page is replayed instead, which renders every frame from one pass.
+    const ids = group.local.ids ?? idCounts(before);
+    const delta = new Map<string, number>();
+    for (const step of located) for (const [id, n] of step.idDelta) delta.set(id, (delta.get(id) ?? 0) + n);
+    for (const [id, n] of delta)
+      if (n > 0 && (ids.get(id) ?? 0) + n > 1) return this.replayInstead(group, "frame_ids_collide");
+    for (const [id, n] of delta) {
+      const count = (ids.get(id) ?? 0) + n;
+      if (count > 0) ids.set(id, count);
+      else ids.delete(id);
+    }
     const changed: GroupFrame[] = [];
     const removed: GroupFrame[] = [];
-    let actions = "";
+    let removes = "";
+    let replaces = "";
+    let inserts = "";
     for (const step of located) {
       const result = step.commit(ids);
       changed.push(...result.changed);
       removed.push(...result.removed);
-      actions += step.actions;
+      removes += step.actions.removes;
+      replaces += step.actions.replaces;
+      inserts += step.actions.inserts;
     }
+    const actions = removes + replaces + inserts;
     this.registry.unindex(removed);
     this.registry.index(changed);
     group.frames = flatten(group.frames[0] as GroupFrame);
@@ -421,6 +444,7 @@ export class Hub implements SubscriptionHub {
     frame: GroupFrame,
     offset: number,
     headers: Record<string, string>,
+    dirty: ReadonlySet<GroupFrame>,
   ): Promise<FrameStep> {
     const recipe = frame.recipe;
     if (!recipe) return { fallback: "frame_not_located" };
@@ -448,9 +472,12 @@ export class Hub implements SubscriptionHub {
       }
       const next = await Promise.all(
         rerun.rows.map(async ({ row, rowKey }) => {
+          // A member whose row is unchanged keeps its HTML, unless its own reads (or a descendant's) changed too.
           const kept = rowKey === "" ? undefined : pool.get(rowKey)?.shift();
-          if (kept) return { member: { ...kept }, capture: null };
-          const capture = await this.shared.get(offset, `member:${recipe.key}:${rowKey}\0${digest}`, async () => {
+          if (kept && !(kept.frame && subtree(kept.frame).some((f) => dirty.has(f)))) {
+            return { member: { ...kept }, capture: null };
+          }
+          const capture = await this.shared.get(offset, `row ${recipe.key}:${rowKey}\0${digest}`, async () => {
             this.stats.frameRenders++;
             return renderNewMember(rerun.frame, recipe, row);
           });
@@ -463,17 +490,30 @@ export class Hub implements SubscriptionHub {
       const members = next.map((n) => n.member);
       const html = recipe.open + members.map((m) => m.html).join("") + recipe.close;
       const diff = diffMembers(frame.id, old, members);
-      let actions: string;
+      const idDelta = new Map<string, number>();
+      const count = (markup: string, sign: number) => {
+        for (const [id, n] of idCounts(markup)) idDelta.set(id, (idDelta.get(id) ?? 0) + sign * n);
+      };
+      const oldById = new Map(old.map((m) => [m.id, m]));
+      const newIds = new Set(members.map((m) => m.id));
+      for (const m of old) if (!newIds.has(m.id)) count(m.html, -1);
+      for (const m of members) {
+        const was = oldById.get(m.id);
+        if (was?.html === m.html) continue;
+        if (was) count(was.html, -1);
+        count(m.html, 1);
+      }
+      let actions: FrameActions;
       if ("deoptimization" in diff) {
         this.stats.deoptimizations[diff.deoptimization]++;
-        actions = updateCollection(frame.id, members);
+        actions = { ...NO_ACTIONS, replaces: updateCollection(frame.id, members) };
       } else actions = diff.actions;
       return {
         frame,
         html,
         actions,
+        idDelta,
         commit: (ids) => {
-          adjustIds(ids, frame.html, html);
           const kept = new Set(members.map((m) => m.frame).filter((f) => f !== null));
           const removed = frame.children.filter((child) => !kept.has(child)).flatMap(subtree);
           const changed: GroupFrame[] = [frame];
@@ -503,12 +543,17 @@ export class Hub implements SubscriptionHub {
     if (made.capture.refusals.length > 0 || made.frame.id === "") return { fallback: "frame_refused" };
     if (!covered(made.frame.inputs)) return { fallback: "frame_inputs_changed" };
     const html = made.frame.html;
+    const idDelta = new Map<string, number>();
+    if (html !== frame.html) {
+      for (const [id, n] of idCounts(frame.html)) idDelta.set(id, -n);
+      for (const [id, n] of idCounts(html)) idDelta.set(id, (idDelta.get(id) ?? 0) + n);
+    }
     return {
       frame,
       html,
-      actions: html === frame.html ? "" : replaceFrame(frame.id, html),
+      actions: html === frame.html ? NO_ACTIONS : { ...NO_ACTIONS, replaces: replaceFrame(frame.id, html) },
+      idDelta,
       commit: (ids) => {
-        adjustIds(ids, frame.html, html);
         const removed = frame.children.flatMap(subtree);
         const out: GroupFrame[] = [];
         const oldId = frame.id;
@@ -766,10 +811,4 @@ function subtree(frame: GroupFrame): GroupFrame[] {
 /** Every frame of a page, each parent before its children. */
 function flatten(root: GroupFrame): GroupFrame[] {
   return subtree(root);
-}
-
-/** Moves the id counts of a page from a frame's old HTML to its new HTML. */
-function adjustIds(ids: Map<string, number>, before: string, after: string): void {
-  for (const [id, n] of idCounts(before)) ids.set(id, (ids.get(id) ?? 0) - n);
-  for (const [id, n] of idCounts(after)) ids.set(id, (ids.get(id) ?? 0) + n);
 }

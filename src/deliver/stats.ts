@@ -13,6 +13,8 @@ export type Deoptimization =
   | "collection_member_id_not_unique"
   /** A frame's page was replayed instead of the frame: its HTML is not found exactly once in the page, … */
   | "frame_not_located"
+  /** … two of its frames, rendered at different moments, would put one id on the page twice, … */
+  | "frame_ids_collide"
   /** … it read an input it had not read before (its identity could not cover it), … */
   | "frame_inputs_changed"
   /** … or its render was refused (the page's replay then tells the browsers to reload). */

@@ -20,6 +20,7 @@ import {
 } from "../../demo/schema.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
 import { freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
+import { createLabApp } from "./lab.ts";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -75,6 +76,10 @@ const PAGE_POOL: ReadonlyArray<{ url: string; headers: Record<string, string> }>
   { url: "/boards/1", headers: { cookie: "viewer=alice" } },
   { url: "/boards/2", headers: { cookie: "viewer=bob" } },
   { url: "/boards/3", headers: {} },
+  // Frame shapes the demo lacks (lab.ts): a LIMIT window, a join, nested fragments, a per-viewer fragment.
+  { url: "/lab/1", headers: { cookie: "viewer=alice" } },
+  { url: "/lab/1", headers: { cookie: "viewer=bob" } },
+  { url: "/lab/2", headers: {} },
 ];
 
 /** Boards the pages show; they are never deleted (a deleted board's page is a 404, not a live page). */
@@ -347,6 +352,7 @@ export async function openHarness(dialect: Dialect, url?: string): Promise<Harne
   const { createDemoApp } = await importDemoApp();
   const upkeep: Upkeep = await createUpkeep({ database: url, secret: SECRET, mode: "test", install: true });
   const app = createDemoApp(upkeep);
+  app.route("/lab", createLabApp(upkeep));
   upkeep.use(app);
   const db = upkeep.db<Database>();
 

@@ -66,6 +66,17 @@ function framesApp(upkeep: Upkeep) {
       )}${Collection({ id: "top", tag: "ol", of: items.limit(2), item: Top })}${Panel({ list })}${Mine({})}</body></html>`,
     );
   });
+  // Two collections of one item partial: an item moving between lists leaves one and enters the other.
+  app.get("/two", async (c) => {
+    const list = (name: string) =>
+      Collection({
+        id: `list_${name}`,
+        tag: "ul",
+        of: db.selectFrom("items").select(["id", "title"]).where("list", "=", name).orderBy("pos").orderBy("id"),
+        item: Item,
+      });
+    return c.html(html`<html><body>${list("x")}${list("y")}</body></html>`);
+  });
   app.get("/bad", async (c) => c.html(html`<html><body>${Bad({ onClick: () => {} })}</body></html>`));
   app.get("/tworoots", async (c) => c.html(html`<html><body>${TwoRoots({})}</body></html>`));
   return app;
@@ -169,7 +180,8 @@ for (const dialect of DIALECTS) {
 
       const moved = await write(page, `update items set pos = 10 where id = ${a1}`);
       // a1 moves to the end of the list, and leaves the top-2 window, which a2 enters after a0.
-      assert.deepEqual(moved.actions, [`after item_${a4}`, `remove top_${a1}`, `after top_${a0}`]);
+      // A page's removals go first, then replacements, then insertions (see FrameActions).
+      assert.deepEqual(moved.actions, [`remove top_${a1}`, `after item_${a4}`, `after top_${a0}`]);
       assert.equal(moved.pageRenders, 0);
       await converged(page, "alice");
 
@@ -189,6 +201,17 @@ for (const dialect of DIALECTS) {
       const cost = await write(page, "update items set pos = 100 - pos where list = 'a'");
       assert.ok(cost.actions.includes("update items"), cost.actions.join(" "));
       assert.equal(cost.deoptimizations.collection_multi_change, 1);
+      assert.equal(cost.pageRenders, 0);
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("a member moving between two collections is removed from one before it is inserted into the other", async () => {
+      await exec("insert into items (list, title, pos) values ('x', 'x1', 1), ('x', 'x2', 2), ('y', 'y1', 1)");
+      const page = await openLivePage(upkeep, app, "/two", viewer("alice"));
+      const [x2, y1] = [await idOf("x2"), await idOf("y1")];
+      const cost = await write(page, `update items set list = 'y', pos = 2 where id = ${x2}`);
+      assert.deepEqual(cost.actions, [`remove item_${x2}`, `after item_${y1}`]);
       assert.equal(cost.pageRenders, 0);
       await converged(page, "alice");
       page.close();

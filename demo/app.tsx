@@ -217,10 +217,11 @@ export function createDemoApp(upkeep: Upkeep, options: { live?: boolean } = {}):
     const board = await db.selectFrom("boards").select(["id", "name"]).where("id", "=", id).executeTakeFirst();
     if (!board) return c.notFound();
     const boards = await db.selectFrom("boards").select(["id", "name"]).orderBy("id").execute();
+    const viewer = cookie(c, VIEWER_COOKIE);
     return c.html(
       <Layout title={board.name}>
         <nav>
-          <a href="/">All boards</a>
+          <a href="/">All boards</a> <span id="greeting">Signed in as {viewer ?? "guest"}</span>
         </nav>
         <h1 id="board_name">{board.name}</h1>
         <div class="columns">

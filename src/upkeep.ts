@@ -39,12 +39,17 @@ export interface UpkeepOptions {
   origins?: string[];
   /** What the ledger does when tables appear while the app runs: regenerate the triggers (default) or report. */
   schemaChanges?: "refresh" | "report";
+  /** Render `partial`s and `Collection`s on their own when only they are affected (default true). false replays
+   *  the whole page for every affecting write, as if the app marked no frames (for comparisons and diagnosis). */
+  frames?: boolean;
 }
 
 /** A read-only snapshot of what Upkeep has done in this process (upkeep.stats()). */
 export interface UpkeepStats {
-  /** Replays run. */
+  /** Page replays run. */
   renders: number;
+  /** Frames rendered on their own: fragments and members rendered, collection queries run again. */
+  frameRenders: number;
   /** Patches handed to open connections, and their bytes. */
   messages: number;
   bytes: number;
@@ -167,6 +172,7 @@ export class Upkeep {
     const head = await this.ledger.head().catch(() => hub.position);
     return {
       renders: hub.stats.renders,
+      frameRenders: hub.stats.frameRenders,
       messages: hub.stats.messages,
       bytes: hub.stats.bytes,
       deoptimizations: { ...hub.stats.deoptimizations },
@@ -226,6 +232,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     tokenTtlMs: options.tokenTtlMs,
     coalesceMs: options.coalesceMs,
     origins: options.origins,
+    frames: options.frames,
     log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
   });
   await hub.start();

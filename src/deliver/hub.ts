@@ -39,7 +39,15 @@ import { renderAgain, renderNewMember, rerunCollection } from "../render/frames.
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
 import { admit } from "./admission.ts";
 import { Follower } from "./follower.ts";
-import { diffMembers, type FrameActions, NO_ACTIONS, replaceFrame, replaceOnce, updateCollection } from "./frames.ts";
+import {
+  type CollectionDeoptimization,
+  diffMembers,
+  type FrameActions,
+  NO_ACTIONS,
+  replaceFrame,
+  replaceOnce,
+  updateCollection,
+} from "./frames.ts";
 import { affectedBetween, digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
 import type { Deoptimization, HubStats } from "./stats.ts";
 import { groupToken } from "./token.ts";
@@ -90,6 +98,8 @@ export interface HubOptions {
   coalesceMs?: number;
   /** Where page groups are kept (default: in memory). */
   registry?: PageRegistry;
+  /** Render frames on their own (default). false: every write replays the whole page (for comparison). */
+  frames?: boolean;
   /** Origins (scheme://host[:port]) pages may subscribe from; a subscribe whose Origin header is not listed is
    *  refused. Default: any (tokens are bound to the page's own origin either way). */
   origins?: string[];
@@ -128,7 +138,7 @@ export class Hub implements SubscriptionHub {
   /** Reads the ledger and plans each batch (follower.ts). */
   private readonly follower: Follower;
   app: FetchApp | null = null;
-  private readonly options: Required<Omit<HubOptions, "log" | "registry" | "origins">> &
+  private readonly options: Required<Omit<HubOptions, "log" | "registry" | "origins" | "frames">> &
     Pick<HubOptions, "log" | "origins">;
   private catchUps = 0;
   private readonly pendingCatchUps = new Set<Promise<void>>();
@@ -142,6 +152,8 @@ export class Hub implements SubscriptionHub {
   /** Groups whose render is running. */
   private readonly rendering = new Set<PageGroup>();
   private readonly shared = new SharedRenders();
+  /** Whether frames are rendered on their own (HubOptions.frames). */
+  readonly frames: boolean;
 
   /** Offset of the last fact planned. */
   get position(): number {
@@ -156,6 +168,7 @@ export class Hub implements SubscriptionHub {
       idleGroupMs: options.idleGroupMs ?? DELIVERY_TUNING.pendingRegistrationMs,
       coalesceMs: options.coalesceMs ?? DELIVERY_TUNING.coalesceMs,
     };
+    this.frames = options.frames ?? true;
     this.follower = new Follower({
       ledger: options.ledger,
       registry: this.registry,
@@ -328,7 +341,7 @@ export class Hub implements SubscriptionHub {
       html: result.html,
       inputs,
       deps: capture.queries,
-      root: capture.root,
+      root: this.frames ? capture.root : undefined,
     });
     // Facts planned while the replay ran were matched against the old reads (or none): plan them again.
     if (recorded && capture.renderOffset < this.position) this.catchUp(target, capture.renderOffset, this.position);
@@ -376,20 +389,32 @@ export class Hub implements SubscriptionHub {
     );
     // A newer render of the page was recorded meanwhile: it shows these facts, or its catch-up plans them again.
     if (group.frames !== frames || group.html !== before) return;
+    // Splice each frame's new HTML into the page. A frame's position is tracked (a splice shifts the frames after
+    // it); an unknown or stale one is found by searching, and a frame whose HTML is not found exactly once makes
+    // the page replay instead.
     let html = before;
     const located: Extract<FrameStep, { frame: GroupFrame }>[] = [];
+    const moved: GroupFrame[] = [];
     for (const step of steps) {
       if ("fallback" in step) return this.replayInstead(group, step.fallback);
-      if (step.html !== step.frame.html) {
-        const next = replaceOnce(html, step.frame.html, step.html);
-        if (next === null) return this.replayInstead(group, "frame_not_located");
+      const frame = step.frame;
+      if (step.html !== frame.html) {
+        let at = frame.start >= 0 && html.startsWith(frame.html, frame.start) ? frame.start : -1;
+        if (at < 0) {
+          at = html.indexOf(frame.html);
+          if (at < 0 || html.indexOf(frame.html, at + 1) >= 0) return this.replayInstead(group, "frame_not_located");
+        }
         // The frame's HTML is part of each ancestor's.
-        for (let p = step.frame.parent; p && p.kind !== "page"; p = p.parent) {
-          const inner = replaceOnce(p.html, step.frame.html, step.html);
+        for (let p = frame.parent; p && p.kind !== "page"; p = p.parent) {
+          const inner = replaceOnce(p.html, frame.html, step.html);
           if (inner === null) return this.replayInstead(group, "frame_not_located");
           p.html = inner;
         }
-        html = next;
+        html = html.slice(0, at) + step.html + html.slice(at + frame.html.length);
+        const shift = step.html.length - frame.html.length;
+        for (const other of group.frames) if (other.start > at) other.start += shift;
+        frame.start = at;
+        moved.push(frame);
       }
       located.push(step);
     }
@@ -424,6 +449,8 @@ export class Hub implements SubscriptionHub {
     this.registry.unindex(removed);
     this.registry.index(changed);
     group.frames = flatten(group.frames[0] as GroupFrame);
+    // Frames inside a spliced frame are found again when needed; the spliced frame itself is where it was put.
+    for (const frame of moved) for (const child of frame.children) for (const f of collect(child, [])) f.start = -1;
     group.html = html;
     group.local.htmlDigest = null;
     group.local.ids = ids;
@@ -470,13 +497,13 @@ export class Hub implements SubscriptionHub {
         if (same) same.push(member);
         else pool.set(member.rowKey, [member]);
       }
+      const rerendered: number[] = [];
       const next = await Promise.all(
-        rerun.rows.map(async ({ row, rowKey }) => {
+        rerun.rows.map(async ({ row, rowKey }, i) => {
           // A member whose row is unchanged keeps its HTML, unless its own reads (or a descendant's) changed too.
           const kept = rowKey === "" ? undefined : pool.get(rowKey)?.shift();
-          if (kept && !(kept.frame && subtree(kept.frame).some((f) => dirty.has(f)))) {
-            return { member: { ...kept }, capture: null };
-          }
+          if (kept && !(kept.frame && anyDirty(kept.frame, dirty))) return { member: { ...kept }, capture: null };
+          if (kept) rerendered.push(i);
           const capture = await this.shared.get(offset, `row ${recipe.key}:${rowKey}\0${digest}`, async () => {
             this.stats.frameRenders++;
             return renderNewMember(rerun.frame, recipe, row);
@@ -488,26 +515,14 @@ export class Hub implements SubscriptionHub {
       for (const { capture } of next)
         if (capture && !covered(capture.inputs)) return { fallback: "frame_inputs_changed" };
       const members = next.map((n) => n.member);
-      const html = recipe.open + members.map((m) => m.html).join("") + recipe.close;
-      const diff = diffMembers(frame.id, old, members);
-      const idDelta = new Map<string, number>();
-      const count = (markup: string, sign: number) => {
-        for (const [id, n] of idCounts(markup)) idDelta.set(id, (idDelta.get(id) ?? 0) + sign * n);
-      };
-      const oldById = new Map(old.map((m) => [m.id, m]));
-      const newIds = new Set(members.map((m) => m.id));
-      for (const m of old) if (!newIds.has(m.id)) count(m.html, -1);
-      for (const m of members) {
-        const was = oldById.get(m.id);
-        if (was?.html === m.html) continue;
-        if (was) count(was.html, -1);
-        count(m.html, 1);
-      }
-      let actions: FrameActions;
-      if ("deoptimization" in diff) {
-        this.stats.deoptimizations[diff.deoptimization]++;
-        actions = { ...NO_ACTIONS, replaces: updateCollection(frame.id, members) };
-      } else actions = diff.actions;
+      // Every group whose collection showed the same HTML gets the same patch: worked out once.
+      const view = await this.shared.get(
+        offset,
+        `view ${recipe.key}\0${digest}\0${rerendered.join(",")}\0${frame.html}`,
+        async () => collectionView(frame.id, recipe.open, recipe.close, old, members),
+      );
+      if (view.deoptimization) this.stats.deoptimizations[view.deoptimization]++;
+      const { html, actions, idDelta } = view;
       return {
         frame,
         html,
@@ -515,7 +530,8 @@ export class Hub implements SubscriptionHub {
         idDelta,
         commit: (ids) => {
           const kept = new Set(members.map((m) => m.frame).filter((f) => f !== null));
-          const removed = frame.children.filter((child) => !kept.has(child)).flatMap(subtree);
+          const removed: GroupFrame[] = [];
+          for (const child of frame.children) if (!kept.has(child)) collect(child, removed);
           const changed: GroupFrame[] = [frame];
           frame.children = [];
           next.forEach(({ member, capture }) => {
@@ -554,7 +570,8 @@ export class Hub implements SubscriptionHub {
       actions: html === frame.html ? NO_ACTIONS : { ...NO_ACTIONS, replaces: replaceFrame(frame.id, html) },
       idDelta,
       commit: (ids) => {
-        const removed = frame.children.flatMap(subtree);
+        const removed: GroupFrame[] = [];
+        for (const child of frame.children) collect(child, removed);
         const out: GroupFrame[] = [];
         const oldId = frame.id;
         const oldHtml = frame.html;
@@ -668,7 +685,15 @@ export class Hub implements SubscriptionHub {
     const identity = deriveIdentity(inputs, headers).digest;
     const group = this.registry.ensure(capture.url, identity, origin);
     const offset = capture.renderOffset;
-    if (this.registry.recordRender(group, { offset, html, inputs, deps: capture.queries, root: capture.root })) {
+    if (
+      this.registry.recordRender(group, {
+        offset,
+        html,
+        inputs,
+        deps: capture.queries,
+        root: this.frames ? capture.root : undefined,
+      })
+    ) {
       group.dirty = false;
       // Subscribers of the group showing an older render get this one (same identity: same bytes).
       this.deliver(group);
@@ -803,12 +828,55 @@ export class Hub implements SubscriptionHub {
   }
 }
 
-/** A frame and all its descendants. */
-function subtree(frame: GroupFrame): GroupFrame[] {
-  return [frame, ...frame.children.flatMap(subtree)];
+/** Appends a frame and all its descendants to `out`, each parent before its children. */
+function collect(frame: GroupFrame, out: GroupFrame[]): GroupFrame[] {
+  out.push(frame);
+  for (const child of frame.children) collect(child, out);
+  return out;
 }
 
 /** Every frame of a page, each parent before its children. */
 function flatten(root: GroupFrame): GroupFrame[] {
-  return subtree(root);
+  return collect(root, []);
+}
+
+/** Whether the frame or a descendant is in `dirty`. */
+function anyDirty(frame: GroupFrame, dirty: ReadonlySet<GroupFrame>): boolean {
+  if (dirty.has(frame)) return true;
+  for (const child of frame.children) if (anyDirty(child, dirty)) return true;
+  return false;
+}
+
+/** A collection's new HTML, its patch from `old` to `members`, and how the page's id counts change. */
+function collectionView(
+  id: string,
+  open: string,
+  close: string,
+  old: readonly MemberState[],
+  members: readonly MemberState[],
+): { html: string; actions: FrameActions; idDelta: Map<string, number>; deoptimization?: CollectionDeoptimization } {
+  const html = open + members.map((m) => m.html).join("") + close;
+  const idDelta = new Map<string, number>();
+  const count = (markup: string, sign: number) => {
+    for (const [key, n] of idCounts(markup)) idDelta.set(key, (idDelta.get(key) ?? 0) + sign * n);
+  };
+  const oldById = new Map(old.map((m) => [m.id, m]));
+  const newIds = new Set(members.map((m) => m.id));
+  for (const m of old) if (!newIds.has(m.id)) count(m.html, -1);
+  for (const m of members) {
+    const was = oldById.get(m.id);
+    if (was?.html === m.html) continue;
+    if (was) count(was.html, -1);
+    count(m.html, 1);
+  }
+  const diff = diffMembers(id, old, members);
+  if ("deoptimization" in diff) {
+    return {
+      html,
+      actions: { ...NO_ACTIONS, replaces: updateCollection(id, members) },
+      idDelta,
+      deoptimization: diff.deoptimization,
+    };
+  }
+  return { html, actions: diff.actions, idDelta };
 }

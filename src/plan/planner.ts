@@ -21,22 +21,64 @@ export interface Plannable {
   deps: QueryDependency[];
 }
 
-/** Mark every frame a fact of the batch can affect as dirty. */
+/**
+ * Mark every frame a fact of the batch can affect as dirty. Many frames hold the same read (every viewer's page of
+ * a board reads its cards the same way): matching depends only on a read's tables, columns and filters, so each
+ * distinct read is matched once per fact.
+ */
 export function planBatch<P extends Plannable>(
   registry: { candidates(fact: Fact): Iterable<P> },
   facts: readonly Fact[],
 ): PlanStats<P> {
   const dirtied: P[] = [];
   for (const fact of facts) {
+    const matched = new Map<string, boolean>();
     for (const frame of registry.candidates(fact)) {
       if (frame.dirty || fact.offset <= frame.renderOffset) continue;
-      if (affects(frame.deps, fact)) {
+      let hit = false;
+      for (const dep of frame.deps) {
+        const key = readsKey(dep);
+        let affected = matched.get(key);
+        if (affected === undefined) {
+          affected = matchFact(dep, fact).affected;
+          matched.set(key, affected);
+        }
+        if (affected) {
+          hit = true;
+          break;
+        }
+      }
+      if (hit) {
         frame.dirty = true;
         dirtied.push(frame);
       }
     }
   }
   return { facts: facts.length, dirtied };
+}
+
+const readsKeys = new WeakMap<QueryDependency, string>();
+
+/** What matching a fact against a dependency depends on, as a string: its reads (tables, columns, filters). */
+export function readsKey(dep: QueryDependency): string {
+  let key = readsKeys.get(dep);
+  if (key === undefined) {
+    // Values are strings, numbers, bigints, booleans, null or bytes, never objects: a tagged object cannot be
+    // confused with any value, so two keys are equal only for equal reads.
+    key = JSON.stringify(dep.reads, (_, value) =>
+      value instanceof Set
+        ? { $set: [...value].sort() }
+        : typeof value === "bigint"
+          ? { $bigint: String(value) }
+          : typeof value === "number" && !Number.isFinite(value)
+            ? { $number: String(value) }
+            : value instanceof Uint8Array
+              ? { $bytes: Buffer.from(value).toString("hex") }
+              : value,
+    );
+    readsKeys.set(dep, key);
+  }
+  return key;
 }
 
 export function affects(deps: readonly QueryDependency[], fact: Fact): boolean {

@@ -7,6 +7,7 @@
 import type { QueryDependency } from "../analysis/types.ts";
 import type { FrameCapture, FrameKind } from "../capture/context.ts";
 import type { Fact } from "../ledger/types.ts";
+import { readsKey } from "../plan/planner.ts";
 import type { Sink } from "../protocol.ts";
 import type { AnyRecipe } from "../render/frames.ts";
 import { type MatchReport, ReverseIndex } from "./reverse-index.ts";
@@ -67,6 +68,8 @@ export interface GroupFrame {
   readonly recipe: AnyRecipe | null;
   /** Its current outer HTML ("" for the page frame: the group's html). */
   html: string;
+  /** Where its HTML starts in the group's html, when known (-1: search for it). */
+  start: number;
   /** The planner position its latest render started at. */
   renderOffset: number;
   /** A fact after renderOffset matched its own reads. */
@@ -178,6 +181,7 @@ export function buildFrames(
       inputs: [...capture.inputs],
       recipe: capture.kind === "page" ? null : (capture.recipe as AnyRecipe),
       html: capture.html,
+      start: -1,
       renderOffset: offset,
       dirty: false,
     };
@@ -202,6 +206,8 @@ export function buildFrames(
 export class MemoryRegistry implements PageRegistry {
   readonly #groups = new Map<string, PageGroup>();
   readonly #index = new ReverseIndex<GroupFrame>();
+  /** The reads each frame is indexed under (see index()). */
+  readonly #indexed = new WeakMap<GroupFrame, string>();
 
   static key(url: string, identity: string, origin: string): string {
     return `${identity} ${origin}${url}`;
@@ -221,6 +227,10 @@ export class MemoryRegistry implements PageRegistry {
 
   index(frames: Iterable<GroupFrame>): void {
     for (const frame of frames) {
+      // A frame rendered again usually reads exactly what it read before: its placements stay as they are.
+      const key = frame.deps.map(readsKey).join("\u0000");
+      if (this.#indexed.get(frame) === key) continue;
+      this.#indexed.set(frame, key);
       if (frame.deps.length > 0) this.#index.set(frame, frame.deps);
       else this.#index.delete(frame);
     }
@@ -229,6 +239,7 @@ export class MemoryRegistry implements PageRegistry {
   unindex(frames: Iterable<GroupFrame>): void {
     for (const frame of frames) {
       this.#index.delete(frame);
+      this.#indexed.delete(frame);
       frame.removed = true;
       frame.group.local.dirtyFrames.delete(frame);
     }
@@ -287,6 +298,7 @@ export class MemoryRegistry implements PageRegistry {
         inputs: [...render.inputs],
         recipe: null,
         html: "",
+        start: -1,
         renderOffset: render.offset,
         dirty: false,
       });

@@ -295,6 +295,36 @@ for (const dialect of DIALECTS) {
       bob.close();
     });
 
+    it("with frames: false the same write replays the whole page (the comparison the bench makes)", async () => {
+      const pageLevel = await createUpkeep({
+        database: fixture!.database,
+        secret: SECRET,
+        mode: "test",
+        frames: false,
+      });
+      try {
+        const plainApp = framesApp(pageLevel);
+        pageLevel.use(plainApp);
+        const page = await openLivePage(pageLevel, plainApp, "/f/a", viewer("alice"));
+        const id = await idOf("a4-shared");
+        const before = { ...pageLevel.hub.stats };
+        await fixture!.exec(`update items set title = 'a4-page-level' where id = ${id}`);
+        await pageLevel.settle();
+        assert.equal(pageLevel.hub.stats.renders - before.renders, 1);
+        assert.equal(pageLevel.hub.stats.frameRenders - before.frameRenders, 0);
+        assert.match(
+          patches(page)
+            .map((p) => p.html)
+            .join(""),
+          /a4-page-level/,
+        );
+        assert.equal(page.body(), await freshBody(plainApp, "/f/a", { cookie: "viewer=alice" }));
+        page.close();
+      } finally {
+        await pageLevel.close();
+      }
+    });
+
     it("the match report names the frame that reacts and why", async () => {
       const page = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
       const report = explain(upkeep, {

@@ -28,7 +28,6 @@ import type { ReloadReason } from "../protocol.ts";
 import {
   buildFrames,
   type GroupFrame,
-  idCounts,
   type MemberState,
   MemoryRegistry,
   type PageGroup,
@@ -37,6 +36,7 @@ import {
 } from "../register/registry.ts";
 import { renderAgain, renderNewMember, rerunCollection } from "../render/frames.ts";
 import { type FetchApp, pageStream, replayPage } from "../render/page.ts";
+import { idCounts } from "../render/scan.ts";
 import { admit } from "./admission.ts";
 import { Follower } from "./follower.ts";
 import {

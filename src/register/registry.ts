@@ -10,6 +10,7 @@ import type { Fact } from "../ledger/types.ts";
 import { readsKey } from "../plan/planner.ts";
 import type { Sink } from "../protocol.ts";
 import type { AnyRecipe } from "../render/frames.ts";
+import { idCounts } from "../render/scan.ts";
 import { type MatchReport, ReverseIndex } from "./reverse-index.ts";
 
 export interface Subscriber {
@@ -139,18 +140,6 @@ export interface RenderRecord {
   deps: QueryDependency[];
   /** The render's frame tree (absent: the page frame alone holds every read). */
   root?: FrameCapture;
-}
-
-const ID_ATTRIBUTE = /\sid\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))/gi;
-
-/** How many elements of `html` carry each id (attributes spelled any way HTML allows). */
-export function idCounts(html: string): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const m of html.matchAll(ID_ATTRIBUTE)) {
-    const id = m[1] ?? m[2] ?? m[3] ?? "";
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-  }
-  return counts;
 }
 
 /**

@@ -14,7 +14,8 @@
 
 import type { DefaultTreeAdapterMap } from "parse5";
 import { parse, serializeOuter } from "parse5";
-import { escapeAttribute } from "./page.ts";
+import { bodyHtml, escapeAttribute } from "./page.ts";
+import { narrowByScan } from "./scan.ts";
 
 type Node = DefaultTreeAdapterMap["node"];
 type Element = DefaultTreeAdapterMap["element"];
@@ -127,11 +128,29 @@ class Walk {
   }
 }
 
+const BODY_OPEN = /<body\b[^>]*>/i;
+
 /**
  * Turbo Stream actions that bring a browser showing `before` to `after` by replacing only elements with unique
  * ids; "" when the bodies are equal; null when the narrowing cannot be proven (send the whole-body morph).
+ *
+ * First the cheap way (render/scan.ts): when the bodies' tags can be read as their tree and the difference lies
+ * inside one element with a unique id, that element is replaced, found without parsing. Otherwise both bodies are
+ * parsed and compared (below), which can also cover several separate differences with several elements.
  */
 export function narrowBodyPatch(before: string, after: string): string | null {
+  const open = BODY_OPEN.exec(before)?.[0];
+  if (open !== undefined && open === BODY_OPEN.exec(after)?.[0]) {
+    const scanned = narrowByScan(bodyHtml(before), bodyHtml(after));
+    if (scanned === "") return "";
+    if (scanned !== null) {
+      return `<turbo-stream action="replace" method="morph" target="${escapeAttribute(scanned.id)}"><template>${scanned.html}</template></turbo-stream>`;
+    }
+  }
+  return narrowByParsing(before, after);
+}
+
+function narrowByParsing(before: string, after: string): string | null {
   const a = bodyElement(before);
   const b = bodyElement(after);
   if (!a || !b || !sameAttributes(a, b)) return null;

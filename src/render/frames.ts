@@ -20,6 +20,7 @@ import { REWRITES } from "../analysis/refusals.ts";
 import { currentFrame, type FrameCapture, type FrameRecipe, openFrame, runInFrame } from "../capture/context.ts";
 import { RefusedBoundaryError } from "../errors.ts";
 import { escapeAttribute } from "./page.ts";
+import { RAW_TEXT, rootElementId, VOID } from "./scan.ts";
 
 /** What hono's html helpers and JSX accept as already-escaped HTML (a String marked isEscaped). */
 export type HtmlString = string & { isEscaped?: true };
@@ -160,96 +161,6 @@ function rootRefusal(name: string, html: string): RefusedBoundaryError {
     REWRITES.frame_root,
     name,
   );
-}
-
-// ── the root element of a frame ─────────────────────────────────────────────────────────────────────────────
-
-const VOID = new Set([
-  "area",
-  "base",
-  "br",
-  "col",
-  "embed",
-  "hr",
-  "img",
-  "input",
-  "link",
-  "meta",
-  "param",
-  "source",
-  "track",
-  "wbr",
-]);
-const RAW_TEXT = new Set(["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"]);
-/** Elements whose start tag can close an open element of the same name (or a <p>) without an end tag. */
-const SELF_NESTING = new Set(["p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "a", "form", "button"]);
-const CLOSES_P = new Set(
-  "address article aside blockquote details div dl fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr main menu nav ol p pre section table ul".split(
-    " ",
-  ),
-);
-const TAG = /<(\/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(\/?)>/y;
-const ID_ATTR = /(?:^|\s)id\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))/i;
-
-/**
- * The id of the one element `html` consists of, or null when that is not provable: the output must start with a
- * start tag carrying an id, and that element must close exactly at the end, with every element inside closed by
- * an explicit end tag (none of the HTML parser's implied closings, which would put nodes outside the element).
- */
-export function rootElementId(html: string): string | null {
-  const stack: string[] = [];
-  let foreign = 0;
-  let i = 0;
-  let id: string | null = null;
-  while (i < html.length) {
-    const lt = html.indexOf("<", i);
-    if (lt < 0) return null;
-    if (stack.length === 0 && lt !== 0) return null; // text before the root, or a second root
-    if (html.startsWith("<!--", lt)) {
-      const end = html.indexOf("-->", lt + 4);
-      if (end < 0 || stack.length === 0) return null;
-      i = end + 3;
-      continue;
-    }
-    TAG.lastIndex = lt;
-    const m = TAG.exec(html);
-    if (!m) return null;
-    const [, slash, rawName, attributes, selfClosing] = m;
-    const name = (rawName as string).toLowerCase();
-    i = TAG.lastIndex;
-    if (slash) {
-      if (stack.pop() !== name) return null;
-      if (name === "svg" || name === "math") foreign--;
-      if (stack.length === 0) return i === html.length ? id : null;
-      continue;
-    }
-    if (stack.length === 0) {
-      if (id !== null) return null;
-      const found = ID_ATTR.exec(attributes as string);
-      id = found ? (found[1] ?? found[2] ?? found[3] ?? null) : null;
-      if (!id || id.includes("&")) return null;
-    } else {
-      const top = stack[stack.length - 1] as string;
-      if (foreign === 0 && ((top === name && SELF_NESTING.has(name)) || (top === "p" && CLOSES_P.has(name))))
-        return null;
-    }
-    if (VOID.has(name) && foreign === 0) {
-      if (stack.length === 0) return i === html.length ? id : null;
-      continue;
-    }
-    if (selfClosing) {
-      if (foreign === 0) return null; // `<div/>` does not close in HTML
-      continue;
-    }
-    if (name === "svg" || name === "math") foreign++;
-    stack.push(name);
-    if (RAW_TEXT.has(name) && foreign === 0) {
-      const end = html.toLowerCase().indexOf(`</${name}`, i);
-      if (end < 0) return null;
-      i = end;
-    }
-  }
-  return null;
 }
 
 // ── partial ───────────────────────────────────────────────────────────────────────────────────────────────

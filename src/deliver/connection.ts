@@ -53,7 +53,8 @@ export class Connection {
     this.#hub = hub;
     this.#limits = limits;
     this.#allowance = limits.subscribeBurst;
-    this.#headers = headers;
+    // One frozen copy per connection, shared by its subscriptions (the hub keeps it as each subscriber's inputs).
+    this.#headers = Object.freeze({ ...headers });
   }
 
   /** A frame arrived: its text (null for a binary frame) and its size in bytes. */
@@ -200,7 +201,7 @@ export class Connection {
       token: message.token,
       offset: message.offset,
       incarnation: message.incarnation,
-      headers: { ...this.#headers },
+      headers: this.#headers,
     };
     // The sink stops forwarding as soon as the subscription ends, so a late hub message never reaches a client
     // that reused the id for a new subscription.

@@ -516,11 +516,18 @@ export class Hub implements SubscriptionHub {
         if (capture && !covered(capture.inputs)) return { fallback: "frame_inputs_changed" };
       const members = next.map((n) => n.member);
       // Every group whose collection showed the same HTML gets the same patch: worked out once.
-      const view = await this.shared.get(
+      // (Keyed by the old HTML itself, in a map of its own: a string's hash is computed once per string, and
+      // every group patched from one shared view holds the same string.)
+      const views = await this.shared.get(
         offset,
-        `view ${recipe.key}\0${digest}\0${rerendered.join(",")}\0${frame.html}`,
-        async () => collectionView(frame.id, recipe.open, recipe.close, old, members),
+        `view ${recipe.key}\0${digest}\0${rerendered.join(",")}`,
+        async () => new Map<string, ReturnType<typeof collectionView>>(),
       );
+      let view = views.get(frame.html);
+      if (!view) {
+        view = collectionView(frame.id, recipe.open, recipe.close, old, members);
+        views.set(frame.html, view);
+      }
       if (view.deoptimization) this.stats.deoptimizations[view.deoptimization]++;
       const { html, actions, idDelta } = view;
       return {

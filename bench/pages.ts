@@ -1,4 +1,5 @@
-// `npm run bench -- pages [--writes 20] [--scenarios 1x1000,100x10,1000x1] [--gets 300] [--big 10000]`: live pages
+// `npm run bench -- pages [--writes 20] [--scenarios 1x1000,100x10,1000x1] [--gets 300] [--big 10000]
+// [--modes frames,page-level,refresh]`: live pages
 // against the demo board, whose page greets each viewer by name (so every viewer's page is its own page group) and
 // shows the shared board as frames (columns are collections of cards, counts are fragments).
 //
@@ -325,8 +326,10 @@ async function main(): Promise<void> {
       scenarios: { type: "string", default: "1x1000,100x10,1000x1" },
       gets: { type: "string", default: "300" },
       big: { type: "string", default: "10000" },
+      modes: { type: "string", default: "frames,page-level,refresh" },
     },
   });
+  const modes = new Set(values.modes.split(","));
   const writes = Number(values.writes);
   const scenarios = values.scenarios.split(",").map((s) => s.split("x").map(Number) as [number, number]);
   const dir = mkdtempSync(join(tmpdir(), "upkeep-bench-pages-"));
@@ -359,9 +362,18 @@ async function main(): Promise<void> {
         await closeAll(clients);
         return result;
       };
-      const withFrames = await run(frames, framesReady.live, "live");
-      const pageLevelRound = await run(pageLevel, pageLevelReady.live, "live");
-      const refresh = await run(frames, framesReady.plain, "refresh");
+      const skipped = {
+        p50: 0,
+        p95: 0,
+        serverCpuMsPerWrite: 0,
+        pageRendersPerWrite: 0,
+        frameRendersPerWrite: 0,
+        messagesPerWrite: 0,
+        bytesPerMessage: 0,
+      };
+      const withFrames = modes.has("frames") ? await run(frames, framesReady.live, "live") : skipped;
+      const pageLevelRound = modes.has("page-level") ? await run(pageLevel, pageLevelReady.live, "live") : skipped;
+      const refresh = modes.has("refresh") ? await run(frames, framesReady.plain, "refresh") : skipped;
       const result = {
         viewers,
         clientsPerViewer: perViewer,

@@ -475,13 +475,15 @@ export class Hub implements SubscriptionHub {
   ): Promise<FrameStep> {
     const recipe = frame.recipe;
     if (!recipe) return { fallback: "frame_not_located" };
-    const digest = deriveIdentity(frame.inputs, headers).digest;
+    // The frame's share key, kept on the frame (its inputs' values are the group's, fixed) and interned, so that
+    // every group's lookups of one shared render use one string.
+    const shareKey = (frame.shareKey ??= intern(`${recipe.key}\0${deriveIdentity(frame.inputs, headers).digest}`));
     const covered = (inputs: Iterable<string>) => {
       for (const name of inputs) if (!frame.inputs.includes(name)) return false;
       return true;
     };
     if (recipe.kind === "collection") {
-      const rerun = await this.shared.get(offset, `${recipe.key}\0${digest}`, async () => {
+      const rerun = await this.shared.get(offset, shareKey, async () => {
         this.stats.frameRenders++;
         const capture = this.frameCapture(group.url, offset, headers);
         return { capture, ...(await rerunCollection(capture.root, recipe, frame.id)) };
@@ -504,7 +506,7 @@ export class Hub implements SubscriptionHub {
           const kept = rowKey === "" ? undefined : pool.get(rowKey)?.shift();
           if (kept && !(kept.frame && anyDirty(kept.frame, dirty))) return { member: { ...kept }, capture: null };
           if (kept) rerendered.push(i);
-          const capture = await this.shared.get(offset, `row ${recipe.key}:${rowKey}\0${digest}`, async () => {
+          const capture = await this.shared.get(offset, `row ${shareKey}\0${rowKey}`, async () => {
             this.stats.frameRenders++;
             return renderNewMember(rerun.frame, recipe, row);
           });
@@ -520,7 +522,7 @@ export class Hub implements SubscriptionHub {
       // every group patched from one shared view holds the same string.)
       const views = await this.shared.get(
         offset,
-        `view ${recipe.key}\0${digest}\0${rerendered.join(",")}`,
+        rerendered.length === 0 ? `view ${shareKey}` : `view ${shareKey}\0${rerendered.join(",")}`,
         async () => new Map<string, ReturnType<typeof collectionView>>(),
       );
       let view = views.get(frame.html);
@@ -558,7 +560,7 @@ export class Hub implements SubscriptionHub {
         },
       };
     }
-    const made = await this.shared.get(offset, `${recipe.key}\0${digest}`, async () => {
+    const made = await this.shared.get(offset, shareKey, async () => {
       this.stats.frameRenders++;
       const capture = this.frameCapture(group.url, offset, headers);
       return { capture, frame: await renderAgain(capture.root, recipe) };
@@ -587,6 +589,7 @@ export class Hub implements SubscriptionHub {
         frame.html = html;
         frame.deps = [...made.frame.queries];
         frame.inputs = [...made.frame.inputs];
+        frame.shareKey = undefined;
         frame.renderOffset = offset;
         for (const child of made.frame.children) buildFrames(group, child, frame, offset, ids, out);
         const parent = frame.parent;
@@ -833,6 +836,19 @@ export class Hub implements SubscriptionHub {
   explain(fact: Fact) {
     return this.registry.explain(fact);
   }
+}
+
+const interned = new Map<string, string>();
+
+/** One string object for equal share keys (map lookups by the same object skip comparing contents). */
+function intern(key: string): string {
+  let same = interned.get(key);
+  if (same === undefined) {
+    if (interned.size >= 100_000) interned.clear();
+    interned.set(key, key);
+    same = key;
+  }
+  return same;
 }
 
 /** Appends a frame and all its descendants to `out`, each parent before its children. */

@@ -19,6 +19,8 @@ export interface Plannable {
   dirty: boolean;
   renderOffset: number;
   deps: QueryDependency[];
+  /** The reads key of all of `deps` (see depsKey), when the registry keeps it. */
+  depsKey?: string;
 }
 
 /**
@@ -27,34 +29,55 @@ export interface Plannable {
  * distinct read is matched once per fact.
  */
 export function planBatch<P extends Plannable>(
-  registry: { candidates(fact: Fact): Iterable<P> },
+  registry: { forEachCandidate(fact: Fact, visit: (frame: P) => void): void },
   facts: readonly Fact[],
 ): PlanStats<P> {
   const dirtied: P[] = [];
   for (const fact of facts) {
     const matched = new Map<string, boolean>();
-    for (const frame of registry.candidates(fact)) {
-      if (frame.dirty || fact.offset <= frame.renderOffset) continue;
-      let hit = false;
-      for (const dep of frame.deps) {
-        const key = readsKey(dep);
-        let affected = matched.get(key);
-        if (affected === undefined) {
-          affected = matchFact(dep, fact).affected;
-          matched.set(key, affected);
+    const byFrame = new Map<string, boolean>();
+    registry.forEachCandidate(fact, (frame) => {
+      if (frame.dirty || fact.offset <= frame.renderOffset) return;
+      // Frames with the same reads (interned keys: usually the same string) are decided once.
+      const whole = frame.depsKey;
+      let hit = whole === undefined ? undefined : byFrame.get(whole);
+      if (hit === undefined) {
+        hit = false;
+        for (const dep of frame.deps) {
+          const key = readsKey(dep);
+          let affected = matched.get(key);
+          if (affected === undefined) {
+            affected = matchFact(dep, fact).affected;
+            matched.set(key, affected);
+          }
+          if (affected) {
+            hit = true;
+            break;
+          }
         }
-        if (affected) {
-          hit = true;
-          break;
-        }
+        if (whole !== undefined) byFrame.set(whole, hit);
       }
       if (hit) {
         frame.dirty = true;
         dirtied.push(frame);
       }
-    }
+    });
   }
   return { facts: facts.length, dirtied };
+}
+
+const interned = new Map<string, string>();
+
+/** One string for all of a frame's reads, interned: frames reading the same share the same string. */
+export function depsKey(deps: readonly QueryDependency[]): string {
+  const key = deps.map(readsKey).join("\u0000");
+  let same = interned.get(key);
+  if (same === undefined) {
+    if (interned.size >= 100_000) interned.clear();
+    interned.set(key, key);
+    same = key;
+  }
+  return same;
 }
 
 const readsKeys = new WeakMap<QueryDependency, string>();

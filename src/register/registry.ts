@@ -7,7 +7,7 @@
 import type { QueryDependency } from "../analysis/types.ts";
 import type { FrameCapture, FrameKind } from "../capture/context.ts";
 import type { Fact } from "../ledger/types.ts";
-import { readsKey } from "../plan/planner.ts";
+import { depsKey } from "../plan/planner.ts";
 import type { Sink } from "../protocol.ts";
 import type { AnyRecipe } from "../render/frames.ts";
 import { idCounts } from "../render/scan.ts";
@@ -75,6 +75,10 @@ export interface GroupFrame {
   renderOffset: number;
   /** A fact after renderOffset matched its own reads. */
   dirty: boolean;
+  /** The key under which its renders are shared between groups (see deliver/hub.ts), once computed. */
+  shareKey?: string;
+  /** Its reads as one interned key (set when indexed; frames with equal keys are planned once per fact). */
+  depsKey?: string;
   /** For a collection: its members in page order, with the row each was rendered from. */
   members?: MemberState[];
   /** Set once a render of an ancestor replaced it: it is no longer part of the page. */
@@ -125,6 +129,8 @@ export interface PageRegistry {
   sweep(idleMs: number, now?: number): number;
   /** Frames whose reads the fact may affect: a superset of the affected ones (matching decides). */
   candidates(fact: Fact): Iterable<GroupFrame>;
+  /** The same, visited without collecting them (a frame may be visited more than once). */
+  forEachCandidate(fact: Fact, visit: (frame: GroupFrame) => void): void;
   /** Candidates, matches and miss reasons for a fact (see upkeep/testing). */
   explain(fact: Fact): MatchReport<GroupFrame>;
   /** Registers (again) the reads of frames whose render changed. */
@@ -210,6 +216,10 @@ export class MemoryRegistry implements PageRegistry {
     return this.#index.candidates(fact);
   }
 
+  forEachCandidate(fact: Fact, visit: (frame: GroupFrame) => void): void {
+    this.#index.forEachCandidate(fact, visit);
+  }
+
   explain(fact: Fact): MatchReport<GroupFrame> {
     return this.#index.explain(fact);
   }
@@ -217,7 +227,8 @@ export class MemoryRegistry implements PageRegistry {
   index(frames: Iterable<GroupFrame>): void {
     for (const frame of frames) {
       // A frame rendered again usually reads exactly what it read before: its placements stay as they are.
-      const key = frame.deps.map(readsKey).join("\u0000");
+      const key = depsKey(frame.deps);
+      frame.depsKey = key;
       if (this.#indexed.get(frame) === key) continue;
       this.#indexed.set(frame, key);
       if (frame.deps.length > 0) this.#index.set(frame, frame.deps);

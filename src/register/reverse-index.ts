@@ -113,26 +113,45 @@ export class ReverseIndex<S> {
   /** Subjects whose reads the fact may affect (a superset of the matched ones; see the soundness argument). */
   candidates(fact: FactLike): Set<S> {
     const out = new Set<S>();
+    for (const set of this.candidateSets(fact)) for (const e of set) out.add(e.subject);
+    return out;
+  }
+
+  /**
+   * Calls `visit` for every candidate of the fact, without building a set of them: the entry sets that hold
+   * candidates are each visited once, but a subject filed in several of them (several reads of the table) is
+   * visited once per set. For callers whose visit is idempotent (the planner).
+   */
+  forEachCandidate(fact: FactLike, visit: (subject: S) => void): void {
+    for (const set of this.candidateSets(fact)) for (const e of set) visit(e.subject);
+  }
+
+  /** The distinct entry sets holding the fact's candidates. */
+  private candidateSets(fact: FactLike): Set<Set<Entry<S>>> {
+    const sets = new Set<Set<Entry<S>>>();
     const table = this.#tables.get(fact.table);
-    if (!table) return out;
-    for (const e of table.scan) out.add(e.subject);
+    if (!table) return sets;
+    if (table.scan.size > 0) sets.add(table.scan);
     if (isTableWide(fact)) {
       // A TRUNCATE or an unavailable image names no column values: every entry of the table is a candidate.
-      for (const byKey of table.eq.values()) for (const set of byKey.values()) for (const e of set) out.add(e.subject);
-      return out;
+      for (const byKey of table.eq.values()) for (const set of byKey.values()) sets.add(set);
+      return sets;
     }
     const images = [fact.old, fact.new].filter((r): r is Row => r !== null);
     for (const [column, byKey] of table.eq) {
       for (const image of images) {
         const keys = Object.hasOwn(image, column) ? equalityKeys(image[column] ?? null) : undefined;
         if (keys === undefined) {
-          for (const set of byKey.values()) for (const e of set) out.add(e.subject);
+          for (const set of byKey.values()) sets.add(set);
           continue;
         }
-        for (const key of keys) for (const e of byKey.get(key) ?? []) out.add(e.subject);
+        for (const key of keys) {
+          const set = byKey.get(key);
+          if (set) sets.add(set);
+        }
       }
     }
-    return out;
+    return sets;
   }
 
   /** Candidates the fact affects, with the dependency that matched and why. */

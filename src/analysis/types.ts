@@ -69,6 +69,9 @@ export interface QueryDependency {
   aggregate: boolean;
   /** Primary keys of the rows returned, for row reads of a single table (null when not applicable). */
   rowKeys: { table: string; keys: Row[] } | null;
+  /** The compiled SQL and its parameters as one string, when known (set by capture): two dependencies with the
+   *  same key are the same read, so matching a fact against one decides it for the other (plan/planner.ts). */
+  readsKey?: string;
 }
 
 /** What analysing one compiled query yields: a dependency, a refusal, or null for statements that are not reads

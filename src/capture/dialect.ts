@@ -16,6 +16,7 @@ import { analyzeQuery } from "../analysis/analyze.ts";
 import { tableName } from "../analysis/scope.ts";
 import { RefusedBoundaryError } from "../errors.ts";
 import { WrappingDriver } from "../ledger/driver.ts";
+import { valuesKey } from "../plan/planner.ts";
 import { statementKind } from "../statements.ts";
 import { currentFrame, type FrameCapture } from "./context.ts";
 
@@ -116,6 +117,8 @@ class CaptureConnection implements DatabaseConnection {
       );
       return;
     }
+    // The same SQL with the same parameters reads the same: planning decides such reads once per fact.
+    result.readsKey = `sql ${compiled.sql}\u0000${valuesKey(compiled.parameters)}`;
     capture.queries.push(result);
     frame.queries.push(result);
   }

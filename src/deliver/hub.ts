@@ -477,7 +477,10 @@ export class Hub implements SubscriptionHub {
     if (!recipe) return { fallback: "frame_not_located" };
     // The frame's share key, kept on the frame (its inputs' values are the group's, fixed) and interned, so that
     // every group's lookups of one shared render use one string.
-    const shareKey = (frame.shareKey ??= intern(`${recipe.key}\0${deriveIdentity(frame.inputs, headers).digest}`));
+    if (frame.shareKey === undefined) {
+      frame.shareKey = intern(`${recipe.key}\0${deriveIdentity(frame.inputs, headers).digest}`);
+    }
+    const shareKey = frame.shareKey;
     const covered = (inputs: Iterable<string>) => {
       for (const name of inputs) if (!frame.inputs.includes(name)) return false;
       return true;

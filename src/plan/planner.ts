@@ -66,6 +66,42 @@ export function planBatch<P extends Plannable>(
   return { facts: facts.length, dirtied };
 }
 
+let unkeyable = 0;
+
+/**
+ * An encoding of reads or query parameters in which equal strings mean equal values: strings are JSON-quoted and
+ * every other kind of value has a prefix no quoted string starts with. A value it cannot encode (a class instance,
+ * a function) gets a key of its own, equal to no other: such reads are matched on their own, never shared.
+ */
+export function valuesKey(value: unknown): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return `n${value}`;
+    case "bigint":
+      return `b${value}`;
+    case "boolean":
+      return value ? "t" : "f";
+    case "undefined":
+      return "u";
+    case "function":
+    case "symbol":
+      return `?${++unkeyable}`;
+  }
+  if (value === null) return "z";
+  if (value instanceof Uint8Array)
+    return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}`;
+  if (value instanceof Date) return `d${value.getTime()}`;
+  if (value instanceof Set) return `s[${[...value].map(valuesKey).sort().join(",")}]`;
+  if (Array.isArray(value)) return `[${value.map(valuesKey).join(",")}]`;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return `?${++unkeyable}`;
+  let out = "{";
+  for (const [k, v] of Object.entries(value as object)) out += `${JSON.stringify(k)}:${valuesKey(v)},`;
+  return `${out}}`;
+}
+
 const interned = new Map<string, string>();
 
 /** One string for all of a frame's reads, interned: frames reading the same share the same string. */
@@ -84,21 +120,10 @@ const readsKeys = new WeakMap<QueryDependency, string>();
 
 /** What matching a fact against a dependency depends on, as a string: its reads (tables, columns, filters). */
 export function readsKey(dep: QueryDependency): string {
+  if (dep.readsKey !== undefined) return dep.readsKey;
   let key = readsKeys.get(dep);
   if (key === undefined) {
-    // Values are strings, numbers, bigints, booleans, null or bytes, never objects: a tagged object cannot be
-    // confused with any value, so two keys are equal only for equal reads.
-    key = JSON.stringify(dep.reads, (_, value) =>
-      value instanceof Set
-        ? { $set: [...value].sort() }
-        : typeof value === "bigint"
-          ? { $bigint: String(value) }
-          : typeof value === "number" && !Number.isFinite(value)
-            ? { $number: String(value) }
-            : value instanceof Uint8Array
-              ? { $bytes: Buffer.from(value).toString("hex") }
-              : value,
-    );
+    key = `reads ${valuesKey(dep.reads)}`;
     readsKeys.set(dep, key);
   }
   return key;

@@ -78,13 +78,31 @@ const BREAKS_FOREIGN = new Set(
 const TAG = /<(\/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(\/?)>/y;
 const ID_ATTR = /(?:^|\s)id\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))/i;
 
-export interface OpenElement {
-  name: string;
-  id: string | null;
+/** An element the scan opened. Its id is read from its attributes only when asked for. */
+export class OpenElement {
+  readonly name: string;
   /** Offset of `<` of its start tag, and of the character after its start tag's `>`. */
-  start: number;
-  startTagEnd: number;
+  readonly start: number;
+  readonly startTagEnd: number;
+  readonly #attributes: string;
+  #id: string | null | undefined;
+  constructor(name: string, attributes: string, start: number, startTagEnd: number) {
+    this.name = name;
+    this.#attributes = attributes;
+    this.start = start;
+    this.startTagEnd = startTagEnd;
+  }
+  get id(): string | null {
+    if (this.#id === undefined) {
+      const found = this.#attributes === "" ? null : ID_ATTR.exec(this.#attributes);
+      this.#id = found ? (found[1] ?? found[2] ?? found[3] ?? null) : null;
+    }
+    return this.#id;
+  }
 }
+
+/** The end tag of each raw-text element, found case-insensitively from a position. */
+const RAW_END = new Map([...RAW_TEXT].map((name) => [name, new RegExp(`</${name}`, "gi")]));
 
 /**
  * Scans `html` from offset 0, calling `open` before an element's content and `close` after its end tag (with the
@@ -98,6 +116,7 @@ export function scan(
 ): boolean {
   const stack: OpenElement[] = [];
   let foreign = 0;
+  let anchors = 0;
   let i = 0;
   // Text inside table structure would be foster-parented out of it: only white space may stand there.
   const textAllowed = (from: number, to: number) => {
@@ -134,19 +153,14 @@ export function scan(
       if (!top || top.name !== name) return false;
       stack.pop();
       if (name === "svg" || name === "math") foreign--;
+      if (name === "a" && foreign === 0) anchors--;
       if (close(top, lt, i)) return true;
       continue;
     }
     if (foreign > 0) {
       // Inside SVG or MathML: any element, `/>` closes; an HTML element would end the foreign content.
       if (BREAKS_FOREIGN.has(name)) return false;
-      const found = ID_ATTR.exec(attributes as string);
-      const element: OpenElement = {
-        name,
-        id: found ? (found[1] ?? found[2] ?? found[3] ?? null) : null,
-        start: lt,
-        startTagEnd: i,
-      };
+      const element = new OpenElement(name, attributes as string, lt, i);
       open(element, stack);
       if (selfClosing) {
         if (close(element, i, i)) return true;
@@ -169,14 +183,8 @@ export function scan(
       if (top.name === "optgroup" && name !== "option") return false;
       if (top.name === "option") return false;
     }
-    if (stack.some((e) => e.name === "a") && name === "a") return false;
-    const found = ID_ATTR.exec(attributes as string);
-    const element: OpenElement = {
-      name,
-      id: found ? (found[1] ?? found[2] ?? found[3] ?? null) : null,
-      start: lt,
-      startTagEnd: i,
-    };
+    if (name === "a" && anchors > 0) return false;
+    const element = new OpenElement(name, attributes as string, lt, i);
     if (VOID.has(name)) {
       open(element, stack);
       if (close(element, i, i)) return true;
@@ -189,11 +197,14 @@ export function scan(
       continue;
     }
     if (name === "svg" || name === "math") foreign++;
+    if (name === "a") anchors++;
     stack.push(element);
-    if (RAW_TEXT.has(name)) {
-      const end = html.toLowerCase().indexOf(`</${name}`, i);
-      if (end < 0) return false;
-      i = end;
+    const rawEnd = RAW_END.get(name);
+    if (rawEnd) {
+      rawEnd.lastIndex = i;
+      const end = rawEnd.exec(html);
+      if (!end) return false;
+      i = end.index;
     }
   }
   return stack.length === 0;

@@ -8,7 +8,7 @@
 // SSE endpoint under /upkeep/.
 
 import { readFile } from "node:fs/promises";
-import { createRequire, stripTypeScriptTypes } from "node:module";
+import * as nodeModule from "node:module";
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
 import { createCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
@@ -18,7 +18,7 @@ import { currentReplay, injectMarker, liveMarker } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 
 const clientDir = new URL("../client/", import.meta.url);
-const turboPath = createRequire(import.meta.url).resolve("@hotwired/turbo/dist/turbo.es2017-esm.js");
+const turboPath = nodeModule.createRequire(import.meta.url).resolve("@hotwired/turbo/dist/turbo.es2017-esm.js");
 const staticCache = new Map<string, Promise<string>>();
 
 function staticFile(path: string | URL): Promise<string> {
@@ -90,9 +90,11 @@ function instrumentHeaders(headers: Headers): RawHeaders {
   return raw;
 }
 
+/** A header read without recording it (the instrumented accessor would record the whole header as an input). */
 function rawHeader(c: Context, name: string): string | null {
   const headers = c.req.raw.headers;
-  return uninstrumented.get(headers)?.get(name) ?? headers.get(name);
+  const raw = uninstrumented.get(headers);
+  return raw ? raw.get(name) : headers.get(name);
 }
 
 /** Read one cookie, recording exactly that cookie (not the whole Cookie header) as an input of the page. */
@@ -232,7 +234,9 @@ export function clientModule(name: string): Promise<string | null> {
   let module = clientModules.get(key);
   if (!module) {
     module = staticFile(new URL(`${name}.js`, clientDir)).catch(async () =>
-      stripTypeScriptTypes(await staticFile(new URL(`${name}.ts`, clientDir))),
+      // Only in this repository (the package ships JavaScript); a namespace import, so that importing the adapter
+      // never fails on a Node without the function.
+      nodeModule.stripTypeScriptTypes(await staticFile(new URL(`${name}.ts`, clientDir))),
     );
     module = module.catch(() => null);
     clientModules.set(key, module);

@@ -1,7 +1,10 @@
 // Kysely dialects with the ledger's connection settings. The driver signals commits (`onCommit`) so followers in
 // this process wake at once instead of waiting for the next poll. A capture layer may wrap the returned dialect
 // (createDriver / connections): it is a plain Kysely `Dialect`.
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
   type CompiledQuery,
   type DatabaseConnection,
@@ -12,6 +15,7 @@ import {
   SqliteDialect,
 } from "kysely";
 import pg from "pg";
+import { ConfigError } from "../errors.ts";
 import { statementKind } from "../statements.ts";
 import { WrappingDriver } from "./driver.ts";
 import { parseDatabaseUrl } from "./url.ts";
@@ -24,7 +28,31 @@ export interface DialectHooks {
 /** SQLite connection settings shared by the ledger and Upkeep's Kysely instances. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
+let sqliteModule: typeof import("node:sqlite") | null = null;
+
+/**
+ * node:sqlite, loaded when a SQLite database is first opened (not when Upkeep is imported), so that an app on
+ * PostgreSQL runs on a Node without it. `load` is for tests.
+ */
+export function loadSqlite(
+  load: (id: string) => unknown = createRequire(import.meta.url),
+): typeof import("node:sqlite") {
+  if (sqliteModule) return sqliteModule;
+  try {
+    sqliteModule = load("node:sqlite") as typeof import("node:sqlite");
+  } catch (error) {
+    throw new ConfigError(
+      `SQLite databases need Node's built-in node:sqlite, which this Node (${process.version}) does not have (${(error as Error).message}).`,
+      "run Node 24 LTS (or 22.13 and later), or use a postgres:// database",
+    );
+  }
+  return sqliteModule;
+}
+
 export function openSqlite(path: string): DatabaseSync {
+  const { DatabaseSync } = loadSqlite();
+  // `file:./data/app.sqlite` in a fresh checkout: SQLite creates the file, not its folder.
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
   db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");

@@ -95,6 +95,19 @@ for (const dialect of DIALECTS) {
       b.close();
     });
 
+    it("cookie(c, name) records that one cookie, also when the request has no Cookie header", async () => {
+      // Anonymous visitors with no cookies and with unrelated ones show the same page: one group, one identity.
+      const bare = await openLivePage(ctx.upkeep, ctx.app, "/me");
+      const other = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "tracking=1" } });
+      const groups = [...ctx.upkeep.hub.registry.groups()].filter(
+        (g) => g.url === "/me" && g.local.subscribers.size > 0,
+      );
+      assert.equal(groups.length, 1);
+      assert.deepEqual(groups[0]!.inputs, ["cookie:user"]);
+      bare.close();
+      other.close();
+    });
+
     it("a whole-body morph is reported with the reason it could not be narrowed", async () => {
       const deopts = () => ({ ...ctx.upkeep.hub.stats.deoptimizations });
       const page = await openLivePage(ctx.upkeep, ctx.app, "/me", { headers: { cookie: "user=dora" } });

@@ -14,6 +14,7 @@ import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
 import { createCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
+import type { RefusedBoundaryError } from "../errors.ts";
 import { currentReplay, injectMarker, liveMarker } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 
@@ -182,7 +183,17 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       const refusal = capture.refusals[0]!;
       c.res = undefined;
       c.res = new Response(html, response);
-      if (upkeep.refusals === "throw") throw refusal;
+      if (upkeep.refusals === "throw") {
+        // Tests see the error itself; a developer's browser gets a page that says what and how to fix it.
+        if (upkeep.mode !== "development") throw refusal;
+        console.error(JSON.stringify(refusalRecord(refusal, capture.url)));
+        c.res = undefined;
+        c.res = new Response(refusalPage(refusal, capture.url), {
+          status: 500,
+          headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+        });
+        return;
+      }
       const key = `${refusal.code} ${refusal.sql}`;
       let warned = warnedRefusals.get(upkeep);
       if (!warned) {
@@ -191,7 +202,7 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       }
       if (!warned.has(key)) {
         warned.add(key);
-        console.warn(`${refusal.message}\n  (served as an ordinary, non-live page)`);
+        console.warn(`${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`);
       }
       return;
     }
@@ -209,6 +220,39 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     c.res = undefined;
     c.res = new Response(injectMarker(html, liveMarker({ id, ...marker })), { status: 200, headers });
   };
+}
+
+/** A refusal as a structured log record (one JSON object per line for log collectors). */
+export function refusalRecord(refusal: RefusedBoundaryError, url: string) {
+  return {
+    level: "error",
+    event: "upkeep.refusal",
+    code: refusal.code,
+    url,
+    sql: refusal.sql || undefined,
+    frame: refusal.frame,
+    message: refusal.message.split("\n")[0],
+    fix: refusal.hint,
+  };
+}
+
+const escapeHtml = (text: string) =>
+  text.replace(
+    /[&<>"']/g,
+    (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] as string,
+  );
+
+/** The development page for a refused live page: the code, the page, the SQL or frame, and the rewrite. */
+export function refusalPage(refusal: RefusedBoundaryError, url: string): string {
+  const row = (label: string, value: string | undefined) =>
+    value ? `<tr><th>${label}</th><td><code>${escapeHtml(value)}</code></td></tr>` : "";
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Upkeep refused ${escapeHtml(url)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}th{text-align:left;vertical-align:top;padding-right:1rem}code{white-space:pre-wrap}</style></head>
+<body><h1>Upkeep cannot keep this page live</h1>
+<p>${escapeHtml(refusal.message.split("\n")[0] as string)}</p>
+<table>${row("code", refusal.code)}${row("page", url)}${row("sql", refusal.sql)}${row("frame", refusal.frame)}${row("fix", refusal.hint)}</table>
+<p>In production the page is served as an ordinary, non-live page and this is logged once. Every refusal code and
+its rewrite: the README's Public API section and docs/analysis.md.</p></body></html>`;
 }
 
 async function serveOwn(c: Context, upkeep: Upkeep, path: string): Promise<Response | null> {

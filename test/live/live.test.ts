@@ -355,9 +355,35 @@ for (const dialect of DIALECTS) {
         assert.doesNotMatch(await r.text(), new RegExp(WIRE.streamSourceTag));
         assert.equal(warnings.length, 1);
         assert.match(warnings[0]!, /opaque_predicate/);
+        assert.match(warnings[0]!, /page: \/raw/);
       } finally {
         console.warn = warn;
         await production.upkeep.close();
+      }
+      // In development the browser gets a page naming the code, the page, the SQL and the fix; the log gets a
+      // structured record of the same.
+      const development = await start(fixture!.database, "development");
+      const error = console.error;
+      const records: string[] = [];
+      console.error = (m: string) => records.push(m);
+      try {
+        const r = await development.app.fetch(
+          new Request("http://localhost/raw", { headers: { accept: "text/html" } }),
+        );
+        assert.equal(r.status, 500);
+        const page = await r.text();
+        for (const part of ["refused_opaque_predicate", "/raw", "title like", "use structural conditions"]) {
+          assert.ok(page.includes(part), `${part} in the development page`);
+        }
+        const record = JSON.parse(records[0]!);
+        assert.equal(record.event, "upkeep.refusal");
+        assert.equal(record.code, "refused_opaque_predicate");
+        assert.equal(record.url, "/raw");
+        assert.match(record.sql, /title like/);
+        assert.match(record.fix, /structural conditions/);
+      } finally {
+        console.error = error;
+        await development.upkeep.close();
       }
     });
 

@@ -23,7 +23,7 @@ import { createCapture, deriveIdentity, type PageCapture } from "../capture/cont
 import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
 import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
-import { affects } from "../plan/planner.ts";
+import { affects, intern } from "../plan/planner.ts";
 import type { ReloadReason } from "../protocol.ts";
 import {
   buildFrames,
@@ -625,15 +625,8 @@ export class Hub implements SubscriptionHub {
         }
         after = (facts[facts.length - 1] as Fact).offset;
       }
-    })()
-      .catch(() => this.markPageDirty(group))
-      .finally(() => {
-        this.catchUps--;
-        this.pendingCatchUps.delete(running);
-        this.scheduleReplay(group);
-        this.checkIdle();
-      });
-    this.pendingCatchUps.add(running);
+    })();
+    this.trackCatchUp(group, running);
   }
 
   /**
@@ -735,17 +728,21 @@ export class Hub implements SubscriptionHub {
     const running: Promise<void> = (async () => {
       const stillCurrent = () => !group.dirty && group.renderOffset === renderOffset && !this.closed;
       if (await affectedBetween(this.ledger, group.deps, from, to, stillCurrent)) this.markPageDirty(group);
-    })()
-      .catch(() => {
-        this.markPageDirty(group); // facts pruned or unreadable: replay rather than risk missing one
-      })
+    })();
+    this.trackCatchUp(group, running);
+  }
+
+  /** Counts a catch-up as running until it ends; facts it could not read make the page replay (never missed). */
+  private trackCatchUp(group: PageGroup, running: Promise<void>): void {
+    const tracked: Promise<void> = running
+      .catch(() => this.markPageDirty(group))
       .finally(() => {
         this.catchUps--;
-        this.pendingCatchUps.delete(running);
+        this.pendingCatchUps.delete(tracked);
         this.scheduleReplay(group);
         this.checkIdle();
       });
-    this.pendingCatchUps.add(running);
+    this.pendingCatchUps.add(tracked);
   }
 
   // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────
@@ -839,19 +836,6 @@ export class Hub implements SubscriptionHub {
   explain(fact: Fact) {
     return this.registry.explain(fact);
   }
-}
-
-const interned = new Map<string, string>();
-
-/** One string object for equal share keys (map lookups by the same object skip comparing contents). */
-function intern(key: string): string {
-  let same = interned.get(key);
-  if (same === undefined) {
-    if (interned.size >= 100_000) interned.clear();
-    interned.set(key, key);
-    same = key;
-  }
-  return same;
 }
 
 /** Appends a frame and all its descendants to `out`, each parent before its children. */

@@ -104,9 +104,8 @@ export function valuesKey(value: unknown): string {
 
 const interned = new Map<string, string>();
 
-/** One string for all of a frame's reads, interned: frames reading the same share the same string. */
-export function depsKey(deps: readonly QueryDependency[]): string {
-  const key = deps.map(readsKey).join("\u0000");
+/** One string object for equal keys: map lookups with the same object skip comparing contents. */
+export function intern(key: string): string {
   let same = interned.get(key);
   if (same === undefined) {
     if (interned.size >= 100_000) interned.clear();
@@ -114,6 +113,11 @@ export function depsKey(deps: readonly QueryDependency[]): string {
     same = key;
   }
   return same;
+}
+
+/** One string for all of a frame's reads, interned: frames reading the same share the same string. */
+export function depsKey(deps: readonly QueryDependency[]): string {
+  return intern(deps.map(readsKey).join("\u0000"));
 }
 
 const readsKeys = new WeakMap<QueryDependency, string>();

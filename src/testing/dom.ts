@@ -10,29 +10,13 @@
 import { Window } from "happy-dom";
 import { WIRE } from "../constants.ts";
 import { StreamActionError } from "../errors.ts";
+import { VOID } from "../render/scan.ts";
 
 // happy-dom's node types, without depending on its exported class names.
 type HDocument = InstanceType<typeof Window>["document"];
 type HElement = ReturnType<HDocument["createElement"]>;
 type HNode = HElement["firstChild"] & {};
 type HFragment = ReturnType<HDocument["createDocumentFragment"]>;
-
-const VOID_ELEMENTS = new Set([
-  "area",
-  "base",
-  "br",
-  "col",
-  "embed",
-  "hr",
-  "img",
-  "input",
-  "link",
-  "meta",
-  "param",
-  "source",
-  "track",
-  "wbr",
-]);
 
 const ELEMENT_NODE = 1;
 const TEXT_NODE = 3;
@@ -252,7 +236,7 @@ function write(node: HNode, out: string[]): void {
   out.push(`<${tag}`);
   for (const [name, value] of attributes) out.push(` ${name}="${escapeAttribute(value)}"`);
   out.push(">");
-  if (VOID_ELEMENTS.has(tag)) return;
+  if (VOID.has(tag)) return;
   const parent = (tag === "template" ? (element as any).content : element) as HNode;
   for (let child = parent.firstChild; child; child = child.nextSibling) write(child as HNode, out);
   out.push(`</${tag}>`);

@@ -241,6 +241,8 @@ const attribute = (html: string, name: string) => new RegExp(`${name}="([^"]*)"`
 
 class Client {
   readonly board: string;
+  /** "boards" (the page replayed whole) or "framed" (the same cards as a collection and a count fragment). */
+  readonly path: string;
   readonly id: string;
   doc: PatchedDocument | null = null;
   #token = "";
@@ -251,7 +253,8 @@ class Client {
 
   constructor(board: string, n: number) {
     this.board = board;
-    this.id = `${board}-${n}`;
+    this.path = n % 2 === 0 ? "framed" : "boards";
+    this.id = `${this.path}/${board}-${n}`;
   }
 
   /** A fresh GET: the page a browser loads (at start, and after a reload message). */
@@ -261,7 +264,7 @@ class Client {
     try {
       for (;;) {
         try {
-          const response = await fetch(`${base}/boards/${this.board}`, { headers: { accept: "text/html" } });
+          const response = await fetch(`${base}/${this.path}/${this.board}`, { headers: { accept: "text/html" } });
           const html = await response.text();
           if (response.status !== 200) throw new Error(`status ${response.status}`);
           this.doc = new PatchedDocument(html);
@@ -333,9 +336,9 @@ class Client {
 
 // ── checks ─────────────────────────────────────────────────────────────────────────────────────────────────
 
-async function freshBody(board: string): Promise<string | null> {
+async function freshBody(page: string): Promise<string | null> {
   try {
-    const response = await fetch(`${base}/boards/${board}`, { headers: { accept: "text/html" } });
+    const response = await fetch(`${base}/${page}`, { headers: { accept: "text/html" } });
     return response.status === 200 ? normalizeBody(await response.text()) : null;
   } catch {
     return null;
@@ -350,8 +353,11 @@ async function check(clients: Client[]): Promise<void> {
   let pending = clients;
   while (pending.length > 0 && Date.now() - start < 10_000) {
     const fresh = new Map<string, string | null>();
-    for (const board of BOARDS) fresh.set(board, await freshBody(board));
-    pending = pending.filter((c) => !c.doc || c.doc.body() !== fresh.get(c.board));
+    for (const c of pending) {
+      const page = `${c.path}/${c.board}`;
+      if (!fresh.has(page)) fresh.set(page, await freshBody(page));
+    }
+    pending = pending.filter((c) => !c.doc || c.doc.body() !== fresh.get(`${c.path}/${c.board}`));
     if (pending.length > 0) await sleep(100);
   }
   const took = Date.now() - start;

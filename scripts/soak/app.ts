@@ -4,7 +4,7 @@
 import { Hono } from "hono";
 import { html } from "hono/html";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
-import { createUpkeep } from "../../src/index.ts";
+import { Collection, createUpkeep, partial } from "../../src/index.ts";
 
 const [database, port, retention] = process.argv.slice(2) as [string, string, string];
 const upkeep = await createUpkeep({
@@ -30,6 +30,32 @@ app.get("/boards/:board", async (c) => {
     html`<!doctype html><html><head><title>${c.req.param("board")}</title></head><body><ul id="cards">${cards.map(
       (card) => html`<li id="card_${card.id}">${card.title} @${card.pos}</li>`,
     )}</ul><p id="count">${cards.length}</p></body></html>`,
+  );
+});
+// The same cards as frames: a collection of members and a count fragment, each rendered on its own.
+const Card = partial(
+  "card",
+  ({ card }: { card: { id: number; title: string; pos: number } }) =>
+    html`<li id="card_${card.id}">${card.title} @${card.pos}</li>`,
+);
+const Count = partial("count", async ({ board }: { board: string }) => {
+  const { n } = await db
+    .selectFrom("cards")
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("board", "=", board)
+    .executeTakeFirstOrThrow();
+  return html`<p id="count">${Number(n)}</p>`;
+});
+app.get("/framed/:board", async (c) => {
+  const board = c.req.param("board");
+  const cards = db
+    .selectFrom("cards")
+    .select(["id", "title", "pos"])
+    .where("board", "=", board)
+    .orderBy("pos")
+    .orderBy("id");
+  return c.html(
+    html`<!doctype html><html><head><title>${board}</title></head><body>${Collection({ id: "cards", tag: "ul", of: cards, item: Card })}${Count({ board })}</body></html>`,
   );
 });
 await upkeep.serve(app, { port: Number(port), hostname: "127.0.0.1" });

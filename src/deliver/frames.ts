@@ -130,11 +130,3 @@ export function diffMembers(
   if (operations > Math.max(4, after.length / 2)) return { deoptimization: "collection_multi_change" };
   return { actions: out, operations };
 }
-
-/** `html` with its one occurrence of `part` replaced, or null when `part` does not occur exactly once. */
-export function replaceOnce(html: string, part: string, replacement: string): string | null {
-  if (part === "") return null;
-  const at = html.indexOf(part);
-  if (at < 0 || html.indexOf(part, at + 1) >= 0) return null;
-  return html.slice(0, at) + replacement + html.slice(at + part.length);
-}

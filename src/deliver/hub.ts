@@ -25,6 +25,7 @@ import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import { affects, intern } from "../plan/planner.ts";
 import type { ReloadReason } from "../protocol.ts";
+import { PageParts, type PageText, replaceOnce } from "../register/page-text.ts";
 import {
   buildFrames,
   type GroupFrame,
@@ -45,7 +46,6 @@ import {
   type FrameActions,
   NO_ACTIONS,
   replaceFrame,
-  replaceOnce,
   updateCollection,
 } from "./frames.ts";
 import { affectedBetween, digestOf, htmlDigest, narrowPatch, originOf } from "./patch.ts";
@@ -380,7 +380,7 @@ export class Hub implements SubscriptionHub {
       for (let p = frame.parent; p; p = p.parent) if (dirty.has(p)) return false;
       return true;
     });
-    const before = group.html;
+    const before = group.page;
     const frames = group.frames;
     if (before === null || top.length === 0) return;
     const offset = this.position;
@@ -388,33 +388,20 @@ export class Hub implements SubscriptionHub {
       top.map((frame) => this.frameStep(group, frame, offset, representative.headers, dirty)),
     );
     // A newer render of the page was recorded meanwhile: it shows these facts, or its catch-up plans them again.
-    if (group.frames !== frames || group.html !== before) return;
-    // Splice each frame's new HTML into the page. A frame's position is tracked (a splice shifts the frames after
-    // it); an unknown or stale one is found by searching, and a frame whose HTML is not found exactly once makes
-    // the page replay instead.
-    let html = before;
+    if (group.frames !== frames || group.page !== before) return;
+    // Each frame's HTML is part of each ancestor's, updated here, and of the page, spliced below.
     const located: Extract<FrameStep, { frame: GroupFrame }>[] = [];
-    const moved: GroupFrame[] = [];
+    const edits: { frame: GroupFrame; old: string; html: string }[] = [];
     for (const step of steps) {
       if ("fallback" in step) return this.replayInstead(group, step.fallback);
       const frame = step.frame;
       if (step.html !== frame.html) {
-        let at = frame.start >= 0 && html.startsWith(frame.html, frame.start) ? frame.start : -1;
-        if (at < 0) {
-          at = html.indexOf(frame.html);
-          if (at < 0 || html.indexOf(frame.html, at + 1) >= 0) return this.replayInstead(group, "frame_not_located");
-        }
-        // The frame's HTML is part of each ancestor's.
         for (let p = frame.parent; p && p.kind !== "page"; p = p.parent) {
           const inner = replaceOnce(p.html, frame.html, step.html);
           if (inner === null) return this.replayInstead(group, "frame_not_located");
           p.html = inner;
         }
-        html = html.slice(0, at) + step.html + html.slice(at + frame.html.length);
-        const shift = step.html.length - frame.html.length;
-        for (const other of group.frames) if (other.start > at) other.start += shift;
-        frame.start = at;
-        moved.push(frame);
+        edits.push({ frame, old: frame.html, html: step.html });
       }
       located.push(step);
     }
@@ -422,11 +409,19 @@ export class Hub implements SubscriptionHub {
     // moments: a card moved between columns may already be in its new column while the old column (no fact about
     // it planned yet) still shows it. Such a page would carry one id twice, and an action targeting that id would
     // be ambiguous: the page is replayed instead, which renders every frame from one pass.
-    const ids = group.local.ids ?? idCounts(before);
+    const ids = group.local.ids ?? idCounts(before.text);
     const delta = new Map<string, number>();
     for (const step of located) for (const [id, n] of step.idDelta) delta.set(id, (delta.get(id) ?? 0) + n);
     for (const [id, n] of delta)
       if (n > 0 && (ids.get(id) ?? 0) + n > 1) return this.replayInstead(group, "frame_ids_collide");
+    // The new version of the page (register/page-text.ts): the frames' parts replaced, no copy of the page made.
+    if (group.local.parts === null) group.local.parts = new PageParts(before);
+    const parts = group.local.parts;
+    const page = edits.length === 0 ? before : parts.splice(edits);
+    if (page === null) {
+      group.local.parts = null;
+      return this.replayInstead(group, "frame_not_located");
+    }
     for (const [id, n] of delta) {
       const count = (ids.get(id) ?? 0) + n;
       if (count > 0) ids.set(id, count);
@@ -448,11 +443,10 @@ export class Hub implements SubscriptionHub {
     const actions = removes + replaces + inserts;
     this.registry.unindex(removed);
     this.registry.index(changed);
+    for (const frame of removed) parts.forget(frame);
     group.frames = flatten(group.frames[0] as GroupFrame);
-    // Frames inside a spliced frame are found again when needed; the spliced frame itself is where it was put.
-    for (const frame of moved) for (const child of frame.children) for (const f of collect(child, [])) f.start = -1;
-    group.html = html;
-    group.local.htmlDigest = null;
+    if (page !== before) group.local.htmlDigest = null;
+    group.page = page;
     group.local.ids = ids;
     group.renderOffset = Math.max(group.renderOffset, offset);
     group.touchedAt = Date.now();
@@ -634,24 +628,24 @@ export class Hub implements SubscriptionHub {
    * changed when the subscriber's HTML is known exactly (render/diff.ts), the whole-body morph otherwise. A
    * subscriber whose page already shows identical HTML gets no message.
    */
-  private deliver(group: PageGroup, frames?: { before: string; actions: string }): void {
-    const latest = group.html;
+  private deliver(group: PageGroup, frames?: { before: PageText; actions: string }): void {
+    const latest = group.page;
     if (latest === null) return;
     let full: string | null = null;
-    const narrowed = new Map<string, string | null>();
+    const narrowed = new Map<PageText, string | null>();
     for (const subscriber of group.local.subscribers) {
       if (subscriber.offset >= group.renderOffset) continue;
       let html: string | null = null;
-      // A page showing the render the frames were patched from gets the frames' patch.
-      if (frames && subscriber.surface === frames.before) html = frames.actions;
-      else if (subscriber.surface !== null) {
-        if (!narrowed.has(subscriber.surface))
-          narrowed.set(subscriber.surface, narrowPatch(subscriber.surface, latest));
-        html = narrowed.get(subscriber.surface) ?? null;
+      // A page showing the version the frames were patched from gets the frames' patch.
+      const surface = subscriber.surface;
+      if (frames && surface === frames.before) html = frames.actions;
+      else if (surface !== null) {
+        if (!narrowed.has(surface)) narrowed.set(surface, narrowPatch(surface.text, latest.text));
+        html = narrowed.get(surface) ?? null;
       }
       if (html === null) {
-        this.stats.deoptimizations[subscriber.surface === null ? "html_not_known" : "change_not_covered_by_id"]++;
-        html = full ??= pageStream(latest);
+        this.stats.deoptimizations[surface === null ? "html_not_known" : "change_not_covered_by_id"]++;
+        html = full ??= pageStream(latest.text);
       }
       subscriber.offset = group.renderOffset;
       subscriber.surface = latest;
@@ -706,7 +700,7 @@ export class Hub implements SubscriptionHub {
       if (offset < this.position) this.catchUp(group, offset, this.position);
     }
     // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
-    const rendered = (html === group.html ? htmlDigest(group) : null) ?? digestOf(html);
+    const rendered = (html === group.page?.text ? htmlDigest(group) : null) ?? digestOf(html);
     const claims = {
       url: capture.url,
       origin,
@@ -763,7 +757,7 @@ export class Hub implements SubscriptionHub {
     const group = this.registry.ensure(claims.url, identity, origin);
     // The page shows exactly the group's latest render when it was served that HTML at that offset.
     const surface =
-      group.html !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.html : null;
+      group.page !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.page : null;
     const subscriber: Subscriber = { id: request.id, sink, headers: request.headers, offset, surface, group };
     group.local.subscribers.add(subscriber);
     group.touchedAt = Date.now();

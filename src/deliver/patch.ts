@@ -15,8 +15,8 @@ export function digestOf(html: string): string {
 
 /** The digest of the group's latest render, computed once per render. */
 export function htmlDigest(group: PageGroup): string | null {
-  if (group.html === null) return null;
-  if (group.local.htmlDigest === null) group.local.htmlDigest = digestOf(group.html);
+  if (group.page === null) return null;
+  if (group.local.htmlDigest === null) group.local.htmlDigest = digestOf(group.page.text);
   return group.local.htmlDigest;
 }
 

@@ -11,6 +11,7 @@ import { depsKey } from "../plan/planner.ts";
 import type { Sink } from "../protocol.ts";
 import type { AnyRecipe } from "../render/frames.ts";
 import { idCounts } from "../render/scan.ts";
+import { type PageParts, PageText } from "./page-text.ts";
 import { type MatchReport, ReverseIndex } from "./reverse-index.ts";
 
 export interface Subscriber {
@@ -21,8 +22,9 @@ export interface Subscriber {
   readonly headers: Record<string, string>;
   /** The highest offset whose effects this subscriber's page shows. */
   offset: number;
-  /** The rendered HTML this subscriber's page shows, when known exactly (patches are then narrowed against it). */
-  surface: string | null;
+  /** The version of the group's HTML this subscriber's page shows, when known exactly (patches are then narrowed
+   *  against it). */
+  surface: PageText | null;
   group: PageGroup;
 }
 
@@ -39,8 +41,8 @@ export interface PageGroupRecord {
   renderOffset: number;
   /** What the latest render read. */
   deps: QueryDependency[];
-  /** The latest render's full HTML (null before any render). */
-  html: string | null;
+  /** The latest render's full HTML, with the frames rendered since replaced (null before any render). */
+  page: PageText | null;
   /** A fact after renderOffset matched the page frame's own reads: the next render must replay the page. */
   dirty: boolean;
   /** The frames of the latest render, page frame first, each parent before its children (see GroupFrame). */
@@ -67,10 +69,8 @@ export interface GroupFrame {
   /** Names of the inputs it and its descendants read. */
   inputs: string[];
   readonly recipe: AnyRecipe | null;
-  /** Its current outer HTML ("" for the page frame: the group's html). */
+  /** Its current outer HTML ("" for the page frame: the group's page). */
   html: string;
-  /** Where its HTML starts in the group's html, when known (-1: search for it). */
-  start: number;
   /** The planner position its latest render started at. */
   renderOffset: number;
   /** A fact after renderOffset matched its own reads. */
@@ -104,8 +104,10 @@ export interface GroupRuntime {
   htmlDigest: string | null;
   /** Frames (not the page frame) that a fact made dirty, waiting to be rendered again. */
   readonly dirtyFrames: Set<GroupFrame>;
-  /** How many elements of `html` carry each id (frames are patched by id only when it is unique). */
+  /** How many elements of the page carry each id (frames are patched by id only when it is unique). */
   ids: Map<string, number> | null;
+  /** Where the frames rendered on their own sit among the page's parts (created at the first frame render). */
+  parts: PageParts | null;
 }
 
 export interface PageGroup extends PageGroupRecord {
@@ -176,7 +178,6 @@ export function buildFrames(
       inputs: [...capture.inputs],
       recipe: capture.kind === "page" ? null : (capture.recipe as AnyRecipe),
       html: capture.html,
-      start: -1,
       renderOffset: offset,
       dirty: false,
     };
@@ -257,7 +258,7 @@ export class MemoryRegistry implements PageRegistry {
         origin,
         renderOffset: -1,
         deps: [],
-        html: null,
+        page: null,
         dirty: false,
         frames: [],
         touchedAt: Date.now(),
@@ -268,6 +269,7 @@ export class MemoryRegistry implements PageRegistry {
           htmlDigest: null,
           dirtyFrames: new Set(),
           ids: null,
+          parts: null,
         },
       };
       this.#groups.set(key, group);
@@ -278,8 +280,13 @@ export class MemoryRegistry implements PageRegistry {
   recordRender(group: PageGroup, render: RenderRecord): boolean {
     if (render.offset < group.renderOffset) return false;
     group.renderOffset = render.offset;
-    if (group.html !== render.html) group.local.htmlDigest = null;
-    group.html = render.html;
+    // The same HTML as the group's current version keeps that version (and its digest): subscribers showing it
+    // still show exactly the group's page.
+    if (group.page?.text !== render.html) {
+      group.local.htmlDigest = null;
+      group.page = PageText.of(render.html);
+    }
+    group.local.parts = null;
     group.inputs = render.inputs;
     group.deps = render.deps;
     group.touchedAt = Date.now();
@@ -298,7 +305,6 @@ export class MemoryRegistry implements PageRegistry {
         inputs: [...render.inputs],
         recipe: null,
         html: "",
-        start: -1,
         renderOffset: render.offset,
         dirty: false,
       });

@@ -284,16 +284,18 @@ for (const dialect of DIALECTS) {
       assert.equal(collide.deoptimizations.frame_ids_collide, 1);
       assert.equal(collide.pageRenders, 1);
       await converged(page, "alice");
-      // A group whose page no longer holds a frame's HTML where its records say.
-      const again = [...upkeep.hub.registry.groups()].find((g) => g.url === "/two" && g.local.subscribers.size > 0)!;
-      const listY = again.frames.find((f) => f.id === "list_y")!;
-      listY.start = -1;
-      listY.html = `${listY.html} `;
-      const lost = await write(page, `update items set title = 'x3-moved' where id = ${x3}`);
+      page.close();
+      // A frame's ancestor whose records no longer hold the frame's HTML: the page is replayed instead.
+      const framed = await openLivePage(upkeep, app, "/f/a", viewer("alice"));
+      const groups = [...upkeep.hub.registry.groups()].filter((g) => g.url === "/f/a" && g.local.subscribers.size > 0);
+      assert.equal(groups.length, 1);
+      const panel = groups[0]!.frames.find((f) => f.id === "panel_a")!;
+      panel.html = `<section id="panel_a"></section>`; // no longer holds the note
+      const lost = await write(framed, "insert into secrets (owner, body) values ('shared', 'memo3')");
       assert.equal(lost.deoptimizations.frame_not_located, 1);
       assert.equal(lost.pageRenders, 1);
-      await converged(page, "alice");
-      page.close();
+      await converged(framed, "alice");
+      framed.close();
     });
 
     it("a nested fragment is re-rendered alone; a change to its parent re-renders the parent with it, once", async () => {

@@ -1,12 +1,12 @@
-// Patches: what a subscriber is sent for a group's latest render, the digests and origins that decide it, and the
-// catch-up that decides whether a newly registered render is already stale.
+// Patches: what a subscriber is sent for a group's latest render, the digests and origins that decide it, and
+// handing it to the subscriber's connection.
 import { createHash } from "node:crypto";
-import type { QueryDependency } from "../analysis/types.ts";
-import type { Fact, Ledger } from "../ledger/types.ts";
-import { affects } from "../plan/planner.ts";
-import type { PageGroup } from "../register/registry.ts";
+import type { PageText } from "../register/page-text.ts";
+import type { PageGroup, Subscriber } from "../register/registry.ts";
 import { narrowBodyPatch } from "../render/diff.ts";
-import { titleOf } from "../render/page.ts";
+import { pageStream, titleOf } from "../render/page.ts";
+import type { HubStats } from "./stats.ts";
+import type { ServerMessage } from "./types.ts";
 
 /** A short digest of a rendered page's HTML (tokens carry it; see deliver()). */
 export function digestOf(html: string): string {
@@ -43,26 +43,41 @@ export function originOf(claims: { origin?: string }, headers: Record<string, st
 }
 
 /**
- * Whether a fact in (from, to] may affect `deps`: the catch-up of a page registered after the planner had already
- * planned those facts against its previous reads (see hub.ts, step 2). Stops early when `stillCurrent` turns false
- * (the group became dirty anyway, or was rendered again).
+ * Send the group's latest render to every subscriber whose page is older than it: narrowed to the elements that
+ * changed when the subscriber's HTML is known exactly (render/diff.ts), the whole-body morph otherwise. A
+ * subscriber whose page already shows identical HTML gets no message.
  */
-export async function affectedBetween(
-  ledger: Pick<Ledger, "read" | "incarnation">,
-  deps: QueryDependency[],
-  from: number,
-  to: number,
-  stillCurrent: () => boolean,
-): Promise<boolean> {
-  let after = from;
-  while (after < to && stillCurrent()) {
-    const facts = await ledger.read(after, { incarnation: ledger.incarnation });
-    if (facts.length === 0) return false;
-    for (const fact of facts) {
-      if (fact.offset > to) return false;
-      if (affects(deps, fact)) return true;
+export function deliverLatest(group: PageGroup, stats: HubStats, frames?: { before: PageText; actions: string }): void {
+  const latest = group.page;
+  if (latest === null) return;
+  let full: string | null = null;
+  const narrowed = new Map<PageText, string | null>();
+  for (const subscriber of group.local.subscribers) {
+    if (subscriber.offset >= group.renderOffset) continue;
+    let html: string | null = null;
+    // A page showing the version the frames were patched from gets the frames' patch.
+    const surface = subscriber.surface;
+    if (frames && surface === frames.before) html = frames.actions;
+    else if (surface !== null) {
+      if (!narrowed.has(surface)) narrowed.set(surface, narrowPatch(surface.text, latest.text));
+      html = narrowed.get(surface) ?? null;
     }
-    after = (facts[facts.length - 1] as Fact).offset;
+    if (html === null) {
+      stats.deoptimizations[surface === null ? "html_not_known" : "change_not_covered_by_id"]++;
+      html = full ??= pageStream(latest.text);
+    }
+    subscriber.offset = group.renderOffset;
+    subscriber.surface = latest;
+    if (html === "") continue;
+    sendTo(subscriber, { type: "patch", id: subscriber.id, offset: group.renderOffset, html }, stats);
   }
-  return false;
+}
+
+/** Hands a message to a subscriber's connection; patches are counted only when an open connection took them. */
+export function sendTo(subscriber: Subscriber, message: ServerMessage, stats: HubStats): void {
+  // Counted only when handed to an open connection.
+  if (subscriber.sink.send(message) && message.type === "patch") {
+    stats.messages++;
+    stats.bytes += Buffer.byteLength(message.html);
+  }
 }

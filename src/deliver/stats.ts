@@ -37,3 +37,27 @@ export interface HubStats {
   /** Whole-body morphs sent where a narrower patch could not be proven, by reason. */
   deoptimizations: Record<Deoptimization, number>;
 }
+
+/** Every counter at zero. */
+export function createStats(): HubStats {
+  const deoptimizations: Record<Deoptimization, number> = {
+    html_not_known: 0,
+    change_not_covered_by_id: 0,
+    collection_multi_change: 0,
+    collection_member_id_not_unique: 0,
+    frame_not_located: 0,
+    frame_ids_collide: 0,
+    frame_inputs_changed: 0,
+    frame_refused: 0,
+  };
+  return {
+    renders: 0,
+    frameRenders: 0,
+    messages: 0,
+    bytes: 0,
+    factsPlanned: 0,
+    factsTableWide: 0,
+    resyncs: 0,
+    deoptimizations,
+  };
+}

@@ -14,9 +14,9 @@ import {
 } from "kysely";
 import { analyzeQuery } from "../analysis/analyze.ts";
 import { tableName } from "../analysis/scope.ts";
+import { valuesKey } from "../analysis/values.ts";
 import { RefusedBoundaryError } from "../errors.ts";
 import { WrappingDriver } from "../ledger/driver.ts";
-import { valuesKey } from "../plan/planner.ts";
 import { statementKind } from "../statements.ts";
 import { currentFrame, type FrameCapture } from "./context.ts";
 

@@ -15,7 +15,7 @@ import { createCapture, parseCookies, recordInput, runWithCapture } from "../cap
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import type { RefusedBoundaryError } from "../errors.ts";
-import { currentReplay, injectMarker, liveMarker } from "../render/page.ts";
+import { currentReplay, escapeHtml, injectMarker, liveMarker } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 
 const clientDir = new URL("../client/", import.meta.url);
@@ -235,12 +235,6 @@ export function refusalRecord(refusal: RefusedBoundaryError, url: string) {
     fix: refusal.hint,
   };
 }
-
-const escapeHtml = (text: string) =>
-  text.replace(
-    /[&<>"']/g,
-    (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch] as string,
-  );
 
 /** The development page for a refused live page: the code, the page, the SQL or frame, and the rewrite. */
 export function refusalPage(refusal: RefusedBoundaryError, url: string): string {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { QueryDependency } from "../analysis/types.ts";
+import { valuesKey } from "../analysis/values.ts";
 import type { Fact } from "../ledger/types.ts";
-import { depsKey, planBatch, readsKey, valuesKey } from "./planner.ts";
+import { depsKey, planBatch, readsKey } from "./planner.ts";
 
 test("values keys: equal only for equal values (no string, number, bigint, null or bytes spelling collides)", () => {
   const values = [

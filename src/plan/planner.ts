@@ -5,6 +5,7 @@
 // is after the frame's render offset — a render whose reads started after the fact committed already shows it.
 
 import type { QueryDependency } from "../analysis/types.ts";
+import { valuesKey } from "../analysis/values.ts";
 import type { Fact } from "../ledger/types.ts";
 import { matchFact } from "./match.ts";
 
@@ -64,42 +65,6 @@ export function planBatch<P extends Plannable>(
     });
   }
   return { facts: facts.length, dirtied };
-}
-
-let unkeyable = 0;
-
-/**
- * An encoding of reads or query parameters in which equal strings mean equal values: strings are JSON-quoted and
- * every other kind of value has a prefix no quoted string starts with. A value it cannot encode (a class instance,
- * a function) gets a key of its own, equal to no other: such reads are matched on their own, never shared.
- */
-export function valuesKey(value: unknown): string {
-  switch (typeof value) {
-    case "string":
-      return JSON.stringify(value);
-    case "number":
-      return `n${value}`;
-    case "bigint":
-      return `b${value}`;
-    case "boolean":
-      return value ? "t" : "f";
-    case "undefined":
-      return "u";
-    case "function":
-    case "symbol":
-      return `?${++unkeyable}`;
-  }
-  if (value === null) return "z";
-  if (value instanceof Uint8Array)
-    return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}`;
-  if (value instanceof Date) return `d${value.getTime()}`;
-  if (value instanceof Set) return `s[${[...value].map(valuesKey).sort().join(",")}]`;
-  if (Array.isArray(value)) return `[${value.map(valuesKey).join(",")}]`;
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return `?${++unkeyable}`;
-  let out = "{";
-  for (const [k, v] of Object.entries(value as object)) out += `${JSON.stringify(k)}:${valuesKey(v)},`;
-  return `${out}}`;
 }
 
 const interned = new Map<string, string>();

@@ -17,9 +17,10 @@
 // array `of` holds rows the parent read: the collection is then a plain render site whose members are fragments.)
 
 import { REWRITES } from "../analysis/refusals.ts";
+import { valuesKey } from "../analysis/values.ts";
 import { currentFrame, type FrameCapture, type FrameRecipe, openFrame, runInFrame } from "../capture/context.ts";
 import { RefusedBoundaryError } from "../errors.ts";
-import { escapeAttribute } from "./page.ts";
+import { escapeAttribute, escapeHtml } from "./page.ts";
 import { RAW_TEXT, rootElementId, VOID } from "./scan.ts";
 
 /** What hono's html helpers and JSX accept as already-escaped HTML (a String marked isEscaped). */
@@ -87,13 +88,11 @@ function escaped(html: string): HtmlString {
   return value as unknown as HtmlString;
 }
 
-const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-
 /** The HTML a component returned: a JSX node or an html`` result (already HTML), or a plain string (text). */
 export async function htmlOf(output: unknown): Promise<string> {
   const value = await output;
   if (value === null || value === undefined || typeof value === "boolean") return "";
-  if (typeof value === "string") return value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
+  if (typeof value === "string") return escapeHtml(value);
   if (typeof value === "number") return String(value);
   if (value instanceof String) return String(value);
   if (typeof value === "object" && typeof (value as { toString?: unknown }).toString === "function") {
@@ -105,42 +104,26 @@ export async function htmlOf(output: unknown): Promise<string> {
 // ── props ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**
- * A key that two props values share exactly when a component renders them the same: their serialisation. Only
- * plain data can be recorded and rendered again: null, booleans, numbers, strings, bigints, Dates, byte arrays,
- * arrays and plain objects of those. Anything else throws a string naming where it is.
+ * A key that two props values share exactly when a component renders them the same: their encoding
+ * (analysis/values.ts). Only plain data can be recorded and rendered again: null, booleans, numbers, strings,
+ * bigints, Dates, byte arrays, arrays and plain objects of those. Anything else throws a string naming where it is.
  */
 export function propsKey(value: unknown, path = "props"): string {
-  switch (typeof value) {
-    case "undefined":
-      return "u";
-    case "boolean":
-      return value ? "t" : "f";
-    case "number":
-      return `n${value}`;
-    case "bigint":
-      return `b${value}`;
-    case "string":
-      return JSON.stringify(value);
-    case "function":
-      throw `${path} is a function`;
-    case "symbol":
-      throw `${path} is a symbol`;
+  // JSX passes `children` (none, for a self-closing element); JSX children cannot be recorded.
+  if (typeof value === "object" && value !== null && !Array.isArray(value) && "children" in value) {
+    const { children, ...rest } = value as { children?: unknown };
+    if (children !== undefined && !(Array.isArray(children) && children.length === 0)) {
+      throw `${path}.children (JSX children) cannot be recorded`;
+    }
+    value = rest;
   }
-  if (value === null) return "null";
-  if (value instanceof Date) return `d${value.getTime()}`;
-  if (value instanceof Uint8Array)
-    return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex")}`;
-  if (Array.isArray(value)) return `[${value.map((v, i) => propsKey(v, `${path}[${i}]`)).join(",")}]`;
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    throw `${path} is an instance of ${(proto as { constructor?: { name?: string } }).constructor?.name ?? "a class"}`;
-  }
-  let out = "{";
-  for (const [k, v] of Object.entries(value as object)) {
-    if (k === "children" && (v === undefined || (Array.isArray(v) && v.length === 0))) continue;
-    out += `${JSON.stringify(k)}:${propsKey(v, k === "children" ? `${path}.children (JSX children)` : `${path}.${k}`)},`;
-  }
-  return `${out}}`;
+  return valuesKey(
+    value,
+    (at, what) => {
+      throw `${at} is ${what}`;
+    },
+    path,
+  );
 }
 
 function propsRefusal(name: string, problem: string): RefusedBoundaryError {

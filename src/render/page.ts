@@ -79,6 +79,13 @@ export function injectMarker(html: string, marker: string): string {
   return at < 0 ? html + marker : html.slice(0, at) + marker + html.slice(at);
 }
 
+const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** Text as HTML (as hono escapes a string child). */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
+}
+
 /** A value for a double-quoted HTML attribute. */
 export function escapeAttribute(value: string): string {
   return value.replace(/&/g, "&amp;").replace(/"/g, "&quot;");

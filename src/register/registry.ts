@@ -129,9 +129,8 @@ export interface PageRegistry {
   drop(group: PageGroup): void;
   /** Forget groups that have had no subscriber and no render for `idleMs`; returns how many. */
   sweep(idleMs: number, now?: number): number;
-  /** Frames whose reads the fact may affect: a superset of the affected ones (matching decides). */
-  candidates(fact: Fact): Iterable<GroupFrame>;
-  /** The same, visited without collecting them (a frame may be visited more than once). */
+  /** Visits the frames whose reads the fact may affect: a superset of the affected ones (matching decides); a frame
+   *  may be visited more than once. */
   forEachCandidate(fact: Fact, visit: (frame: GroupFrame) => void): void;
   /** Candidates, matches and miss reasons for a fact (see upkeep/testing). */
   explain(fact: Fact): MatchReport<GroupFrame>;
@@ -211,10 +210,6 @@ export class MemoryRegistry implements PageRegistry {
 
   groups(): Iterable<PageGroup> {
     return this.#groups.values();
-  }
-
-  candidates(fact: Fact): Iterable<GroupFrame> {
-    return this.#index.candidates(fact);
   }
 
   forEachCandidate(fact: Fact, visit: (frame: GroupFrame) => void): void {

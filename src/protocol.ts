@@ -24,7 +24,26 @@ export type ServerMessage =
   | { type: "patch"; id: string; offset: number; html: string }
   /** The page cannot be brought up to date incrementally: the browser must reload it. */
   | { type: "reload"; id: string; reason: ReloadReason }
+  /**
+   * Data mode, an Inertia page: brings the page's props to `offset`. `props` are new values (whole props),
+   * `patches` RFC 6902 operations against a prop's current value (sent when smaller), `reload` props the client
+   * fetches itself with one partial reload (`router.reload({ only })`: props marked reload-only, or too large).
+   */
+  | {
+      type: "props";
+      id: string;
+      offset: number;
+      props?: Record<string, unknown>;
+      patches?: Record<string, JsonPatchOperation[]>;
+      reload?: string[];
+    }
+  /** Data mode, a live JSON resource: its new value, or an RFC 6902 patch against the value the client holds. */
+  | { type: "value"; id: string; offset: number; value?: unknown; patch?: JsonPatchOperation[] }
   | { type: "error"; id?: string; code: WireErrorCode; message: string };
+
+/** One RFC 6902 operation; Upkeep sends only add, remove and replace (client/json-patch.ts). */
+export type { JsonPatchOperation } from "./client/json-patch.ts";
+import type { JsonPatchOperation } from "./client/json-patch.ts";
 
 /** Why a browser must reload a page rather than be patched. */
 export type ReloadReason =

@@ -18,7 +18,16 @@ export const WIRE = Object.freeze({
     patch: "patch",
     reload: "reload",
     error: "error",
+    props: "props",
+    value: "value",
   } as const),
+  /** Data mode: where an Inertia page object carries its subscription ({ token, offset, incarnation }). */
+  pageKey: "upkeep",
+  /** Data mode: a live JSON resource's subscription, in response headers; the request header that asks for it. */
+  tokenHeader: "upkeep-token",
+  offsetHeader: "upkeep-offset",
+  incarnationHeader: "upkeep-incarnation",
+  liveHeader: "upkeep-live",
   close: Object.freeze({
     tooManySubscriptions: 4001,
     messageTooLarge: 4002,

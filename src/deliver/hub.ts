@@ -24,6 +24,7 @@ import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
 import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import type { ReloadReason } from "../protocol.ts";
+import type { PageText } from "../register/page-text.ts";
 import {
   type GroupFrame,
   MemoryRegistry,
@@ -31,9 +32,11 @@ import {
   type PageRegistry,
   type Subscriber,
 } from "../register/registry.ts";
+import { type DataDocument, documentText } from "../render/data.ts";
 import { type FetchApp, replayPage } from "../render/page.ts";
 import { admit } from "./admission.ts";
 import { CatchUps } from "./catch-up.ts";
+import { deliverData, mergeProps, PropRenderer, type PropsRender, propsOf } from "./data.ts";
 import { Follower } from "./follower.ts";
 import { FrameRenderer } from "./frame-render.ts";
 import { deliverLatest, digestOf, htmlDigest, originOf, sendTo } from "./patch.ts";
@@ -67,6 +70,8 @@ export class Hub implements SubscriptionHub {
   private readonly rendering = new Set<PageGroup>();
   /** Renders dirty frames, sharing renders between groups. */
   private readonly frameRenderer: FrameRenderer;
+  /** Data mode: evaluates dirty props, sharing evaluations between groups. */
+  private readonly propRenderer: PropRenderer;
   /** Whether frames are rendered on their own (HubOptions.frames). */
   readonly frames: boolean;
 
@@ -85,6 +90,7 @@ export class Hub implements SubscriptionHub {
     };
     this.frames = options.frames ?? true;
     this.frameRenderer = new FrameRenderer(this.stats, this.registry);
+    this.propRenderer = new PropRenderer(this.stats, this.registry);
     this.catchUps = new CatchUps({
       ledger: options.ledger,
       isClosed: () => this.closed,
@@ -208,7 +214,9 @@ export class Hub implements SubscriptionHub {
     }
     this.due.delete(group);
     this.rendering.add(group);
-    group.local.rendering = (group.dirty ? this.render(group) : this.renderFrames(group))
+    group.local.rendering = (
+      group.dirty ? this.render(group) : group.format === "html" ? this.renderFrames(group) : this.renderProps(group)
+    )
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
         this.reloadAll(group, "render_failed");
@@ -230,9 +238,17 @@ export class Hub implements SubscriptionHub {
     for (const frame of group.frames) frame.dirty = false;
     group.local.dirtyFrames.clear();
     this.stats.renders++;
-    const result = await replayPage(app, group.origin, group.url, representative.headers);
+    const doc = group.page?.data;
+    const data =
+      group.format === "html"
+        ? undefined
+        : group.format === "json"
+          ? ({ kind: "json" } as const)
+          : // Props the group's browsers hold are evaluated too, although a first visit would defer them.
+            ({ kind: "inertia", version: doc?.version, include: doc ? [...doc.props.keys()] : [] } as const);
+    const result = await replayPage(app, group.origin, group.url, representative.headers, data);
     const capture = result.capture;
-    if (result.status !== 200 || !capture || capture.refusals.length > 0) {
+    if (result.status !== 200 || !capture || capture.refusals.length > 0 || (data && !result.doc)) {
       // A fresh GET would no longer show a live page (gone, redirected, or now refused): the browser reloads.
       this.reloadAll(group, result.status !== 200 ? `status_${result.status}` : "not_live");
       return;
@@ -243,10 +259,11 @@ export class Hub implements SubscriptionHub {
     const identity = deriveIdentity(inputs, representative.headers).digest;
     let target = group;
     if (identity !== group.identity) {
-      target = this.registry.ensure(group.url, identity, group.origin);
+      target = this.registry.ensure(group.url, identity, group.origin, group.format);
       for (const subscriber of [...group.local.subscribers]) {
         const own = deriveIdentity(inputs, subscriber.headers).digest;
-        const destination = own === identity ? target : this.registry.ensure(group.url, own, group.origin);
+        const destination =
+          own === identity ? target : this.registry.ensure(group.url, own, group.origin, group.format);
         if (destination === group) {
           this.markPageDirty(group); // still this group's identity, but this render was not made for it
           continue;
@@ -262,15 +279,39 @@ export class Hub implements SubscriptionHub {
     }
     const recorded = this.registry.recordRender(target, {
       offset: capture.renderOffset,
-      html: result.html,
+      html: result.doc ? documentText(result.doc) : result.html,
       inputs,
       deps: capture.queries,
-      root: this.frames ? capture.root : undefined,
+      root: this.frames || result.doc ? capture.root : undefined,
+      ...(result.doc ? { doc: result.doc } : {}),
     });
     // Facts planned while the replay ran were matched against the old reads (or none): plan them again.
     if (recorded && capture.renderOffset < this.position)
       this.catchUps.page(target, capture.renderOffset, this.position);
-    deliverLatest(target, this.stats);
+    this.deliver(target);
+  }
+
+  /** Sends the group's latest render to the subscribers showing an older one (a patch, or data mode's delta). */
+  private deliver(group: PageGroup, frames?: { before: PageText; actions: string }): void {
+    if (group.format === "html") deliverLatest(group, this.stats, frames);
+    else deliverData(group, this.stats);
+  }
+
+  /** Data mode: evaluates the group's dirty props again (deliver/data.ts) and sends the difference. */
+  private async renderProps(group: PageGroup): Promise<void> {
+    const app = this.app;
+    if (!app) return;
+    this.settleProps(group, await this.propRenderer.render(group, app, this.position));
+  }
+
+  private settleProps(group: PageGroup, result: PropsRender): void {
+    if (result === null) return;
+    if ("fallback" in result) {
+      this.replayInstead(group, result.fallback);
+      return;
+    }
+    if (result.offset < this.position) this.catchUps.frames(group, result.changed, result.offset, this.position);
+    this.deliver(group);
   }
 
   /** Renders the group's dirty frames (deliver/frame-render.ts) and sends their patch. */
@@ -280,7 +321,7 @@ export class Hub implements SubscriptionHub {
     if (result === null) return;
     if ("fallback" in result) return this.replayInstead(group, result.fallback);
     if (offset < this.position) this.catchUps.frames(group, result.changed, offset, this.position);
-    deliverLatest(group, this.stats, { before: result.before, actions: result.actions });
+    this.deliver(group, { before: result.before, actions: result.actions });
   }
 
   private replayInstead(group: PageGroup, reason: Deoptimization): void {
@@ -303,13 +344,15 @@ export class Hub implements SubscriptionHub {
    */
   registerRender(
     capture: PageCapture,
-    html: string,
+    body: string | DataDocument,
     headers: Record<string, string>,
     origin: string,
   ): RegisteredRender {
     const inputs = [...capture.inputs.keys()];
     const identity = deriveIdentity(inputs, headers).digest;
-    const group = this.registry.ensure(capture.url, identity, origin);
+    const doc = typeof body === "string" ? null : body;
+    const html = doc ? documentText(doc) : (body as string);
+    const group = this.registry.ensure(capture.url, identity, origin, doc?.kind ?? "html");
     const offset = capture.renderOffset;
     if (
       this.registry.recordRender(group, {
@@ -317,12 +360,13 @@ export class Hub implements SubscriptionHub {
         html,
         inputs,
         deps: capture.queries,
-        root: this.frames ? capture.root : undefined,
+        root: this.frames || doc ? capture.root : undefined,
+        ...(doc ? { doc } : {}),
       })
     ) {
       group.dirty = false;
       // Subscribers of the group showing an older render get this one (same identity: same bytes).
-      deliverLatest(group, this.stats);
+      this.deliver(group);
       if (offset < this.position) this.catchUps.page(group, offset, this.position);
     }
     // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
@@ -335,9 +379,26 @@ export class Hub implements SubscriptionHub {
       incarnation: this.ledger.incarnation,
       offset,
       rendered,
+      ...(doc ? { format: doc.kind } : {}),
     };
     const token = groupToken(group, claims, this.options.secret, this.options.tokenTtlMs);
     return { token: token.value, offset, incarnation: this.ledger.incarnation };
+  }
+
+  /**
+   * Data mode: a browser's own partial reload (a deferred, optional or reload-only prop) was captured. Its props join
+   * the page's group, so that they are live too; nothing is registered when the group is not known here or the
+   * partial render read an input the group's identity does not cover.
+   */
+  registerPartial(capture: PageCapture, partial: DataDocument, headers: Record<string, string>, origin: string): void {
+    for (const group of this.registry.groups()) {
+      if (group.format !== "inertia" || group.url !== capture.url || group.origin !== origin) continue;
+      if (group.renderOffset < 0 || deriveIdentity(group.inputs, headers).digest !== group.identity) continue;
+      const result = mergeProps(group, propsOf(capture, partial), this.registry);
+      if (result !== null && !("fallback" in result) && result.offset < this.position)
+        this.catchUps.frames(group, result.changed, result.offset, this.position);
+      return;
+    }
   }
 
   // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────
@@ -355,7 +416,7 @@ export class Hub implements SubscriptionHub {
     }
     const { claims, identity, offset } = admitted;
     const origin = originOf(claims, request.headers);
-    const group = this.registry.ensure(claims.url, identity, origin);
+    const group = this.registry.ensure(claims.url, identity, origin, claims.format ?? "html");
     // The page shows exactly the group's latest render when it was served that HTML at that offset.
     const surface =
       group.page !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.page : null;

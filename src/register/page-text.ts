@@ -7,6 +7,8 @@
 // are joined once and the result kept). Versions are compared by identity: a subscriber showing exactly the version
 // a patch was made from gets the patch.
 
+import type { DataDocument } from "../render/data.ts";
+
 /** `html` with its one occurrence of `part` replaced, or null when `part` does not occur exactly once. */
 export function replaceOnce(html: string, part: string, replacement: string): string | null {
   if (part === "") return null;
@@ -17,6 +19,8 @@ export function replaceOnce(html: string, part: string, replacement: string): st
 
 export class PageText {
   readonly parts: readonly string[];
+  /** Data mode: the document this version's text was made from (render/data.ts). */
+  data?: DataDocument;
   #text: string | undefined;
 
   constructor(parts: readonly string[]) {

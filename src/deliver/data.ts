@@ -136,6 +136,20 @@ export function propsOf(capture: PageCapture, partial: DataDocument): Map<string
   return values;
 }
 
+/** The Inertia group a browser's own partial reload belongs to: its URL's, with the identity its headers give. */
+export function groupOfPartial(
+  registry: PageRegistry,
+  url: string,
+  origin: string,
+  headers: Record<string, string>,
+): PageGroup | null {
+  for (const group of registry.groups()) {
+    if (group.format !== "inertia" || group.url !== url || group.origin !== origin || group.renderOffset < 0) continue;
+    if (deriveIdentity(group.inputs, headers).digest === group.identity) return group;
+  }
+  return null;
+}
+
 /**
  * Merges props evaluated again into the group: its document and its prop frames (the new frames replace the old
  * ones in the reverse index). Props must not have read an input the group's identity does not cover.

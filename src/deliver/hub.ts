@@ -36,10 +36,11 @@ import { type DataDocument, documentText } from "../render/data.ts";
 import { type FetchApp, replayPage } from "../render/page.ts";
 import { admit } from "./admission.ts";
 import { CatchUps } from "./catch-up.ts";
-import { deliverData, mergeProps, PropRenderer, type PropsRender, propsOf } from "./data.ts";
+import { deliverData, groupOfPartial, mergeProps, PropRenderer, propsOf } from "./data.ts";
 import { Follower } from "./follower.ts";
 import { FrameRenderer } from "./frame-render.ts";
 import { deliverLatest, digestOf, htmlDigest, originOf, sendTo } from "./patch.ts";
+import { regroup, replayRequest } from "./replay.ts";
 import { createStats, type Deoptimization, type HubStats } from "./stats.ts";
 import { groupToken } from "./token.ts";
 import type { HubOptions, RegisteredRender, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
@@ -214,9 +215,7 @@ export class Hub implements SubscriptionHub {
     }
     this.due.delete(group);
     this.rendering.add(group);
-    group.local.rendering = (
-      group.dirty ? this.render(group) : group.format === "html" ? this.renderFrames(group) : this.renderProps(group)
-    )
+    group.local.rendering = (group.dirty ? this.render(group) : this.renderFrames(group))
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
         this.reloadAll(group, "render_failed");
@@ -238,14 +237,7 @@ export class Hub implements SubscriptionHub {
     for (const frame of group.frames) frame.dirty = false;
     group.local.dirtyFrames.clear();
     this.stats.renders++;
-    const doc = group.page?.data;
-    const data =
-      group.format === "html"
-        ? undefined
-        : group.format === "json"
-          ? ({ kind: "json" } as const)
-          : // Props the group's browsers hold are evaluated too, although a first visit would defer them.
-            ({ kind: "inertia", version: doc?.version, include: doc ? [...doc.props.keys()] : [] } as const);
+    const data = replayRequest(group);
     const result = await replayPage(app, group.origin, group.url, representative.headers, data);
     const capture = result.capture;
     if (result.status !== 200 || !capture || capture.refusals.length > 0 || (data && !result.doc)) {
@@ -254,28 +246,12 @@ export class Hub implements SubscriptionHub {
       return;
     }
     const inputs = [...capture.inputs.keys()];
-    // The render may have read inputs the group's identity does not cover. Each subscriber whose values for
-    // those inputs differ from the representative's moves to its own group, rendered separately.
-    const identity = deriveIdentity(inputs, representative.headers).digest;
-    let target = group;
-    if (identity !== group.identity) {
-      target = this.registry.ensure(group.url, identity, group.origin, group.format);
-      for (const subscriber of [...group.local.subscribers]) {
-        const own = deriveIdentity(inputs, subscriber.headers).digest;
-        const destination =
-          own === identity ? target : this.registry.ensure(group.url, own, group.origin, group.format);
-        if (destination === group) {
-          this.markPageDirty(group); // still this group's identity, but this render was not made for it
-          continue;
-        }
-        group.local.subscribers.delete(subscriber);
-        destination.local.subscribers.add(subscriber);
-        subscriber.group = destination;
-        if (destination !== target) {
-          this.markPageDirty(destination);
-          this.scheduleReplay(destination);
-        }
-      }
+    // The render may have read inputs the group's identity does not cover (replay.ts).
+    const { target, replay, stay } = regroup(this.registry, group, inputs, representative);
+    if (stay) this.markPageDirty(group);
+    for (const other of replay) {
+      this.markPageDirty(other);
+      this.scheduleReplay(other);
     }
     const recorded = this.registry.recordRender(target, {
       offset: capture.renderOffset,
@@ -297,31 +273,18 @@ export class Hub implements SubscriptionHub {
     else deliverData(group, this.stats);
   }
 
-  /** Data mode: evaluates the group's dirty props again (deliver/data.ts) and sends the difference. */
-  private async renderProps(group: PageGroup): Promise<void> {
-    const app = this.app;
-    if (!app) return;
-    this.settleProps(group, await this.propRenderer.render(group, app, this.position));
-  }
-
-  private settleProps(group: PageGroup, result: PropsRender): void {
-    if (result === null) return;
-    if ("fallback" in result) {
-      this.replayInstead(group, result.fallback);
-      return;
-    }
-    if (result.offset < this.position) this.catchUps.frames(group, result.changed, result.offset, this.position);
-    this.deliver(group);
-  }
-
-  /** Renders the group's dirty frames (deliver/frame-render.ts) and sends their patch. */
+  /** Renders the group's dirty frames — components (deliver/frame-render.ts) or props (deliver/data.ts) — and sends
+   *  the result. */
   private async renderFrames(group: PageGroup): Promise<void> {
     const offset = this.position;
-    const result = await this.frameRenderer.render(group, offset);
-    if (result === null) return;
+    const result =
+      group.format === "html"
+        ? await this.frameRenderer.render(group, offset)
+        : this.app && (await this.propRenderer.render(group, this.app, offset));
+    if (!result) return;
     if ("fallback" in result) return this.replayInstead(group, result.fallback);
     if (offset < this.position) this.catchUps.frames(group, result.changed, offset, this.position);
-    this.deliver(group, { before: result.before, actions: result.actions });
+    this.deliver(group, "actions" in result ? { before: result.before, actions: result.actions } : undefined);
   }
 
   private replayInstead(group: PageGroup, reason: Deoptimization): void {
@@ -391,14 +354,10 @@ export class Hub implements SubscriptionHub {
    * partial render read an input the group's identity does not cover.
    */
   registerPartial(capture: PageCapture, partial: DataDocument, headers: Record<string, string>, origin: string): void {
-    for (const group of this.registry.groups()) {
-      if (group.format !== "inertia" || group.url !== capture.url || group.origin !== origin) continue;
-      if (group.renderOffset < 0 || deriveIdentity(group.inputs, headers).digest !== group.identity) continue;
-      const result = mergeProps(group, propsOf(capture, partial), this.registry);
-      if (result !== null && !("fallback" in result) && result.offset < this.position)
-        this.catchUps.frames(group, result.changed, result.offset, this.position);
-      return;
-    }
+    const group = groupOfPartial(this.registry, capture.url, origin, headers);
+    const result = group && mergeProps(group, propsOf(capture, partial), this.registry);
+    if (group && result && !("fallback" in result) && result.offset < this.position)
+      this.catchUps.frames(group, result.changed, result.offset, this.position);
   }
 
   // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────

@@ -168,28 +168,49 @@ export function mergeProps(
       if (!group.inputs.includes(input)) return { fallback: "frame_inputs_changed" };
     offset = Math.min(offset, value.offset);
   }
-  const replaced = new Set(pageFrame.children.filter((f) => f.kind === "prop" && values.has(f.id)));
+  const existing = new Map(pageFrame.children.filter((f) => f.kind === "prop").map((f) => [f.id, f]));
   // A newer evaluation of these props is merged already.
-  for (const frame of replaced) if (frame.renderOffset > offset) return null;
-  registry.unindex(replaced);
-  pageFrame.children = pageFrame.children.filter((f) => !replaced.has(f));
-  const ids = new Map([...values.keys()].map((name) => [name, 1]));
-  const built: GroupFrame[] = [];
-  for (const value of values.values()) buildFrames(group, value.frame, pageFrame, offset, ids, built);
-  group.frames = [...group.frames.filter((f) => !replaced.has(f)), ...built];
-  registry.index(built);
-  const json = new Map([...values].map(([name, value]) => [name, value.json]));
-  const reloadOnly = new Set([...values].filter(([, value]) => value.reloadOnly).map(([name]) => name));
-  const next = withProps(doc, json, reloadOnly);
-  const text = documentText(next);
-  if (text !== group.page?.text) {
-    group.page = PageText.of(text);
-    group.page.data = next;
+  for (const name of values.keys()) if ((existing.get(name)?.renderOffset ?? -1) > offset) return null;
+  const changed: GroupFrame[] = [];
+  const added = new Map<string, PropValue>();
+  let same = true;
+  for (const [name, value] of values) {
+    const frame = existing.get(name);
+    if (doc.props.get(name) !== value.json || doc.reloadOnly.has(name) !== value.reloadOnly) same = false;
+    if (!frame) {
+      added.set(name, value);
+      continue;
+    }
+    // The prop's frame stays the same object: reading what it read before, it keeps its place in the index.
+    frame.deps = [...value.frame.queries];
+    if (frame.inputs.length !== value.frame.inputs.size || !frame.inputs.every((i) => value.frame.inputs.has(i))) {
+      frame.inputs = [...value.frame.inputs];
+      frame.shareKey = undefined;
+    }
+    frame.renderOffset = offset;
+    changed.push(frame);
+  }
+  if (added.size > 0) {
+    const ids = new Map([...added.keys()].map((name) => [name, 1]));
+    const built: GroupFrame[] = [];
+    for (const value of added.values()) buildFrames(group, value.frame, pageFrame, offset, ids, built);
+    group.frames = [...group.frames, ...built];
+    changed.push(...built);
+  }
+  registry.index(changed);
+  if (!same) {
+    const json = new Map([...values].map(([name, value]) => [name, value.json]));
+    const reloadOnly = new Set([...values].filter(([, value]) => value.reloadOnly).map(([name]) => name));
+    const next = withProps(doc, json, reloadOnly);
+    group.page = PageText.ofData(next, () => documentText(next));
     group.local.htmlDigest = null;
   }
   group.renderOffset = Math.max(group.renderOffset, offset);
-  return { changed: built, offset };
+  return { changed, offset };
 }
+
+/** Each delta's size and counts, measured once (equal deltas are one object: render/data.ts). */
+const measured = new WeakMap<DataDelta, { bytes: number; values: number; reloads: number }>();
 
 /**
  * Sends the group's latest document to every subscriber showing an older one: the difference from the document it
@@ -207,15 +228,22 @@ export function deliverData(group: PageGroup, stats: HubStats): void {
     if (!known) {
       if (surface === null) stats.deoptimizations.html_not_known++;
       const delta = dataDelta(surface?.data ?? null, doc);
-      const body = delta.kind === "props" || delta.kind === "value" ? JSON.stringify(delta) : "";
-      const values =
-        delta.kind === "props"
-          ? Object.keys(delta.props ?? {}).length + Object.keys(delta.patches ?? {}).length
-          : delta.kind === "value"
-            ? 1
-            : 0;
-      const reloads = delta.kind === "props" ? (delta.reload?.length ?? 0) : 0;
-      known = { delta, bytes: Buffer.byteLength(body), values, reloads };
+      let size = measured.get(delta);
+      if (!size) {
+        const body = delta.kind === "props" || delta.kind === "value" ? JSON.stringify(delta) : "";
+        size = {
+          bytes: Buffer.byteLength(body),
+          values:
+            delta.kind === "props"
+              ? Object.keys(delta.props ?? {}).length + Object.keys(delta.patches ?? {}).length
+              : delta.kind === "value"
+                ? 1
+                : 0,
+          reloads: delta.kind === "props" ? (delta.reload?.length ?? 0) : 0,
+        };
+        measured.set(delta, size);
+      }
+      known = { delta, ...size };
       deltas.set(surface, known);
     }
     const { delta } = known;

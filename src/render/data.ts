@@ -56,9 +56,72 @@ export type DataDelta =
     }
   | { kind: "value"; value?: unknown; patch?: JsonPatchOperation[] };
 
+/** How one prop changed between two documents. */
+export type PropChange =
+  | { readonly kind: "same" }
+  | { readonly kind: "value"; readonly value: unknown }
+  | { readonly kind: "patch"; readonly patch: JsonPatchOperation[] }
+  | { readonly kind: "reload" };
+
+const SAME: PropChange = Object.freeze({ kind: "same" });
+const RELOAD: PropChange = Object.freeze({ kind: "reload" });
+
+/**
+ * Changes already worked out, by new JSON then old JSON. Page groups that share a prop's evaluation hold the same
+ * strings, so a write's change to a prop is diffed once, not once per group (a string's hash is computed once per
+ * string). Bounded: cleared when it holds too many new values.
+ */
+const changes = new Map<string, Map<string | undefined, PropChange>>();
+const CHANGES_KEPT = 512;
+/** Deltas already assembled from the same changes, so that groups with equal changes share one message body. */
+const deltas = new Map<string, DataDelta>();
+const ids = new WeakMap<PropChange, number>();
+let nextId = 0;
+
+function idOf(change: PropChange): number {
+  let id = ids.get(change);
+  if (id === undefined) {
+    id = nextId++;
+    ids.set(change, id);
+  }
+  return id;
+}
+
+/** How prop JSON `old` became `json` (undefined `old`: the browser does not hold it). */
+export function propChange(
+  old: string | undefined,
+  json: string,
+  reloadOnly: boolean,
+  maxBytes: number = DATA_TUNING.maxPropBytes,
+): PropChange {
+  if (old === json) return SAME;
+  if (reloadOnly) return RELOAD;
+  let byOld = changes.get(json);
+  const known = byOld?.get(old);
+  if (known) return known;
+  let change: PropChange | null = null;
+  if (old !== undefined) {
+    const patch = diffJson(JSON.parse(old), JSON.parse(json));
+    const patchJson = JSON.stringify(patch);
+    if (patchJson.length < json.length && patchJson.length <= maxBytes) change = { kind: "patch", patch };
+  }
+  change ??= json.length > maxBytes ? RELOAD : { kind: "value", value: JSON.parse(json) };
+  if (changes.size >= CHANGES_KEPT) {
+    changes.clear();
+    deltas.clear();
+  }
+  if (!byOld) {
+    byOld = new Map();
+    changes.set(json, byOld);
+  }
+  byOld.set(old, change);
+  return change;
+}
+
 /**
  * The difference between two documents of one page. `before` null: the browser's document is not known exactly, so
  * every prop is sent (or named for reload). Patches are chosen only when their JSON is shorter than the value's.
+ * Equal differences are the same object (the transport encodes a shared body once).
  */
 export function dataDelta(
   before: DataDocument | null,
@@ -71,40 +134,45 @@ export function dataDelta(
   )
     return { kind: "visit" };
   if (before !== null) for (const name of before.props.keys()) if (!after.props.has(name)) return { kind: "visit" };
-  const props: Record<string, unknown> = {};
-  const patches: Record<string, JsonPatchOperation[]> = {};
-  const reload: string[] = [];
-  let changed = false;
+  const changed: Array<[string, PropChange]> = [];
+  let key = after.kind;
   for (const [name, json] of after.props) {
-    const old = before?.props.get(name);
-    if (old === json) continue;
-    changed = true;
-    if (after.reloadOnly.has(name)) {
-      reload.push(name);
-      continue;
-    }
-    if (old !== undefined) {
-      const patch = diffJson(JSON.parse(old), JSON.parse(json));
-      const patchJson = JSON.stringify(patch);
-      if (patchJson.length < json.length && patchJson.length <= maxBytes) {
-        patches[name] = patch;
-        continue;
-      }
-    }
-    if (json.length > maxBytes) reload.push(name);
-    else props[name] = JSON.parse(json);
+    const change = propChange(before?.props.get(name), json, after.reloadOnly.has(name), maxBytes);
+    if (change === SAME) continue;
+    // A resource's value over the limit is sent anyway: there is no partial reload of a resource.
+    changed.push([
+      name,
+      change === RELOAD && after.kind === "json" ? { kind: "value", value: JSON.parse(json) } : change,
+    ]);
+    key += `\0${name}\0${idOf(changed[changed.length - 1]?.[1] as PropChange)}`;
   }
-  if (!changed) return { kind: "none" };
+  if (changed.length === 0) return { kind: "none" };
+  const known = deltas.get(key);
+  if (known) return known;
+  let delta: DataDelta;
   if (after.kind === "json") {
-    // A resource's one prop: its value or its patch (a value over the limit is sent anyway: there is no reload).
-    const json = after.props.get("") ?? "null";
-    const patch = patches[""];
-    return patch ? { kind: "value", patch } : { kind: "value", value: JSON.parse(json) };
+    const [, change] = changed[0] as [string, PropChange];
+    delta =
+      change.kind === "patch"
+        ? { kind: "value", patch: change.patch }
+        : { kind: "value", value: (change as { value: unknown }).value };
+  } else {
+    const props: Record<string, unknown> = {};
+    const patches: Record<string, JsonPatchOperation[]> = {};
+    const reload: string[] = [];
+    for (const [name, change] of changed) {
+      if (change.kind === "value") props[name] = change.value;
+      else if (change.kind === "patch") patches[name] = change.patch;
+      else reload.push(name);
+    }
+    delta = {
+      kind: "props",
+      ...(Object.keys(props).length > 0 ? { props } : {}),
+      ...(Object.keys(patches).length > 0 ? { patches } : {}),
+      ...(reload.length > 0 ? { reload } : {}),
+    };
   }
-  return {
-    kind: "props",
-    ...(Object.keys(props).length > 0 ? { props } : {}),
-    ...(Object.keys(patches).length > 0 ? { patches } : {}),
-    ...(reload.length > 0 ? { reload } : {}),
-  };
+  if (deltas.size >= CHANGES_KEPT) deltas.clear();
+  deltas.set(key, delta);
+  return delta;
 }

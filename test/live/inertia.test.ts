@@ -5,11 +5,17 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Hono } from "hono";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
-import { cookie, createUpkeep, type Upkeep } from "../../src/index.ts";
+import { ConfigError, cookie, createUpkeep, depends, touch, type Upkeep } from "../../src/index.ts";
 import { createInertia, defer, optional, reloadOnly } from "../../src/inertia/index.ts";
 import { freshJson, freshProps, type LiveData, openLiveProps, openLiveResource } from "../../src/testing/index.ts";
 import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
 import { type DB, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+
+/** A value capture cannot see: another service's, kept here. */
+const forecasts = new Map<string, string>([
+  ["paris", "sun"],
+  ["london", "fog"],
+]);
 
 function inertiaApp(upkeep: Upkeep) {
   const db = upkeep.db<DB>();
@@ -58,6 +64,19 @@ function inertiaApp(upkeep: Upkeep) {
       plain: async () => (await items(list)).length,
     });
   });
+  const forecast = (city: string) => async () => {
+    await depends(db, `Weather:${city}`);
+    return forecasts.get(city) ?? null;
+  };
+  app.get("/weather", (c) => inertia.render(c, "Weather", { paris: forecast("paris"), london: forecast("london") }));
+  app.get("/greedy", (c) =>
+    inertia.render(c, "Greedy", {
+      all: async () => {
+        await depends(db, ...Array.from({ length: 101 }, (_, i) => `Item:${i}`));
+        return 1;
+      },
+    }),
+  );
   app.get("/other", (c) => inertia.render(c, "Other", { n: () => items("b") }));
   app.post("/items", (c) => inertia.redirect(c, "/board/a"));
   app.get("/api/items/:list", async (c) => c.json(await items(c.req.param("list"))));
@@ -74,7 +93,13 @@ for (const dialect of DIALECTS) {
     before(async () => {
       fixture = await fixtureDatabase(dialect);
       if (!fixture) return;
-      upkeep = await createUpkeep({ database: fixture.database, secret: SECRET, mode: "test", install: true });
+      upkeep = await createUpkeep({
+        database: fixture.database,
+        secret: SECRET,
+        mode: "test",
+        install: true,
+        identifiers: true,
+      });
       app = inertiaApp(upkeep).app;
       upkeep.use(app);
     });
@@ -271,6 +296,47 @@ for (const dialect of DIALECTS) {
       await exec("insert into items (list, title, pos) values ('s', 'other', 1)");
       assert.equal(resource.messages.length, from);
       resource.close();
+    });
+
+    it("a touched identifier evaluates again exactly the props that declared it", async () => {
+      const page = await openLiveProps(upkeep, app, "/weather", viewer("eve"));
+      forecasts.set("paris", "rain");
+      const before = upkeep.hub.stats.frameRenders;
+      // In the transaction of the app's own write, as a service that changed the value would.
+      await upkeep
+        .db<any>()
+        .transaction()
+        .execute(async (trx) => {
+          await trx.insertInto("items").values({ list: "weather-log", title: "paris", pos: 1 }).execute();
+          await touch(trx, "Weather:paris");
+        });
+      await upkeep.settle();
+      assert.equal(upkeep.hub.stats.frameRenders - before, 1);
+      assert.deepEqual(page.current().paris, "rain");
+      assert.deepEqual(page.current().london, "fog");
+      await touch(upkeep.db(), "Weather:nowhere");
+      await upkeep.settle();
+      assert.equal(upkeep.hub.stats.frameRenders - before, 1, "an identifier nobody declared evaluated something");
+      assert.deepEqual(page.current(), await freshProps(app, "/weather", { cookie: "viewer=eve" }));
+      page.close();
+    });
+
+    it("a frame that declares more than 100 identifiers is an error naming the limit and the fix", async () => {
+      await assert.rejects(
+        (async () => {
+          const { runWithCapture, createCapture } = await import("../../src/capture/context.ts");
+          await runWithCapture(createCapture("/x"), () =>
+            depends(upkeep.db(), ...Array.from({ length: 101 }, (_, i) => `Item:${i}`)),
+          );
+        })(),
+        (error: Error) =>
+          error instanceof ConfigError &&
+          /at most 100/.test(error.message) &&
+          /collection/.test((error as ConfigError).hint ?? error.message),
+      );
+      // In a live request the error surfaces as the app's error response; the page is not served live.
+      const response = await app.request("/greedy", { headers: { "x-inertia": "true" } });
+      assert.equal(response.status, 500);
     });
 
     it("random writes: every viewer's props equal a fresh visit after settling", async () => {

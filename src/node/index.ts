@@ -82,7 +82,6 @@ export async function handleNode(
   res: ServerResponse,
   proceed: () => void,
 ): Promise<void> {
-  if (!req.headers) console.error("DBG2", req.constructor?.name, req.url, req.method, Object.keys(req).slice(0, 20));
   const url = new URL(req.url ?? "/", originOf(req));
   if (isOwnPath(url.pathname)) {
     const served = await serveOwn(upkeep, toRequest(req, url), url.pathname);

@@ -24,6 +24,7 @@ export {
   type Partial,
   partial,
 } from "./render/frames.ts";
+export { consoleLogger, type UpkeepLogger } from "./telemetry.ts";
 export {
   createUpkeep,
   type Served,

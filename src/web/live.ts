@@ -219,9 +219,11 @@ const warnedRefusals = new WeakMap<Upkeep, Set<string>>();
  */
 export function refuse(upkeep: Upkeep, capture: PageCapture): LiveResponse | null {
   const refusal = capture.refusals[0] as RefusedBoundaryError;
+  const counts = upkeep.hub.stats.refusals;
+  counts[refusal.code] = (counts[refusal.code] ?? 0) + 1;
   if (upkeep.refusals === "throw") {
     if (upkeep.mode !== "development") throw refusal;
-    console.error(JSON.stringify(refusalRecord(refusal, capture.url)));
+    upkeep.logger.error(refusalRecord(refusal, capture.url));
     return {
       status: 500,
       headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
@@ -236,7 +238,10 @@ export function refuse(upkeep: Upkeep, capture: PageCapture): LiveResponse | nul
   }
   if (!warned.has(key)) {
     warned.add(key);
-    console.warn(`${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`);
+    upkeep.logger.warn(
+      { ...refusalRecord(refusal, capture.url), level: "warn" },
+      `${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`,
+    );
   }
   return null;
 }

@@ -6,12 +6,14 @@ import { serve as serveNode } from "@hono/node-server";
 import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
 import { createIdentifiersTable } from "./capture/identifiers.ts";
+import type { ChangefeedOptions } from "./changefeed/http.ts";
 import { DELIVERY_TUNING } from "./constants.ts";
 import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
+import { type ChangesOptions, changes } from "./ledger/changes.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
-import type { Ledger } from "./ledger/types.ts";
+import type { Fact, Ledger } from "./ledger/types.ts";
 import type { FetchApp } from "./render/page.ts";
 import { consoleLogger, startTelemetry, type UpkeepLogger } from "./telemetry.ts";
 import { fetchAppOf, type NodeListener } from "./web/inject.ts";
@@ -44,6 +46,9 @@ export interface UpkeepOptions {
   origins?: string[];
   /** What the ledger does when tables appear while the app runs: regenerate the triggers (default) or report. */
   schemaChanges?: "refresh" | "report";
+  /** Serve the ledger as a changefeed at /upkeep/changes (SSE and JSON long-poll) to callers `authorize` admits.
+   *  Off by default. */
+  changefeed?: ChangefeedOptions;
   /** Where Upkeep's log records go: any logger with pino's methods (`info`, `warn`, `error` taking a record and a
    *  message). Default: the console. */
   logger?: UpkeepLogger;
@@ -98,6 +103,8 @@ export class Upkeep {
   readonly mode: Mode;
   /** Where Upkeep's log records go (UpkeepOptions.logger). */
   logger: UpkeepLogger = consoleLogger;
+  /** The changefeed's settings, when it is served (UpkeepOptions.changefeed). */
+  changefeed: ChangefeedOptions | null = null;
   readonly refusals: "throw" | "warn";
   readonly ledger: Ledger;
   readonly hub: Hub;
@@ -208,6 +215,11 @@ export class Upkeep {
     };
   }
 
+  /** The ledger's facts after an offset, from Node (see upkeep/ledger's `changes`). */
+  changes(options: ChangesOptions = {}): AsyncGenerator<Fact> {
+    return changes(this.ledger, options);
+  }
+
   /** Runs `close` when the instance closes (after the hub stops, before the ledger closes). */
   onClose(close: () => Promise<void>): void {
     this.closers.push(close);
@@ -273,6 +285,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   const refusals = options.refusals ?? (mode === "production" ? "warn" : "throw");
   const upkeep = new Upkeep({ database: options.database, mode, refusals, ledger, hub });
   upkeep.logger = logger;
+  upkeep.changefeed = options.changefeed ?? null;
   upkeep.onClose(async () => telemetry.stop());
   const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
   if (retentionMs > 0) upkeep.retain(retentionMs);

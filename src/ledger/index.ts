@@ -8,6 +8,7 @@ import { openSqliteLedger } from "./sqlite/ledger.ts";
 import type { InstallReport, Ledger, LedgerOptions } from "./types.ts";
 import { parseDatabaseUrl } from "./url.ts";
 
+export { type ChangesOptions, changes } from "./changes.ts";
 export { bytesToHex, toJsonSafe } from "./decode.ts";
 export { createDialect, type DialectHooks } from "./dialect.ts";
 export * from "./types.ts";

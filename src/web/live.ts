@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import * as nodeModule from "node:module";
 import { createCapture, type PageCapture, parseCookies, recordInput } from "../capture/context.ts";
+import { CHANGES_PATH, handleChanges } from "../changefeed/http.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import type { RefusedBoundaryError } from "../errors.ts";
@@ -298,6 +299,16 @@ export function isOwnPath(path: string): boolean {
 /** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. */
 export async function serveOwn(upkeep: Upkeep, request: Request, path: string): Promise<Response | null> {
   if (path === WIRE.eventsPath) return handleEventStream(request, upkeep.hub);
+  if (path === CHANGES_PATH) {
+    if (upkeep.changefeed) return handleChanges(request, upkeep.ledger, upkeep.changefeed);
+    return new Response(
+      JSON.stringify({
+        error: "changefeed_off",
+        message: "the changefeed is off; pass createUpkeep({ changefeed: { authorize } }) to serve it",
+      }),
+      { status: 404, headers: { "content-type": "application/json" } },
+    );
+  }
   if (path === WIRE.turboScriptPath) return javascript(await staticFile(turboPath));
   if (path.startsWith(WIRE.clientPath)) {
     const name = path.slice(WIRE.clientPath.length);

@@ -12,8 +12,9 @@ import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
 import { type ChangesOptions, changes } from "./ledger/changes.ts";
+import { history, type RowAt, rowAt } from "./ledger/history.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
-import type { Fact, Ledger } from "./ledger/types.ts";
+import type { Fact, Ledger, Row } from "./ledger/types.ts";
 import type { FetchApp } from "./render/page.ts";
 import { consoleLogger, startTelemetry, type UpkeepLogger } from "./telemetry.ts";
 import { fetchAppOf, type NodeListener } from "./web/inject.ts";
@@ -218,6 +219,16 @@ export class Upkeep {
   /** The ledger's facts after an offset, from Node (see upkeep/ledger's `changes`). */
   changes(options: ChangesOptions = {}): AsyncGenerator<Fact> {
     return changes(this.ledger, options);
+  }
+
+  /** Every retained fact of one row, oldest first (see upkeep/ledger's `history`). */
+  history(table: string, key: Row): Promise<Fact[]> {
+    return history(this.ledger, table, key);
+  }
+
+  /** One row as of an offset, within retention (see upkeep/ledger's `rowAt`). */
+  rowAt(table: string, key: Row, offset: number): Promise<RowAt> {
+    return rowAt(this.ledger, table, key, offset);
   }
 
   /** Runs `close` when the instance closes (after the hub stops, before the ledger closes). */

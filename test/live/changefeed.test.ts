@@ -185,6 +185,42 @@ for (const dialect of DIALECTS) {
       );
     });
 
+    it("history: every fact of one row, oldest first, and the row as of each offset", async () => {
+      await fixture!.exec("insert into items (list, title, pos) values ('hist', 'first', 1)");
+      const { id } = await upkeep
+        .db<any>()
+        .selectFrom("items")
+        .select("id")
+        .where("list", "=", "hist")
+        .executeTakeFirstOrThrow();
+      const before = await upkeep.ledger.sync();
+      await fixture!.exec(`update items set title = 'second' where id = ${id}`);
+      await fixture!.exec(`update items set title = 'third' where id = ${id}`);
+      await fixture!.exec("insert into items (list, title, pos) values ('hist', 'another row', 2)");
+      await fixture!.exec(`delete from items where id = ${id}`);
+      await upkeep.ledger.sync();
+      const facts = await upkeep.history("items", { id: Number(id) });
+      assert.deepEqual(
+        facts.map((f) => f.op),
+        ["insert", "update", "update", "delete"],
+      );
+      assert.ok(facts.every((f, i) => i === 0 || f.offset > (facts[i - 1] as { offset: number }).offset));
+      const titles = await Promise.all(
+        facts.map(async (f) => {
+          const at = await upkeep.rowAt("items", { id: Number(id) }, f.offset);
+          return "row" in at ? (at.row?.title ?? null) : "untouched";
+        }),
+      );
+      assert.deepEqual(titles, ["first", "second", "third", null]);
+      // Between two facts: the earlier one's image; before the first: absent.
+      const between = await upkeep.rowAt("items", { id: Number(id) }, (facts[1]?.offset as number) + 0);
+      assert.ok("row" in between && between.row?.title === "second");
+      const beforeInsert = await upkeep.rowAt("items", { id: Number(id) }, (facts[0]?.offset as number) - 1);
+      assert.deepEqual(beforeInsert, { row: null });
+      assert.ok(before > 0);
+      assert.deepEqual(await upkeep.rowAt("items", { id: 999_999 }, before), { untouched: true });
+    });
+
     it("a cursor below the oldest kept fact answers 409 cursor_too_old with the oldest offset and how to resync", async () => {
       await fixture!.exec("insert into items (list, title, pos) values ('old', 'x', 1)");
       const head = await upkeep.ledger.sync();
@@ -201,6 +237,7 @@ for (const dialect of DIALECTS) {
       assert.equal(body.error, "cursor_too_old");
       assert.equal(body.oldest, (await upkeep.ledger.horizon()) + 1);
       assert.match(body.resync, /follow from after=/);
+      await assert.rejects(upkeep.rowAt("items", { id: 1 }, 0), /pruned/);
       const stale = await get(`/upkeep/changes?after=${head}&incarnation=another`, "all");
       assert.equal(stale.status, 409);
       assert.equal((await stale.json()).error, "incarnation_changed");

@@ -85,6 +85,8 @@ export class Hub implements SubscriptionHub {
   private readonly propRenderer: PropRenderer;
   /** Whether frames are rendered on their own (HubOptions.frames). */
   readonly frames: boolean;
+  /** Told when subscribers join and leave (src/presence.ts), when presence is on. */
+  presence: { joined(subscriber: Subscriber): void; left(subscriber: Subscriber): void } | null = null;
 
   /** Offset of the last fact planned. */
   get position(): number {
@@ -312,8 +314,10 @@ export class Hub implements SubscriptionHub {
   }
 
   private reloadAll(group: PageGroup, reason: ReloadReason): void {
-    for (const subscriber of group.local.subscribers)
+    for (const subscriber of group.local.subscribers) {
       sendTo(subscriber, { type: "reload", id: subscriber.id, reason }, this.stats);
+      this.presence?.left(subscriber);
+    }
     group.local.subscribers.clear();
     this.registry.drop(group);
   }
@@ -400,6 +404,7 @@ export class Hub implements SubscriptionHub {
     group.local.subscribers.add(subscriber);
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });
+    this.presence?.joined(subscriber);
     if (group.renderOffset < 0)
       this.markPageDirty(group); // this process never saw the page: replay to learn its reads
     else if (offset < group.renderOffset) deliverLatest(group, this.stats);
@@ -407,7 +412,7 @@ export class Hub implements SubscriptionHub {
     this.scheduleReplay(group);
     return () => {
       const current = subscriber.group;
-      current.local.subscribers.delete(subscriber);
+      if (current.local.subscribers.delete(subscriber)) this.presence?.left(subscriber);
       current.touchedAt = Date.now();
     };
   }

@@ -142,6 +142,14 @@ export class Presence {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
   }
 
+  /** Resolves once every departure's grace period has passed and every write has finished (tests). */
+  async drain(): Promise<void> {
+    while (this.#leaving.size > 0 || this.#pending.size > 0) {
+      await this.idle();
+      if (this.#leaving.size > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
   /** A clean shutdown: this process's rows go at once. */
   async close(): Promise<void> {
     if (this.#sweeper) clearInterval(this.#sweeper);

@@ -11,6 +11,7 @@ import { DELIVERY_TUNING, LEDGER } from "./constants.ts";
 import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
+import type { InspectOptions } from "./inspect/options.ts";
 import { type ChangesOptions, changes } from "./ledger/changes.ts";
 import { history, type RowAt, rowAt } from "./ledger/history.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
@@ -54,6 +55,8 @@ export interface UpkeepOptions {
   /** Serve the ledger as a changefeed at /upkeep/changes (SSE and JSON long-poll) to callers `authorize` admits.
    *  Off by default. */
   changefeed?: ChangefeedOptions;
+  /** Who may see the inspector at /upkeep/inspect outside development (where it is always on). */
+  inspect?: InspectOptions;
   /** Where Upkeep's log records go: any logger with pino's methods (`info`, `warn`, `error` taking a record and a
    *  message). Default: the console. */
   logger?: UpkeepLogger;
@@ -112,6 +115,8 @@ export class Upkeep {
   changefeed: ChangefeedOptions | null = null;
   /** Who views which page, when presence is on (UpkeepOptions.presence). */
   presence: Presence | null = null;
+  /** Who may see the inspector outside development (UpkeepOptions.inspect). */
+  inspect: InspectOptions | null = null;
   readonly refusals: "throw" | "warn";
   readonly ledger: Ledger;
   readonly hub: Hub;
@@ -308,6 +313,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   const upkeep = new Upkeep({ database: options.database, mode, refusals, ledger, hub });
   upkeep.logger = logger;
   upkeep.changefeed = options.changefeed ?? null;
+  upkeep.inspect = options.inspect ?? null;
   if (options.presence) {
     const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence);
     hub.presence = present;

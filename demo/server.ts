@@ -26,7 +26,7 @@ const { seeded } = await prepareDemoDatabase(database);
 if (seeded) console.log(`Seeded ${database} with demo boards.`);
 
 const upkeep = await createUpkeep({ database, secret, install: true });
-const app = createDemoApp(upkeep);
+const app = createDemoApp(upkeep, { activity: true });
 const { url } = await upkeep.serve(app, { port, hostname });
 console.log(`Upkeep demo listening on ${url}`);
 

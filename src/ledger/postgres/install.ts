@@ -199,6 +199,9 @@ async function installOnce(
           [randomBytes(16).toString("hex")],
         );
         await client.query(`DELETE FROM ${n.holds}`);
+        // The new incarnation starts now: a slot that survived (its facts table was dropped) does not carry
+        // changes committed before it into the new log.
+        await client.query(`UPDATE ${n.meta} SET value = pg_current_wal_flush_lsn()::text WHERE key = 'lsn'`);
       }
       await client.query(
         `INSERT INTO ${n.meta} (key, value) VALUES ('exclude', $1), ('capture', $2), ('capture_reason', $3)

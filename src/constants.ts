@@ -36,6 +36,9 @@ export const LEDGER_TUNING = {
   /** PostgreSQL, logical capture: most changes decoded from the replication slot per batch (a transaction is
    *  never split, so a larger one makes a larger batch). */
   logicalBatch: 20_000,
+  /** PostgreSQL, logical capture: the least time between two confirmations of the slot (each decodes the WAL
+   *  since the slot's restart position once more; until confirmed, appended transactions are skipped by LSN). */
+  logicalConfirmMs: 100,
   /** PostgreSQL, logical capture: the slot lag past which the ledger warns (LedgerOptions.maxSlotLagBytes). */
   slotLagWarnBytes: 1024 ** 3,
   /** PostgreSQL, logical capture: how often the lag is checked, and the least time between two warnings. */

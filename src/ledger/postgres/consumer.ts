@@ -17,7 +17,7 @@
 // the head row lock; the second sees the first's `lsn` and appends nothing twice.
 import type pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
-import { quoteIdent } from "../core.ts";
+import { quoteIdent, quoteLiteral } from "../core.ts";
 import { imageJson, type JsonKind, sameTuple, TypeKinds, unavailable } from "./images.ts";
 import { type LogicalNames, slotMissingError } from "./logical.ts";
 import { type DecodedTransaction, formatLsn, PgoutputDecoder, parseLsn } from "./pgoutput.ts";
@@ -42,6 +42,9 @@ export class LogicalConsumer implements CaptureWork {
   readonly #database: string;
   readonly #types = new TypeKinds();
   #keys = new Map<string, string[]>();
+  /** Decoded (and appended, or found appended) up to here by this process: the cheap check's position. */
+  #decodedTo = 0n;
+  #advancedAt = 0;
 
   constructor(database: string, n: Names, logical: LogicalNames) {
     this.#database = database;
@@ -65,7 +68,10 @@ export class LogicalConsumer implements CaptureWork {
     );
     const { flush, confirmed } = positions[0] as { flush: string; confirmed: string | null };
     if (confirmed === null) throw slotMissingError(this.#database, slot);
-    if (check && parseLsn(flush) <= parseLsn(confirmed)) return { count: 0, more: false };
+    if (check && parseLsn(flush) <= (this.#decodedTo > parseLsn(confirmed) ? this.#decodedTo : parseLsn(confirmed))) {
+      await this.#advance(client, parseLsn(confirmed), false);
+      return { count: 0, more: false };
+    }
     let peeked: pg.QueryResult<[Buffer, number]>;
     try {
       // A message larger than the image bound is fetched as its head only (its tag and table): its fact is
@@ -99,12 +105,29 @@ export class LogicalConsumer implements CaptureWork {
     const lastEnd = transactions.at(-1)?.endLsn ?? 0n;
     // Everything committed before `flush` was decoded when the batch was not cut short.
     const target = complete && parseLsn(flush) > lastEnd ? parseLsn(flush) : lastEnd;
-    const count = transactions.length > 0 ? await this.#append(client, transactions, decoder, leaseId) : 0;
+    // Transactions this process appended but has not confirmed yet are decoded again: skip them here (step 2
+    // skips them again under the lock, which is what makes it safe).
+    const fresh = transactions.filter((t) => t.endLsn > this.#decodedTo);
+    const count = fresh.length > 0 ? await this.#append(client, fresh, decoder, leaseId) : 0;
     if (count < 0) return { count: 0, more: false }; // the lease is another process's now
-    if (target > parseLsn(confirmed)) {
-      await client.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [slot, formatLsn(target)]);
-    }
+    if (target > this.#decodedTo) this.#decodedTo = target;
+    await this.#advance(client, parseLsn(confirmed), !complete);
     return { count, more: !complete };
+  }
+
+  /**
+   * Confirms what was decoded and appended (step 3). Not after every batch: confirming decodes the same WAL once
+   * more, so it is done at most every LEDGER_TUNING.logicalConfirmMs (and when a batch was cut short, so the next
+   * peek starts past it). Until then a peek outputs those transactions again and they are skipped.
+   */
+  async #advance(client: pg.Client, confirmed: bigint, now: boolean): Promise<void> {
+    if (this.#decodedTo <= confirmed) return;
+    if (!now && Date.now() - this.#advancedAt < LEDGER_TUNING.logicalConfirmMs) return;
+    this.#advancedAt = Date.now();
+    await client.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [
+      this.#logical.slot,
+      formatLsn(this.#decodedTo),
+    ]);
   }
 
   /** Appends the facts of the transactions not appended yet; the number appended, or -1 without the lease. */
@@ -116,13 +139,14 @@ export class LogicalConsumer implements CaptureWork {
   ): Promise<number> {
     const n = this.#n;
     await this.#loadCatalog(client, decoder);
-    await client.query("BEGIN");
+    // Three round trips: lock the position rows (and read the lease), append and move the position, commit.
+    const [, locked] = (await client.query(
+      `BEGIN; SELECT key, value, EXISTS (SELECT 1 FROM ${n.lease} WHERE holder = ${quoteLiteral(leaseId)}) AS leader
+         FROM ${n.meta} WHERE key IN ('head', 'lsn') ORDER BY key FOR UPDATE`,
+    )) as unknown as pg.QueryResult<{ key: string; value: string; leader: boolean }>[];
     try {
-      const { rows } = await client.query<{ key: string; value: string }>(
-        `SELECT key, value FROM ${n.meta} WHERE key IN ('head', 'lsn') ORDER BY key FOR UPDATE`,
-      );
-      const lease = await client.query(`SELECT 1 FROM ${n.lease} WHERE holder = $1`, [leaseId]);
-      if (lease.rowCount === 0) {
+      const rows = locked?.rows ?? [];
+      if (!rows[0]?.leader) {
         await client.query("ROLLBACK");
         return -1;
       }
@@ -130,28 +154,39 @@ export class LogicalConsumer implements CaptureWork {
       const head = Number(meta.head ?? 0);
       const applied = parseLsn(meta.lsn ?? "0/0");
       const fresh = transactions.filter((t) => t.endLsn > applied);
+      const last = fresh.at(-1);
+      if (!last) {
+        await client.query("COMMIT");
+        return 0;
+      }
       const facts = this.#facts(fresh);
-      if (facts.tbl.length > 0) {
-        await client.query(
-          `INSERT INTO ${n.facts} (ledger_offset, tbl, op, key_columns, old, new, txid, committed_at)
+      const newHead = head + facts.tbl.length;
+      await client.query(
+        `WITH appended AS (
+           INSERT INTO ${n.facts} (ledger_offset, tbl, op, key_columns, old, new, txid, committed_at)
            SELECT $1::bigint + s.ord, s.tbl, s.op, ARRAY(SELECT json_array_elements_text(s.keys::json)),
                   s.old::json, s.new::json, s.txid, s.at::timestamptz
              FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-                  WITH ORDINALITY AS s(tbl, op, keys, old, new, txid, at, ord)`,
-          [head, facts.tbl, facts.op, facts.keys, facts.old, facts.new, facts.txid, facts.at],
-        );
-      }
-      const last = fresh.at(-1);
-      if (last) {
-        const newHead = head + facts.tbl.length;
-        await client.query(
-          `UPDATE ${n.meta} SET value = CASE key WHEN 'head' THEN $1 ELSE $2 END WHERE key IN ('head', 'lsn')`,
-          [String(newHead), formatLsn(last.endLsn)],
-        );
-        if (facts.tbl.length > 0) {
-          await client.query("SELECT pg_notify($1, $2)", [LEDGER.pgNotifyChannel, String(newHead)]);
-        }
-      }
+                  WITH ORDINALITY AS s(tbl, op, keys, old, new, txid, at, ord)
+           RETURNING 1)
+         UPDATE ${n.meta} SET value = CASE key WHEN 'head' THEN $9::text ELSE $10::text END
+          WHERE key IN ('head', 'lsn')
+         RETURNING (SELECT count(*) FROM appended) AS count,
+                   CASE WHEN key = 'head' AND $9::bigint > $1::bigint THEN pg_notify($11::text, $9::text) END`,
+        [
+          head,
+          facts.tbl,
+          facts.op,
+          facts.keys,
+          facts.old,
+          facts.new,
+          facts.txid,
+          facts.at,
+          String(newHead),
+          formatLsn(last.endLsn),
+          LEDGER.pgNotifyChannel,
+        ],
+      );
       await client.query("COMMIT");
       return facts.tbl.length;
     } catch (error) {

@@ -68,7 +68,8 @@ export class LogicalConsumer implements CaptureWork {
     );
     const { flush, confirmed } = positions[0] as { flush: string; confirmed: string | null };
     if (confirmed === null) throw slotMissingError(this.#database, slot);
-    if (check && parseLsn(flush) <= (this.#decodedTo > parseLsn(confirmed) ? this.#decodedTo : parseLsn(confirmed))) {
+    const written = parseLsn(flush);
+    if (check && (written <= this.#decodedTo || written <= parseLsn(confirmed))) {
       await this.#advance(client, parseLsn(confirmed), false);
       return { count: 0, more: false };
     }

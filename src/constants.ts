@@ -33,11 +33,11 @@ export const LEDGER_TUNING = {
   leaseMs: 1000,
   /** PostgreSQL: how often the sequencer renews its lease. */
   leaseRenewMs: 250,
-  /** PostgreSQL, logical capture: most changes decoded from the replication slot per batch (a transaction is
-   *  never split, so a larger one makes a larger batch). */
+  /** PostgreSQL, logical capture: most changes appended per batch (a transaction is never split, so a larger
+   *  one makes a larger batch); four times this many queued stop reading the replication stream. */
   logicalBatch: 20_000,
-  /** PostgreSQL, logical capture: the least time between two confirmations of the slot (each decodes the WAL
-   *  since the slot's restart position once more; until confirmed, appended transactions are skipped by LSN). */
+  /** PostgreSQL, logical capture: while nothing is queued, the leader asks the server for its position this
+   *  often, so the slot's confirmed position follows WAL that has nothing to capture. */
   logicalConfirmMs: 100,
   /** PostgreSQL, logical capture: the slot lag past which the ledger warns (LedgerOptions.maxSlotLagBytes). */
   slotLagWarnBytes: 1024 ** 3,

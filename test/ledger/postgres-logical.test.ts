@@ -126,14 +126,23 @@ describe("logical capture on PostgreSQL", { skip }, () => {
     let ledger: Ledger | undefined;
     try {
       for (let i = 1; i <= 100; i++) await db.exec(`INSERT INTO items VALUES (${i}, ${i})`);
-      // The child leads and dies at the worst moment: its facts are committed, the slot is not advanced yet.
+      // The child leads and dies at the worst moment: its facts are committed, the server was not told yet.
       const leader = child(
         `import pg from "pg";
+         // Dies when it next reports a position to the server after committing appended facts.
+         let appended = false;
+         let committed = false;
          const query = pg.Client.prototype.query;
          pg.Client.prototype.query = function (...args) {
            const text = typeof args[0] === "string" ? args[0] : args[0]?.text;
-           if (typeof text === "string" && text.includes("pg_replication_slot_advance")) process.kill(process.pid, "SIGKILL");
+           if (typeof text === "string" && text.includes("INSERT INTO") && text.includes("upkeep_facts")) appended = true;
+           if (text === "COMMIT" && appended) committed = true;
            return query.apply(this, args);
+         };
+         const send = pg.Connection.prototype.sendCopyFromChunk;
+         pg.Connection.prototype.sendCopyFromChunk = function (chunk) {
+           if (committed) process.kill(process.pid, "SIGKILL");
+           return send.call(this, chunk);
          };
          const { openLedger } = await import(${JSON.stringify(`${root}src/ledger/index.ts`)});
          await openLedger({ database: ${JSON.stringify(db.url)} });
@@ -141,7 +150,7 @@ describe("logical capture on PostgreSQL", { skip }, () => {
       );
       assert.equal(await leader.exit, null, "the leader was killed");
       const [meta] = await db.query("SELECT value FROM upkeep_meta WHERE key = 'head'");
-      assert.equal(meta?.value, "100", "the killed leader's facts are durable");
+      assert.ok(Number(meta?.value) >= 1, "the killed leader's facts are durable");
       const behind = await db.query(
         "SELECT (SELECT value::pg_lsn FROM upkeep_meta WHERE key = 'lsn') > confirmed_flush_lsn AS behind FROM pg_replication_slots WHERE database = current_database()",
       );
@@ -214,9 +223,10 @@ describe("logical capture on PostgreSQL", { skip }, () => {
   test("the slot's lag is warned about past the bound, once per interval", async () => {
     const db = await logicalDb("CREATE TABLE items (id integer PRIMARY KEY); CREATE TABLE bulk (t text)");
     const logged: string[] = [];
+    // Another process holds the lease and consumes nothing (stopped, say): the slot falls behind.
+    await db.exec("UPDATE upkeep_lease SET holder = 'elsewhere', until = now() + interval '1 hour'");
     const ledger = await openLedger({
       database: db.url,
-      pollIntervalMs: 60_000,
       maxSlotLagBytes: 1024,
       log: (_level, message) => logged.push(message),
     });
@@ -227,6 +237,7 @@ describe("logical capture on PostgreSQL", { skip }, () => {
       await check();
       assert.equal(logged.length, 1, logged.join("\n"));
       assert.match(logged[0] as string, /replication slot upkeep_\w+ is [\d.]+ kB behind/);
+      assert.match(logged[0] as string, /no process is decoding it/);
       assert.match(logged[0] as string, /fix: .*upkeep uninstall/);
       const findings = await doctor({ database: db.url, maxSlotLagBytes: 1024 });
       assert.ok(findings.some((f) => f.status === "warn" && /past the 1\.0 kB bound/.test(f.message)));

@@ -1,28 +1,23 @@
-// Logical capture's consumer: the leader (the lease holder, see sequencer.ts) decodes the replication slot and
-// appends the facts to the ledger table, in commit order, in batches.
+// Logical capture's appender: turns decoded transactions into facts and appends them to the ledger table in
+// commit order, idempotently. The leader (the lease holder, sequencer.ts) feeds it from the replication stream
+// (stream.ts).
 //
-// Ordering and crash safety. pgoutput emits whole transactions in commit order (commit LSN order), each change in
-// the order the transaction made it, so appending them in that order gives offsets in commit order, per row in
-// write order, with no rolled-back change ever seen. One batch is:
-//   1. peek (pg_logical_slot_peek_binary_changes: decodes without moving the slot) up to the flush position read
-//      just before, at most LEDGER_TUNING.logicalBatch changes, never splitting a transaction;
-//   2. one database transaction that locks the meta `head` and `lsn` rows, checks that the lease still names this
-//      process, appends the facts of every transaction whose commit end LSN is above `lsn`, and sets `head` and
-//      `lsn` (the end LSN of the last transaction appended) — facts and position commit together;
-//   3. only then, pg_replication_slot_advance to what was decoded.
-// A crash before 2 commits leaves nothing behind; a crash between 2 and 3 leaves the slot behind the facts, so the
-// next peek decodes those transactions again and step 2 skips them by LSN. Nothing is lost, nothing duplicated.
-// (pg_logical_slot_get_binary_changes would move the slot even when the transaction appending the facts rolls
-// back: it is not transactional, so it is never used.) Two processes that both believe they lead serialize on
-// the head row lock; the second sees the first's `lsn` and appends nothing twice.
+// Ordering and crash safety. pgoutput emits whole committed transactions in commit order (commit LSN order),
+// each change in the order the transaction made it, and never a rolled-back change; appending them in that order
+// gives offsets in commit order and, for one row, in write order. An append is one database transaction that
+// locks the meta `head` and `lsn` rows, checks that the lease still names this process, appends the facts of
+// every transaction whose commit end LSN is above `lsn`, and sets `head` and `lsn` (the end of the last
+// transaction appended): facts and position commit together. Only after that commit does the leader tell the
+// server the position is flushed (the slot's confirmed position). A crash before the commit leaves nothing; a
+// crash between the commit and the report makes the server send those transactions again, and the next append
+// skips them by LSN. Two processes that both believe they lead serialize on the head row lock; the second sees
+// the first's `lsn` and appends nothing twice, and a leader that lost its lease appends nothing at all.
 import type pg from "pg";
-import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
-import { quoteIdent, quoteLiteral } from "../core.ts";
+import { LEDGER } from "../../constants.ts";
+import { quoteLiteral } from "../core.ts";
 import { imageJson, type JsonKind, sameTuple, TypeKinds, unavailable } from "./images.ts";
-import { type LogicalNames, slotMissingError } from "./logical.ts";
-import { type DecodedTransaction, formatLsn, PgoutputDecoder, parseLsn } from "./pgoutput.ts";
+import { type DecodedTransaction, formatLsn, type PgoutputDecoder, parseLsn } from "./pgoutput.ts";
 import { applicationTables, type Names } from "./schema.ts";
-import type { CaptureWork } from "./sequencer.ts";
 
 interface FactColumns {
   tbl: string[];
@@ -36,103 +31,16 @@ interface FactColumns {
 
 const NOT_LOGGED = "the old row was not logged (the table's REPLICA IDENTITY is not FULL)";
 
-export class LogicalConsumer implements CaptureWork {
+export class FactAppender {
   readonly #n: Names;
-  readonly #logical: LogicalNames;
-  readonly #database: string;
   readonly #types = new TypeKinds();
   #keys = new Map<string, string[]>();
-  /** Decoded (and appended, or found appended) up to here by this process: the cheap check's position. */
-  #decodedTo = 0n;
-  #advancedAt = 0;
-
-  constructor(database: string, n: Names, logical: LogicalNames) {
-    this.#database = database;
+  constructor(n: Names) {
     this.#n = n;
-    this.#logical = logical;
-  }
-
-  /** Pins the settings column text depends on (images.ts): the consumer decodes in its own session. */
-  async prepare(client: pg.Client): Promise<void> {
-    await client.query(
-      "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET extra_float_digits = 1",
-    );
-  }
-
-  async batch(client: pg.Client, check: boolean, leaseId: string): Promise<{ count: number; more: boolean }> {
-    const slot = this.#logical.slot;
-    const { rows: positions } = await client.query<{ flush: string; confirmed: string | null }>(
-      `SELECT pg_current_wal_flush_lsn()::text AS flush,
-              (SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1) AS confirmed`,
-      [slot],
-    );
-    const { flush, confirmed } = positions[0] as { flush: string; confirmed: string | null };
-    if (confirmed === null) throw slotMissingError(this.#database, slot);
-    const written = parseLsn(flush);
-    if (check && (written <= this.#decodedTo || written <= parseLsn(confirmed))) {
-      await this.#advance(client, parseLsn(confirmed), false);
-      return { count: 0, more: false };
-    }
-    let peeked: pg.QueryResult<[Buffer, number]>;
-    try {
-      // A message larger than the image bound is fetched as its head only (its tag and table): its fact is
-      // recorded as unavailable, so a huge row never stalls the consumer or exhausts its memory.
-      peeked = await client.query<[Buffer, number]>({
-        text: `SELECT CASE WHEN octet_length(data) <= $5 THEN data ELSE substring(data FROM 1 FOR 5) END,
-                      octet_length(data)
-                 FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, $3,
-                        'proto_version', '1', 'publication_names', $4)`,
-        values: [
-          slot,
-          flush,
-          LEDGER_TUNING.logicalBatch,
-          quoteIdent(this.#logical.publication),
-          LEDGER_TUNING.maxImageValueBytes,
-        ],
-        rowMode: "array",
-      });
-    } catch (error) {
-      // 55006 object_in_use: another process (a leader that lost its lease and does not know yet) is decoding.
-      if ((error as { code?: string }).code === "55006") return { count: 0, more: false };
-      throw error;
-    }
-    const decoder = new PgoutputDecoder();
-    const transactions: DecodedTransaction[] = [];
-    for (const [data, size] of peeked.rows) {
-      const done = decoder.push(data, size);
-      if (done) transactions.push(done);
-    }
-    const complete = peeked.rows.length < LEDGER_TUNING.logicalBatch;
-    const lastEnd = transactions.at(-1)?.endLsn ?? 0n;
-    // Everything committed before `flush` was decoded when the batch was not cut short.
-    const target = complete && parseLsn(flush) > lastEnd ? parseLsn(flush) : lastEnd;
-    // Transactions this process appended but has not confirmed yet are decoded again: skip them here (step 2
-    // skips them again under the lock, which is what makes it safe).
-    const fresh = transactions.filter((t) => t.endLsn > this.#decodedTo);
-    const count = fresh.length > 0 ? await this.#append(client, fresh, decoder, leaseId) : 0;
-    if (count < 0) return { count: 0, more: false }; // the lease is another process's now
-    if (target > this.#decodedTo) this.#decodedTo = target;
-    await this.#advance(client, parseLsn(confirmed), !complete);
-    return { count, more: !complete };
-  }
-
-  /**
-   * Confirms what was decoded and appended (step 3). Not after every batch: confirming decodes the same WAL once
-   * more, so it is done at most every LEDGER_TUNING.logicalConfirmMs (and when a batch was cut short, so the next
-   * peek starts past it). Until then a peek outputs those transactions again and they are skipped.
-   */
-  async #advance(client: pg.Client, confirmed: bigint, now: boolean): Promise<void> {
-    if (this.#decodedTo <= confirmed) return;
-    if (!now && Date.now() - this.#advancedAt < LEDGER_TUNING.logicalConfirmMs) return;
-    this.#advancedAt = Date.now();
-    await client.query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)", [
-      this.#logical.slot,
-      formatLsn(this.#decodedTo),
-    ]);
   }
 
   /** Appends the facts of the transactions not appended yet; the number appended, or -1 without the lease. */
-  async #append(
+  async append(
     client: pg.Client,
     transactions: DecodedTransaction[],
     decoder: PgoutputDecoder,

@@ -10,7 +10,6 @@ import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError, type Upk
 import { checkPosition, FaultLog, followFacts, ledgerError, type Position, readLimit, Waker } from "../core.ts";
 import { type PgColumnCodec, pgCodecFor } from "../decode.ts";
 import type { Fact, FollowOptions, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
-import { LogicalConsumer } from "./consumer.ts";
 import { type FactRow, toFact } from "./facts.ts";
 import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
 import {
@@ -21,9 +20,11 @@ import {
   slotMissingError,
   slotState,
 } from "./logical.ts";
+import { parseLsn } from "./pgoutput.ts";
 import { prunePostgres } from "./prune.ts";
 import { currentSchema, type Names, names } from "./schema.ts";
 import { isMissingLedger, Sequencer } from "./sequencer.ts";
+import { StreamingConsumer } from "./stream.ts";
 
 /** A process that is not the sequencer tries to take the lease this often (ticks of the poll interval). */
 const LEADER_ATTEMPT_TICKS = 10;
@@ -75,7 +76,7 @@ class PostgresLedger implements Ledger {
   readonly #sequencer: Sequencer;
   /** Set with logical capture. */
   readonly #logical: LogicalNames | undefined;
-  readonly #consumer: LogicalConsumer | undefined;
+  readonly #consumer: StreamingConsumer | undefined;
   readonly #maxSlotLagBytes: number;
   #lagTimer: NodeJS.Timeout | undefined;
   #lagWarnedAt = 0;
@@ -104,7 +105,7 @@ class PostgresLedger implements Ledger {
     this.#n = n;
     this.#pollIntervalMs = options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs;
     this.#logical = logical;
-    this.#consumer = logical ? new LogicalConsumer(database, n, logical) : undefined;
+    this.#consumer = logical ? new StreamingConsumer(url, n, logical, () => this.poke()) : undefined;
     this.#maxSlotLagBytes = options.maxSlotLagBytes ?? LEDGER_TUNING.slotLagWarnBytes;
     this.#sequencer = new Sequencer(url, n, this.#id, this.#waker, this.#consumer);
   }
@@ -319,12 +320,12 @@ class PostgresLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    if (this.#logical) return this.#syncLogical(this.#logical.slot);
     if (!this.#sequencer.isLeader) await this.#sequencer.tryLead();
     if (this.#sequencer.isLeader) {
       await this.#sequencer.sequence();
       return this.head();
     }
-    if (this.#logical) return this.#syncLogical(this.#logical.slot);
     // Another process sequences: wait until every fact visible now has an offset.
     const { rows } = await this.#pool.query<{ max: string | null }>(
       `SELECT max(staging_id) AS max FROM ${this.#n.facts} WHERE ledger_offset IS NULL`,
@@ -341,20 +342,27 @@ class PostgresLedger implements Ledger {
     return this.head();
   }
 
-  /** Another process consumes the slot: wait until it confirmed everything flushed before the call. */
+  /** Logical capture: wait until everything flushed before the call was appended — by this process when it leads
+   *  (the stream reached that position), else by the leader (it confirmed that position to the slot). */
   async #syncLogical(slot: string): Promise<number> {
     const { rows } = await this.#pool.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn");
     const target = rows[0]?.lsn as string;
-    while (!this.#closed) {
+    for (let round = 0; !this.#closed; round++) {
+      if (!this.#sequencer.isLeader && round % 10 === 0) await this.#sequencer.tryLead();
+      if (this.#sequencer.isLeader && this.#consumer) {
+        await this.#sequencer.sequence();
+        if (this.#consumer.caughtUp(parseLsn(target))) break;
+        this.#consumer.askPosition();
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
       const { rows: done } = await this.#pool.query<{ ok: boolean | null }>(
         "SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1",
         [slot, target],
       );
       if (done.length === 0) throw slotMissingError(this.database, slot) as UpkeepError;
       if (done[0]?.ok) break;
-      if (!this.#sequencer.isLeader) await this.#sequencer.tryLead();
-      if (this.#sequencer.isLeader) await this.#sequencer.sequence();
-      else await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
+      await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
     }
     return this.head();
   }

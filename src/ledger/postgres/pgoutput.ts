@@ -112,6 +112,11 @@ export class PgoutputDecoder {
   readonly relations = new Map<number, Relation>();
   #current: DecodedTransaction | undefined;
 
+  /** True between a transaction's Begin and its Commit. */
+  get open(): boolean {
+    return this.#current !== undefined;
+  }
+
   /**
    * `size` is the message's full size when `data` is only its head (the consumer does not fetch messages larger
    * than the image bound): an Insert, Update or Delete is then recorded without its rows.

@@ -35,6 +35,8 @@ export interface CaptureWork {
   /** One batch: how many facts it made readable, and whether more may be waiting. `check` first asks cheaply
    *  whether there is anything to do. */
   batch(client: pg.Client, check: boolean, leaseId: string): Promise<{ count: number; more: boolean }>;
+  /** Leadership ended: let go of what only the leader may hold. */
+  release?(): Promise<void>;
 }
 
 /** A PostgreSQL error that says the ledger's own tables are gone (undefined_table). */
@@ -81,6 +83,7 @@ export class Sequencer {
           if (this.#client === client) {
             this.#client = undefined;
             this.isLeader = false;
+            this.#work.release?.().catch(() => {});
           }
           client.end().catch(() => {});
         });
@@ -98,6 +101,7 @@ export class Sequencer {
       if (this.isLeader) await this.sequence();
     } catch (error) {
       this.isLeader = false;
+      await this.#work.release?.().catch(() => {});
       if (isMissingLedger(error)) return;
       const client = this.#client;
       this.#client = undefined;
@@ -117,7 +121,9 @@ export class Sequencer {
       [this.#id, LEDGER_TUNING.leaseMs],
     );
     this.#renewedAt = Date.now();
+    const was = this.isLeader;
     this.isLeader = rowCount === 1;
+    if (was && !this.isLeader) await this.#work.release?.().catch(() => {});
   }
 
   /** Runs sequencing rounds until nothing visible is waiting; concurrent calls join the running one. */
@@ -159,6 +165,7 @@ export class Sequencer {
     }
     this.#client = undefined;
     this.isLeader = false;
+    await this.#work.release?.().catch(() => {});
     await client?.end().catch(() => {});
   }
 }

@@ -105,7 +105,15 @@ class PostgresLedger implements Ledger {
     this.#n = n;
     this.#pollIntervalMs = options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs;
     this.#logical = logical;
-    this.#consumer = logical ? new StreamingConsumer(url, n, logical, () => this.poke()) : undefined;
+    this.#consumer = logical
+      ? new StreamingConsumer(
+          url,
+          n,
+          logical,
+          () => this.poke(),
+          (key, message) => this.#faults.once("error", key, message),
+        )
+      : undefined;
     this.#maxSlotLagBytes = options.maxSlotLagBytes ?? LEDGER_TUNING.slotLagWarnBytes;
     this.#sequencer = new Sequencer(url, n, this.#id, this.#waker, this.#consumer);
   }

@@ -41,7 +41,17 @@ export class StreamingConsumer implements CaptureWork {
   /** Transactions taken from the queue and not appended yet: nothing past them may be reported. */
   #appending = false;
 
-  constructor(url: string, n: Names, logical: LogicalNames, wake: () => void) {
+  readonly #fault: (key: string, message: string) => void;
+
+  /** `fault` logs a problem once per key (the ledger's FaultLog). */
+  constructor(
+    url: string,
+    n: Names,
+    logical: LogicalNames,
+    wake: () => void,
+    fault: (key: string, message: string) => void,
+  ) {
+    this.#fault = fault;
     this.#appender = new FactAppender(n);
     this.#logical = logical;
     this.#url = url;
@@ -58,7 +68,16 @@ export class StreamingConsumer implements CaptureWork {
       this.#starting ??= this.#start(client).finally(() => {
         this.#starting = undefined;
       });
-      await this.#starting;
+      try {
+        await this.#starting;
+      } catch (error) {
+        const message = (error as Error).message;
+        this.#fault(
+          `stream:${message}`,
+          `Upkeep's leader cannot stream its replication slot ${this.#logical.slot} (${message}): changes are not being captured.\n  fix: check \`npx upkeep doctor\`; the server needs a free WAL sender (max_wal_senders) and the role REPLICATION`,
+        );
+        throw error;
+      }
     }
     const taken: DecodedTransaction[] = [];
     let changes = 0;

@@ -36,6 +36,9 @@ interface Figures {
   /** PostgreSQL: facts made readable per second from a backlog (staged facts numbered, or the slot decoded and
    *  appended), with no process reading the ledger while the backlog was written. */
   factsAppendedPerSecond?: number;
+  /** Logical capture: the same write costs measured while no process consumed the slot (the writer's own cost:
+   *  WAL, with the old rows REPLICA IDENTITY FULL adds), next to the ones above (leader decoding alongside). */
+  writerOnly?: Pick<Figures, "singleRowCommitMs" | "manyRowsOneTransactionMs" | "insertSelectMs" | "bulkUpdateMs">;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -66,7 +69,8 @@ async function timeIt(body: () => Promise<void>): Promise<number> {
   return performance.now() - t0;
 }
 
-async function writeCosts(raw: Raw, kind: "sqlite" | "postgres") {
+async function writeCosts(raw: Raw, kind: "sqlite" | "postgres", suffix = "") {
+  const names = { plain: `plain${suffix}`, live: `live${suffix}` };
   const series =
     kind === "sqlite"
       ? (n: number, from: number) =>
@@ -78,31 +82,31 @@ async function writeCosts(raw: Raw, kind: "sqlite" | "postgres") {
   const insertSelect: Record<string, number> = {};
   const bulk: Record<string, number> = {};
   // Alternate the two tables in small chunks so both see the same machine conditions; warm up first.
-  for (const t of ["plain", "live"]) for (let i = 0; i < 20; i++) await raw.insertOne(t, 1_000_000 + i);
+  for (const t of ["plain", "live"] as const) for (let i = 0; i < 20; i++) await raw.insertOne(names[t], 1_000_000 + i);
   const chunk = 25;
   for (let from = 0; from < SINGLE; from += chunk) {
-    for (const t of ["plain", "live"]) {
+    for (const t of ["plain", "live"] as const) {
       const ms = await timeIt(async () => {
-        for (let i = from; i < from + chunk; i++) await raw.insertOne(t, 2_000_000 + i);
+        for (let i = from; i < from + chunk; i++) await raw.insertOne(names[t], 2_000_000 + i);
       });
       single[t] = (single[t] ?? 0) + ms;
     }
   }
-  for (const t of ["plain", "live"]) {
+  for (const t of ["plain", "live"] as const) {
     many[t] = await timeIt(async () => {
       await raw.exec("BEGIN");
-      for (let i = 0; i < MANY; i++) await raw.insertOne(t, 6_000_000 + i);
+      for (let i = 0; i < MANY; i++) await raw.insertOne(names[t], 6_000_000 + i);
       await raw.exec("COMMIT");
     });
   }
-  for (const t of ["plain", "live"]) {
+  for (const t of ["plain", "live"] as const) {
     insertSelect[t] = await timeIt(async () => {
-      await raw.exec(`INSERT INTO ${t} ${series(MANY, 1)}`);
+      await raw.exec(`INSERT INTO ${names[t]} ${series(MANY, 1)}`);
     });
   }
-  for (const t of ["plain", "live"]) {
+  for (const t of ["plain", "live"] as const) {
     bulk[t] = await timeIt(async () => {
-      await raw.exec(`UPDATE ${t} SET n = n + 1 WHERE id <= ${BULK}`);
+      await raw.exec(`UPDATE ${names[t]} SET n = n + 1 WHERE id <= ${BULK}`);
     });
   }
   return {
@@ -220,11 +224,18 @@ async function run(
   raw: Raw,
   capture?: "triggers" | "logical",
 ): Promise<Figures> {
-  await raw.exec(`${TABLES("plain")}; ${TABLES("live")}`);
-  await install({ database: url, exclude: ["plain"], capture });
+  await raw.exec(`${TABLES("plain")}; ${TABLES("live")}; ${TABLES("plain_idle")}; ${TABLES("live_idle")}`);
+  await install({ database: url, exclude: ["plain", "plain_idle"], capture });
   let ledger = await openLedger({ database: url });
   try {
     const costs = await writeCosts(raw, kind);
+    let writerOnly: Figures["writerOnly"];
+    if (capture === "logical") {
+      await ledger.close();
+      writerOnly = await writeCosts(raw, kind, "_idle");
+      ledger = await openLedger({ database: url });
+      await ledger.sync();
+    }
     const inProcess = await inProcessLatency(url, ledger);
     const external = await externalLatency(url, kind, ledger);
     const read = await readThroughput(raw, kind, ledger);
@@ -237,6 +248,7 @@ async function run(
     return {
       dialect: capture ? `${kind} (${capture})` : kind,
       factsAppendedPerSecond: appended,
+      writerOnly,
       ...costs,
       inProcessLatencyMs: { p50: percentile(inProcess, 50), p95: percentile(inProcess, 95) },
       externalLatencyMs: { p50: percentile(external, 50), p95: percentile(external, 95) },
@@ -326,6 +338,28 @@ line(`single-row commit (${SINGLE}), per commit`, "≤ 1.25× (logical ≤ 1.10�
 line(`${MANY} single-row INSERTs in one transaction`, "≤ 3× (logical ≤ 1.10×)", (x) => r3(x.manyRowsOneTransactionMs));
 line(`one INSERT … SELECT of ${MANY} rows`, "≤ 3× (logical ≤ 1.10×)", (x) => r3(x.insertSelectMs));
 line(`bulk UPDATE of ${BULK} rows`, "≤ 3× (logical ≤ 1.10×)", (x) => r3(x.bulkUpdateMs));
+const idle = (f: (w: NonNullable<Figures["writerOnly"]>) => Ratio) => (x: Figures) =>
+  x.writerOnly ? r3(f(x.writerOnly)) : "—";
+line(
+  "  same, no process consuming: single-row commit",
+  "≤ 1.10×",
+  idle((w) => w.singleRowCommitMs),
+);
+line(
+  "  same, no process consuming: 10000 INSERTs in one tx",
+  "≤ 1.10×",
+  idle((w) => w.manyRowsOneTransactionMs),
+);
+line(
+  "  same, no process consuming: INSERT … SELECT",
+  "≤ 1.10×",
+  idle((w) => w.insertSelectMs),
+);
+line(
+  "  same, no process consuming: bulk UPDATE",
+  "≤ 1.10×",
+  idle((w) => w.bulkUpdateMs),
+);
 line(
   "commit→follower, in-process p50/p95",
   "p95 ≤ 5 ms",

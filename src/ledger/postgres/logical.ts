@@ -204,18 +204,26 @@ export async function ensureSlot(db: Queryable, slot: string): Promise<{ created
   }
 }
 
-/** Drops the slot (waiting briefly for a consumer that holds it between two batches) and the publication. */
+/**
+ * Drops the slot and the publication. A running leader streams the slot (its replication connection keeps it
+ * active): that connection is ended first. Uninstall drops the lease table before, so the leader cannot start
+ * streaming again (it checks the lease before it starts).
+ */
 export async function dropLogical(db: Queryable, names: LogicalNames): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
+      await db.query(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+        [names.slot],
+      );
       await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [
         names.slot,
       ]);
       break;
     } catch (error) {
-      // 55006 object_in_use: a leader is decoding right now; its batches are short.
-      if ((error as { code?: string }).code !== "55006" || attempt >= 50) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // 55006 object_in_use: the ended connection has not exited yet.
+      if ((error as { code?: string }).code !== "55006" || attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
   await db.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(names.publication)}`);

@@ -22,6 +22,7 @@ const QUEUE_LIMIT = LEDGER_TUNING.logicalBatch * 4;
 export class StreamingConsumer implements CaptureWork {
   readonly #appender: FactAppender;
   readonly #logical: LogicalNames;
+  readonly #n: Names;
   readonly #url: string;
   readonly #wake: () => void;
   #stream: pg.Client | undefined;
@@ -54,6 +55,7 @@ export class StreamingConsumer implements CaptureWork {
     this.#fault = fault;
     this.#appender = new FactAppender(n);
     this.#logical = logical;
+    this.#n = n;
     this.#url = url;
     this.#wake = wake;
   }
@@ -65,7 +67,7 @@ export class StreamingConsumer implements CaptureWork {
       throw failure;
     }
     if (!this.#stream) {
-      this.#starting ??= this.#start(client).finally(() => {
+      this.#starting ??= this.#start(client, leaseId).finally(() => {
         this.#starting = undefined;
       });
       try {
@@ -145,8 +147,11 @@ export class StreamingConsumer implements CaptureWork {
     await stream?.end().catch(() => {});
   }
 
-  async #start(client: pg.Client): Promise<void> {
+  async #start(client: pg.Client, leaseId: string): Promise<void> {
     const { slot, publication } = this.#logical;
+    // Only the lease holder streams (an uninstalled ledger has no lease table: nothing starts).
+    const lease = await client.query(`SELECT 1 FROM ${this.#n.lease} WHERE holder = $1`, [leaseId]);
+    if (lease.rowCount === 0) throw new Error("the leader lease is another process's");
     // The lease is ours (batches run only on the leader): a previous leader's connection that still holds the
     // slot is stale, and its appends fail the lease check anyway.
     for (let attempt = 0; attempt < 50; attempt++) {

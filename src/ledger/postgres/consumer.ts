@@ -73,7 +73,7 @@ export class FactAppender {
       await client.query(
         `WITH appended AS (
            INSERT INTO ${n.facts} (ledger_offset, tbl, op, key_columns, old, new, txid, committed_at)
-           SELECT $1::bigint + s.ord, s.tbl, s.op, ARRAY(SELECT json_array_elements_text(s.keys::json)),
+           SELECT $1::bigint + s.ord, s.tbl, s.op, s.keys::text[],
                   s.old::json, s.new::json, s.txid, s.at::timestamptz
              FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
                   WITH ORDINALITY AS s(tbl, op, keys, old, new, txid, at, ord)
@@ -146,7 +146,7 @@ export class FactAppender {
         if (change.new) now = imageJson(names, kinds, change.new, fullOld);
         out.tbl.push(relation.name);
         out.op.push(op);
-        out.keys.push(JSON.stringify(this.#keys.get(relation.name) ?? []));
+        out.keys.push(arrayLiteral(this.#keys.get(relation.name) ?? []));
         out.old.push(old);
         out.new.push(now);
         out.txid.push(txid);
@@ -155,4 +155,9 @@ export class FactAppender {
     }
     return out;
   }
+}
+
+/** A text[] literal: `{"a","b"}`. */
+function arrayLiteral(values: string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
 }

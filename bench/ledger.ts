@@ -1,6 +1,6 @@
-// Change-ledger benchmark: `npm run bench -- ledger`. Both dialects in one run; write costs are compared with
-// the same workload on an identical table that has no capture triggers (excluded at install).
-// Prints a table and writes bench/results/ledger.json.
+// Change-ledger benchmark: `npm run bench -- ledger`. SQLite, and PostgreSQL with trigger capture and with
+// logical capture, in one run; write costs are compared with the same workload on an identical table that is not
+// captured (excluded at install). Prints a table and writes bench/results/ledger.json.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kysely } from "kysely";
 import pg from "pg";
-import { createDialect, type Fact, install, type Ledger, openLedger } from "../src/ledger/index.ts";
+import { createDialect, type Fact, install, type Ledger, openLedger, uninstall } from "../src/ledger/index.ts";
 import { ADMIN_URL } from "../test/support/postgres.ts";
 
 const SINGLE = Number(process.env.BENCH_SINGLE ?? 500);
@@ -17,6 +17,7 @@ const BULK = 10_000;
 const LATENCY_SAMPLES = 200;
 const EXTERNAL_SAMPLES = 100;
 const READ_FACTS = 50_000;
+const APPEND_FACTS = Number(process.env.BENCH_APPEND ?? 100_000);
 
 interface Ratio {
   without: number;
@@ -32,6 +33,12 @@ interface Figures {
   inProcessLatencyMs: { p50: number; p95: number };
   externalLatencyMs: { p50: number; p95: number };
   factsReadPerSecond: number;
+  /** PostgreSQL: facts made readable per second from a backlog (staged facts numbered, or the slot decoded and
+   *  appended), with no process reading the ledger while the backlog was written. */
+  factsAppendedPerSecond?: number;
+  /** Logical capture: the same write costs measured while no process consumed the slot (the writer's own cost:
+   *  WAL, with the old rows REPLICA IDENTITY FULL adds), next to the ones above (leader decoding alongside). */
+  writerOnly?: Pick<Figures, "singleRowCommitMs" | "manyRowsOneTransactionMs" | "insertSelectMs" | "bulkUpdateMs">;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -62,7 +69,8 @@ async function timeIt(body: () => Promise<void>): Promise<number> {
   return performance.now() - t0;
 }
 
-async function writeCosts(raw: Raw, kind: "sqlite" | "postgres") {
+async function writeCosts(raw: Raw, kind: "sqlite" | "postgres", suffix = "") {
+  const names = { plain: `plain${suffix}`, live: `live${suffix}` };
   const series =
     kind === "sqlite"
       ? (n: number, from: number) =>
@@ -74,31 +82,31 @@ async function writeCosts(raw: Raw, kind: "sqlite" | "postgres") {
   const insertSelect: Record<string, number> = {};
   const bulk: Record<string, number> = {};
   // Alternate the two tables in small chunks so both see the same machine conditions; warm up first.
-  for (const t of ["plain", "live"]) for (let i = 0; i < 20; i++) await raw.insertOne(t, 1_000_000 + i);
+  for (const t of ["plain", "live"] as const) for (let i = 0; i < 20; i++) await raw.insertOne(names[t], 1_000_000 + i);
   const chunk = 25;
   for (let from = 0; from < SINGLE; from += chunk) {
-    for (const t of ["plain", "live"]) {
+    for (const t of ["plain", "live"] as const) {
       const ms = await timeIt(async () => {
-        for (let i = from; i < from + chunk; i++) await raw.insertOne(t, 2_000_000 + i);
+        for (let i = from; i < from + chunk; i++) await raw.insertOne(names[t], 2_000_000 + i);
       });
       single[t] = (single[t] ?? 0) + ms;
     }
   }
-  for (const t of ["plain", "live"]) {
+  for (const t of ["plain", "live"] as const) {
     many[t] = await timeIt(async () => {
       await raw.exec("BEGIN");
-      for (let i = 0; i < MANY; i++) await raw.insertOne(t, 6_000_000 + i);
+      for (let i = 0; i < MANY; i++) await raw.insertOne(names[t], 6_000_000 + i);
       await raw.exec("COMMIT");
     });
   }
-  for (const t of ["plain", "live"]) {
+  for (const t of ["plain", "live"] as const) {
     insertSelect[t] = await timeIt(async () => {
-      await raw.exec(`INSERT INTO ${t} ${series(MANY, 1)}`);
+      await raw.exec(`INSERT INTO ${names[t]} ${series(MANY, 1)}`);
     });
   }
-  for (const t of ["plain", "live"]) {
+  for (const t of ["plain", "live"] as const) {
     bulk[t] = await timeIt(async () => {
-      await raw.exec(`UPDATE ${t} SET n = n + 1 WHERE id <= ${BULK}`);
+      await raw.exec(`UPDATE ${names[t]} SET n = n + 1 WHERE id <= ${BULK}`);
     });
   }
   return {
@@ -192,17 +200,55 @@ async function readThroughput(raw: Raw, kind: "sqlite" | "postgres", ledger: Led
   return Math.round(count / ((performance.now() - t0) / 1000));
 }
 
-async function run(kind: "sqlite" | "postgres", url: string, raw: Raw): Promise<Figures> {
-  await raw.exec(`${TABLES("plain")}; ${TABLES("live")}`);
-  await install({ database: url, exclude: ["plain"] });
+/** A backlog written while no ledger is open, then the time one ledger takes to make it readable. */
+async function appendThroughput(url: string, raw: Raw): Promise<number> {
+  const chunk = 10_000;
+  for (let from = 7_000_000; from < 7_000_000 + APPEND_FACTS; from += chunk) {
+    await raw.exec(
+      `INSERT INTO live SELECT i, 'a title of some length ' || i, i, NULL FROM generate_series(${from}, ${from + chunk - 1}) i`,
+    );
+  }
+  const t0 = performance.now();
   const ledger = await openLedger({ database: url });
   try {
+    await ledger.sync();
+    return Math.round(APPEND_FACTS / ((performance.now() - t0) / 1000));
+  } finally {
+    await ledger.close();
+  }
+}
+
+async function run(
+  kind: "sqlite" | "postgres",
+  url: string,
+  raw: Raw,
+  capture?: "triggers" | "logical",
+): Promise<Figures> {
+  await raw.exec(`${TABLES("plain")}; ${TABLES("live")}; ${TABLES("plain_idle")}; ${TABLES("live_idle")}`);
+  await install({ database: url, exclude: ["plain", "plain_idle"], capture });
+  let ledger = await openLedger({ database: url });
+  try {
     const costs = await writeCosts(raw, kind);
+    let writerOnly: Figures["writerOnly"];
+    if (capture === "logical") {
+      await ledger.close();
+      writerOnly = await writeCosts(raw, kind, "_idle");
+      ledger = await openLedger({ database: url });
+      await ledger.sync();
+    }
     const inProcess = await inProcessLatency(url, ledger);
     const external = await externalLatency(url, kind, ledger);
     const read = await readThroughput(raw, kind, ledger);
+    let appended: number | undefined;
+    if (kind === "postgres") {
+      await ledger.close();
+      appended = await appendThroughput(url, raw);
+      ledger = await openLedger({ database: url });
+    }
     return {
-      dialect: kind,
+      dialect: capture ? `${kind} (${capture})` : kind,
+      factsAppendedPerSecond: appended,
+      writerOnly,
       ...costs,
       inProcessLatencyMs: { p50: percentile(inProcess, 50), p95: percentile(inProcess, 95) },
       externalLatencyMs: { p50: percentile(external, 50), p95: percentile(external, 95) },
@@ -239,13 +285,13 @@ async function sqlite(): Promise<Figures> {
   }
 }
 
-async function postgres(): Promise<Figures | { dialect: string; skipped: string }> {
-  const name = `upkeep_bench_${process.pid}`;
+async function postgres(capture: "triggers" | "logical"): Promise<Figures | { dialect: string; skipped: string }> {
+  const name = `upkeep_bench_${capture}_${process.pid}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   try {
     await admin.connect();
   } catch (error) {
-    return { dialect: "postgres", skipped: `no server at ${ADMIN_URL}: ${(error as Error).message}` };
+    return { dialect: `postgres (${capture})`, skipped: `no server at ${ADMIN_URL}: ${(error as Error).message}` };
   }
   await admin.query(`CREATE DATABASE ${name}`);
   const url = new URL(ADMIN_URL);
@@ -266,24 +312,54 @@ async function postgres(): Promise<Figures | { dialect: string; skipped: string 
     close: async () => client.end(),
   };
   try {
-    return await run("postgres", url.toString(), raw);
+    return await run("postgres", url.toString(), raw, capture);
+  } catch (error) {
+    return { dialect: `postgres (${capture})`, skipped: (error as Error).message.split("\n")[0] as string };
   } finally {
     await raw.close();
+    await uninstall({ database: url.toString() }).catch(() => {}); // drops the replication slot
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();
   }
 }
 
-const results = [await sqlite(), await postgres()];
-const rows: string[][] = [["figure", "sqlite", "postgres", "aim"]];
+const only = process.argv.slice(2);
+const results = [
+  ...(only.length === 0 || only.includes("sqlite") ? [await sqlite()] : []),
+  ...(only.length === 0 || only.includes("triggers") ? [await postgres("triggers")] : []),
+  ...(only.length === 0 || only.includes("logical") ? [await postgres("logical")] : []),
+];
+const rows: string[][] = [["figure", ...results.map((r) => r.dialect), "aim"]];
 const cell = (r: (typeof results)[number], f: (x: Figures) => string) => ("skipped" in r ? "skipped" : f(r));
 const line = (label: string, aim: string, f: (x: Figures) => string) =>
-  rows.push([label, cell(results[0] as Figures, f), cell(results[1] as Figures, f), aim]);
+  rows.push([label, ...results.map((r) => cell(r, f)), aim]);
 const r3 = (r: Ratio) => `${r.with} ms vs ${r.without} ms = ${r.ratio}×`;
-line(`single-row commit (${SINGLE}), per commit`, "≤ 1.25×", (x) => r3(x.singleRowCommitMs));
-line(`${MANY} single-row INSERTs in one transaction`, "≤ 3×", (x) => r3(x.manyRowsOneTransactionMs));
-line(`one INSERT … SELECT of ${MANY} rows`, "≤ 3×", (x) => r3(x.insertSelectMs));
-line(`bulk UPDATE of ${BULK} rows`, "≤ 3×", (x) => r3(x.bulkUpdateMs));
+line(`single-row commit (${SINGLE}), per commit`, "≤ 1.25× (logical ≤ 1.10×)", (x) => r3(x.singleRowCommitMs));
+line(`${MANY} single-row INSERTs in one transaction`, "≤ 3× (logical ≤ 1.10×)", (x) => r3(x.manyRowsOneTransactionMs));
+line(`one INSERT … SELECT of ${MANY} rows`, "≤ 3× (logical ≤ 1.10×)", (x) => r3(x.insertSelectMs));
+line(`bulk UPDATE of ${BULK} rows`, "≤ 3× (logical ≤ 1.10×)", (x) => r3(x.bulkUpdateMs));
+const idle = (f: (w: NonNullable<Figures["writerOnly"]>) => Ratio) => (x: Figures) =>
+  x.writerOnly ? r3(f(x.writerOnly)) : "—";
+line(
+  "  same, no process consuming: single-row commit",
+  "≤ 1.10×",
+  idle((w) => w.singleRowCommitMs),
+);
+line(
+  "  same, no process consuming: 10000 INSERTs in one tx",
+  "≤ 1.10×",
+  idle((w) => w.manyRowsOneTransactionMs),
+);
+line(
+  "  same, no process consuming: INSERT … SELECT",
+  "≤ 1.10×",
+  idle((w) => w.insertSelectMs),
+);
+line(
+  "  same, no process consuming: bulk UPDATE",
+  "≤ 1.10×",
+  idle((w) => w.bulkUpdateMs),
+);
 line(
   "commit→follower, in-process p50/p95",
   "p95 ≤ 5 ms",
@@ -291,10 +367,13 @@ line(
 );
 line(
   "commit→follower, external p50/p95",
-  "p95 ≤ 60 ms",
+  "p95 ≤ 60 ms (logical ≤ 10 ms)",
   (x) => `${x.externalLatencyMs.p50} / ${x.externalLatencyMs.p95} ms`,
 );
 line("facts read and decoded per second", "≥ 50,000", (x) => x.factsReadPerSecond.toLocaleString("en-US"));
+line(`facts made readable per second from a ${APPEND_FACTS.toLocaleString("en-US")}-fact backlog`, "≥ 50,000", (x) =>
+  x.factsAppendedPerSecond === undefined ? "—" : x.factsAppendedPerSecond.toLocaleString("en-US"),
+);
 const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) as number[];
 for (const [i, r] of rows.entries()) {
   console.log(r.map((c, j) => c.padEnd(widths[j] as number)).join(" | "));

@@ -33,6 +33,17 @@ export const LEDGER_TUNING = {
   leaseMs: 1000,
   /** PostgreSQL: how often the sequencer renews its lease. */
   leaseRenewMs: 250,
+  /** PostgreSQL, logical capture: most changes appended per batch (a transaction is never split, so a larger
+   *  one makes a larger batch); four times this many queued stop reading the replication stream. */
+  logicalBatch: 20_000,
+  /** PostgreSQL, logical capture: while nothing is queued, the leader asks the server for its position this
+   *  often, so the slot's confirmed position follows WAL that has nothing to capture. */
+  logicalConfirmMs: 100,
+  /** PostgreSQL, logical capture: the slot lag past which the ledger warns (LedgerOptions.maxSlotLagBytes). */
+  slotLagWarnBytes: 1024 ** 3,
+  /** PostgreSQL, logical capture: how often the lag is checked, and the least time between two warnings. */
+  slotLagCheckMs: 10_000,
+  slotLagWarnMs: 5 * 60_000,
   /** A follower's position hold (see Ledger.holdPosition) expires when not renewed for this long. */
   holdLeaseMs: 60_000,
 } as const;

@@ -7,6 +7,7 @@ export type ErrorCode =
   | "ledger_not_installed"
   | "ledger_missing"
   | "schema_drift"
+  | `capture_${CaptureProblem}`
   | "incarnation_mismatch"
   | "offset_too_old"
   | "invalid_offset"
@@ -50,8 +51,8 @@ export class SchemaDriftError extends UpkeepError {
   constructor(database: string, tables: string[], detail: string) {
     super(
       "schema_drift",
-      `The capture triggers are out of date for ${tables.join(", ")}: ${detail}`,
-      `run \`npx upkeep install --database ${database}\` to refresh the triggers (installing is idempotent)`,
+      `Capture is out of date for ${tables.join(", ")}: ${detail}`,
+      `run \`npx upkeep install --database ${database}\` to refresh capture (installing is idempotent)`,
     );
     this.tables = tables;
   }
@@ -65,6 +66,21 @@ export class LedgerMissingError extends UpkeepError {
       `The Upkeep change ledger in ${database} is gone (${detail}); writes to captured tables fail until it is back.`,
       `run \`npx upkeep install --database ${database}\` to reinstall it (a new incarnation: open pages reload), or \`npx upkeep uninstall\` to remove the capture triggers`,
     );
+  }
+}
+
+/** Why PostgreSQL cannot capture from the write-ahead log (logical decoding). */
+export type CaptureProblem = "wal_level" | "privilege" | "slots" | "version" | "slot_missing";
+
+/**
+ * Logical capture was asked for (or is installed) but the server cannot provide it: the server is not configured
+ * for logical decoding, the role may not replicate, no replication slot is free, or Upkeep's slot is gone.
+ */
+export class LogicalCaptureError extends UpkeepError {
+  readonly problem: CaptureProblem;
+  constructor(problem: CaptureProblem, message: string, hint: string) {
+    super(`capture_${problem}`, message, hint);
+    this.problem = problem;
   }
 }
 

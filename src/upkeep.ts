@@ -41,6 +41,11 @@ export interface UpkeepOptions {
   presence?: PresenceOptions;
   /** Tables never captured. */
   exclude?: string[];
+  /** PostgreSQL, with `install`: how changes are captured — "auto" (default: logical decoding when the server
+   *  allows it, else triggers with a warning), "logical" or "triggers". See LedgerOptions.capture. */
+  capture?: "auto" | "logical" | "triggers";
+  /** PostgreSQL, logical capture: replication-slot lag (bytes) past which the ledger warns. Default 1 GB. */
+  maxSlotLagBytes?: number;
   /** Subscription token lifetime. */
   tokenTtlMs?: number;
   /** After a write makes a page dirty, later commits within this window join the same replay. Default 3 ms. */
@@ -292,12 +297,15 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
       await db.destroy();
     }
   }
-  if (options.install) await install({ database: options.database, exclude: options.exclude });
+  if (options.install) {
+    await install({ database: options.database, exclude: options.exclude, capture: options.capture });
+  }
   const ledger = await openLedger({
     database: options.database,
     exclude: options.exclude,
     schemaChanges: options.schemaChanges,
     log,
+    maxSlotLagBytes: options.maxSlotLagBytes,
   });
   const hub = new Hub({
     ledger,

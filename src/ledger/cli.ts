@@ -1,17 +1,23 @@
-// `upkeep install | uninstall | tail` — the ledger's command line. DATABASE_URL is the default database.
+// `upkeep install | uninstall | tail | doctor` — the ledger's command line. DATABASE_URL is the default database.
 import { parseArgs } from "node:util";
 import { UpkeepError } from "../errors.ts";
 import { toJsonSafe } from "./decode.ts";
+import { doctor, formatFindings } from "./doctor.ts";
 import { install, openLedger, uninstall } from "./index.ts";
 import type { Fact } from "./types.ts";
 
 export const USAGE = `usage:
-  upkeep install   --database <url> [--exclude table1,table2]
+  upkeep install   --database <url> [--exclude table1,table2] [--capture auto|logical|triggers]
   upkeep uninstall --database <url>
   upkeep tail      --database <url> [--after <offset>]
+  upkeep doctor    --database <url>
 
   <url>: file:./data/app.sqlite (or a plain path) for SQLite, postgres://user@host/db for PostgreSQL.
   --database defaults to the DATABASE_URL environment variable.
+  --capture (PostgreSQL): logical decodes the write-ahead log (needs wal_level = logical and a role that may
+  replicate); triggers records facts from triggers; auto (default) picks logical when the server allows it.
+  doctor prints the capture mode and why, the replication slot's lag and retained WAL, and each problem with
+  its fix; it exits 1 when a problem is an error.
   tail prints one JSON object per fact per line and keeps following until interrupted (Ctrl-C);
   without --after it starts at the current head (only new facts).`;
 
@@ -26,7 +32,7 @@ export function factLine(fact: Fact): string {
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let command: string | undefined;
-  let values: { database?: string; exclude?: string; after?: string; help?: boolean };
+  let values: { database?: string; exclude?: string; after?: string; capture?: string; help?: boolean };
   try {
     const parsed = parseArgs({
       args: argv,
@@ -35,6 +41,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         database: { type: "string" },
         exclude: { type: "string" },
         after: { type: "string" },
+        capture: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -45,10 +52,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     if (!command) throw new UsageError("no command given");
-    if (!["install", "uninstall", "tail"].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!["install", "uninstall", "tail", "doctor"].includes(command))
+      throw new UsageError(`unknown command "${command}"`);
     if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument "${parsed.positionals[1]}"`);
     if (values.exclude !== undefined && command !== "install") throw new UsageError("--exclude is for install");
     if (values.after !== undefined && command !== "tail") throw new UsageError("--after is for tail");
+    if (values.capture !== undefined && command !== "install") throw new UsageError("--capture is for install");
+    if (values.capture !== undefined && !["auto", "logical", "triggers"].includes(values.capture)) {
+      throw new UsageError(`--capture must be auto, logical or triggers, not "${values.capture}"`);
+    }
     if (values.after !== undefined && !/^\d+$/.test(values.after)) {
       throw new UsageError(`--after must be a non-negative integer offset, not "${values.after}"`);
     }
@@ -67,10 +79,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         .split(",")
         .map((t) => t.trim())
         .filter(Boolean);
-      const report = await install({ database, exclude });
+      const capture = values.capture as "auto" | "logical" | "triggers" | undefined;
+      const report = await install({ database, exclude, capture, log: (_level, message) => console.warn(message) });
       console.log(
         `${report.created ? "Installed" : "Refreshed"} the Upkeep change ledger (incarnation ${report.incarnation}).`,
       );
+      console.log(`  capture: ${report.capture} (${report.captureReason})`);
       console.log(`  capturing: ${report.tables.join(", ") || "(no tables yet)"}`);
       if (report.keyless.length)
         console.log(`  without a primary key (facts flagged keyless): ${report.keyless.join(", ")}`);
@@ -79,8 +93,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     if (command === "uninstall") {
       await uninstall({ database });
-      console.log("Removed the Upkeep change ledger (tables, triggers and functions).");
+      console.log("Removed the Upkeep change ledger (tables, triggers, functions, publication and replication slot).");
       return 0;
+    }
+    if (command === "doctor") {
+      const findings = await doctor({ database });
+      console.log(formatFindings(findings));
+      return findings.some((f) => f.status === "error") ? 1 : 0;
     }
     return await tail(database, values.after === undefined ? undefined : Number(values.after));
   } catch (error) {

@@ -15,15 +15,22 @@ export { history, type RowAt, rowAt } from "./history.ts";
 export * from "./types.ts";
 export { type ParsedDatabase, parseDatabaseUrl } from "./url.ts";
 
-/** Creates the ledger's tables and (re)generates the capture triggers. Idempotent; refreshes after drift. */
+/** Creates the ledger's tables and puts capture in place (triggers, or on PostgreSQL logical decoding: see
+ *  LedgerOptions.capture). Idempotent; refreshes after drift. */
 export function install(options: LedgerOptions): Promise<InstallReport> {
   const parsed = parseDatabaseUrl(options.database);
   return parsed.kind === "sqlite"
     ? installSqlite(parsed.path, options.exclude)
-    : installPostgres(parsed.url, options.exclude);
+    : installPostgres(parsed.url, { exclude: options.exclude, capture: options.capture, warn: warnSink(options) });
 }
 
-/** Removes everything install() added (tables, triggers, functions) and nothing else. */
+function warnSink(options: LedgerOptions): ((message: string) => void) | undefined {
+  const log = options.log;
+  return log ? (message) => log("warn", message) : undefined;
+}
+
+/** Removes everything install() added (tables, triggers, functions; PostgreSQL: publication, replication slot
+ *  and the replica identities it changed) and nothing else. */
 export function uninstall(options: Pick<LedgerOptions, "database">): Promise<void> {
   const parsed = parseDatabaseUrl(options.database);
   return parsed.kind === "sqlite" ? uninstallSqlite(parsed.path) : uninstallPostgres(parsed.url);

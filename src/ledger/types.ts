@@ -73,6 +73,18 @@ export interface LedgerOptions {
    * with its fix and leaves new tables out of capturedTables(), so pages that read them are refused.
    */
   schemaChanges?: "refresh" | "report";
+  /**
+   * PostgreSQL, install only: how changes are captured. `logical` decodes the write-ahead log through a
+   * replication slot Upkeep owns (no cost on writers; needs `wal_level = logical` and a role that may replicate);
+   * `triggers` records facts from triggers on each table; `auto` (default) picks logical when the server allows
+   * it, else triggers with a warning naming the fix. Recorded in the ledger's meta table.
+   */
+  capture?: "auto" | "logical" | "triggers";
+  /**
+   * PostgreSQL, logical capture: WAL the slot may hold back before the ledger warns (logged once per
+   * LEDGER_TUNING.slotLagWarnMs, and shown by `upkeep doctor`). Default LEDGER_TUNING.slotLagWarnBytes (1 GB).
+   */
+  maxSlotLagBytes?: number;
 }
 
 export interface ReadOptions {
@@ -137,11 +149,15 @@ export interface Ledger {
 /** What `install()` did. */
 export interface InstallReport {
   kind: DatabaseKind;
-  /** Tables that now have capture triggers. */
+  /** How changes are captured (SQLite: always triggers). */
+  capture: "logical" | "triggers";
+  /** Why this capture mode (the choice given, or what `auto` found). */
+  captureReason: string;
+  /** Tables that are now captured. */
   tables: string[];
   /** Captured tables without a primary key (their facts are flagged `keyless`). */
   keyless: string[];
-  /** Tables left without capture triggers because of the exclude list. */
+  /** Tables left uncaptured because of the exclude list. */
   excluded: string[];
   incarnation: string;
   /** True when the ledger's tables were created by this call (false: refreshed an existing install). */

@@ -1,20 +1,29 @@
-// The ledger's fault model, one behaviour suite over both dialects: a dropped facts table is reported (and on
+// The ledger's fault model, one behaviour suite over both dialects and PostgreSQL's two capture modes: a dropped facts table is reported (and on
 // PostgreSQL never fails a write), reinstalling starts a new incarnation that a running ledger adopts with
 // resync(), and pruning never cuts above a live position hold.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { LEDGER } from "../../src/constants.ts";
 import { IncarnationMismatchError, LedgerMissingError } from "../../src/errors.ts";
-import { install, type Ledger, openLedger } from "../../src/ledger/index.ts";
-import { POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
+import { install as installLedger, type Ledger, openLedger } from "../../src/ledger/index.ts";
+import { logicalSkipReason, POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
 import { freshDb, readAll, type TestDb } from "./harness.ts";
 
 const ITEMS = "CREATE TABLE items (id integer PRIMARY KEY, name text)";
 
-for (const dialect of ["sqlite", "postgres"] as const) {
-  const skip = dialect === "postgres" && !postgresUrl() ? POSTGRES_SKIP_MESSAGE : false;
+const logicalSkip = await logicalSkipReason();
+const variants = [
+  { dialect: "sqlite", capture: undefined, name: "sqlite" },
+  { dialect: "postgres", capture: "triggers", name: "postgres (triggers)" },
+  { dialect: "postgres", capture: "logical", name: "postgres (logical decoding)" },
+] as const;
 
-  describe(`ledger faults on ${dialect}`, { skip }, () => {
+for (const { dialect, capture, name } of variants) {
+  const skip =
+    dialect === "postgres" && !postgresUrl() ? POSTGRES_SKIP_MESSAGE : capture === "logical" ? logicalSkip : false;
+  const install = (options: { database: string }) => installLedger({ ...options, capture });
+
+  describe(`ledger faults on ${name}`, { skip }, () => {
     async function withLedger(body: (db: TestDb, ledger: Ledger, logged: string[]) => Promise<void>) {
       const db = await freshDb(dialect);
       const logged: string[] = [];
@@ -40,7 +49,8 @@ for (const dialect of ["sqlite", "postgres"] as const) {
         await assert.rejects(ledger.read(1), LedgerMissingError);
         assert.equal(logged.filter((m) => m.includes("change ledger") && m.includes("is gone")).length, 1);
         if (dialect === "postgres") {
-          // The capture function skips a missing ledger: the user's write succeeds.
+          // The capture function skips a missing ledger, and logical capture is not in the write's path: the user's
+          // write succeeds. It belongs to no incarnation: the reinstall below starts after it.
           await db.exec("INSERT INTO items VALUES (2, 'b')");
         }
         await install({ database: db.url });

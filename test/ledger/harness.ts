@@ -6,10 +6,12 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import pg from "pg";
 import type { DatabaseKind, Fact, Ledger } from "../../src/ledger/index.ts";
-import { postgresUrl } from "../support/postgres.ts";
+import { dropSlotsOf, postgresUrl } from "../support/postgres.ts";
 
 export interface TestDb {
   kind: DatabaseKind;
+  /** The database's name (PostgreSQL). */
+  name?: string;
   url: string;
   /** Runs SQL (several statements allowed) on a raw connection. */
   exec(sql: string): Promise<void>;
@@ -51,6 +53,7 @@ export async function freshDb(kind: DatabaseKind): Promise<TestDb> {
   const clients: pg.Client[] = [];
   return {
     kind,
+    name,
     url: url.toString(),
     exec: async (sql) => {
       await raw.query(sql);
@@ -66,6 +69,7 @@ export async function freshDb(kind: DatabaseKind): Promise<TestDb> {
       await Promise.all([raw, ...clients].map((c) => c.end().catch(() => {})));
       const a = new pg.Client({ connectionString: base });
       await a.connect();
+      await dropSlotsOf(a, name);
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await a.end();
     },

@@ -1,152 +1,35 @@
-// Installing the PostgreSQL ledger: its tables, the one generic capture function and its triggers, and the
-// checks that the triggers still match the schema.
-//
-// The capture function never raises for a user's write:
-// - Images are `json`, not `jsonb`: to_json renders a json column's text as it is, so a `\u0000` or a lone
-//   surrogate inside it cannot fail (to_jsonb re-parses it and fails), and no value meets jsonb's 256 MB string
-//   limit. The reader parses the text in JavaScript, which accepts both.
-// - A row whose text would be larger than LEDGER_TUNING.maxImageValueBytes is not rendered: its image becomes
-//   `{"$unavailable": …}` and the fact is planned as table-wide. A row stored in less than 64 kB cannot expand
-//   past a few MB, so only larger rows pay for measuring their text.
-// - When the facts table is missing (dropped under a running app), the function records nothing and the write
-//   succeeds. Nothing is silently missed: every follower reads LedgerMissingError and says so loudly, and the
-//   reinstall that brings the table back starts a new incarnation, so every open page reloads.
-// No exception block: it would cost a subtransaction (and an xid) per row of a bulk UPDATE.
+// Installing the PostgreSQL ledger: its tables and, per capture mode, the capture triggers (triggers.ts) or the
+// publication, replica identities and replication slot that logical capture reads (logical.ts). The mode is
+// chosen at install (`auto` prefers logical) and recorded in the meta table; changing it starts a new
+// incarnation, since facts of the two modes cannot be proven to join without a gap or an overlap.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
-import { quoteIdent, quoteLiteral } from "../core.ts";
+import { LEDGER } from "../../constants.ts";
+import { quoteIdent } from "../core.ts";
 import type { InstallReport } from "../types.ts";
-
-export const INSERT_TRIGGER = `${LEDGER.triggerPrefix}insert`;
-export const UPDATE_TRIGGER = `${LEDGER.triggerPrefix}update`;
-export const DELETE_TRIGGER = `${LEDGER.triggerPrefix}delete`;
-export const TRUNCATE_TRIGGER = `${LEDGER.triggerPrefix}truncate`;
-export const CAPTURE_TRIGGERS = [INSERT_TRIGGER, UPDATE_TRIGGER, DELETE_TRIGGER, TRUNCATE_TRIGGER];
-const GUARD_FUNCTION = "upkeep_guard_facts";
-/** Serializes concurrent installs and uninstalls. */
-const INSTALL_LOCK_KEY = LEDGER.pgSequencerLockKey + 1;
-
-export interface Names {
-  schema: string;
-  facts: string;
-  meta: string;
-  holds: string;
-  lease: string;
-  capture: string;
-  guard: string;
-}
-
-export function names(schema: string): Names {
-  const s = quoteIdent(schema);
-  return {
-    schema,
-    facts: `${s}.${quoteIdent(LEDGER.factsTable)}`,
-    meta: `${s}.${quoteIdent(LEDGER.metaTable)}`,
-    holds: `${s}.${quoteIdent(LEDGER.holdsTable)}`,
-    lease: `${s}.${quoteIdent(LEDGER.pgLeaseTable)}`,
-    capture: `${s}.${quoteIdent(LEDGER.pgFunction)}`,
-    guard: `${s}.${quoteIdent(GUARD_FUNCTION)}`,
-  };
-}
-
-export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
-}
-
-export async function currentSchema(db: Queryable): Promise<string> {
-  const { rows } = await db.query<{ schema: string }>("SELECT current_schema() AS schema");
-  return rows[0]?.schema as string;
-}
-
-interface TableInfo {
-  name: string;
-  key: string[];
-}
-
-const OWN_TABLES = [LEDGER.factsTable, LEDGER.metaTable, LEDGER.holdsTable, LEDGER.pgLeaseTable];
-
-async function applicationTables(db: Queryable, schema: string): Promise<TableInfo[]> {
-  const { rows } = await db.query<{ name: string; key: string[] | null }>(
-    `SELECT c.relname AS name,
-       (SELECT array_agg(a.attname::text ORDER BY k.ord)
-          FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-         WHERE i.indrelid = c.oid AND i.indisprimary) AS key
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = $1 AND c.relkind = 'r' AND NOT c.relispartition AND NOT (c.relname = ANY($2))
-     ORDER BY c.relname`,
-    [schema, OWN_TABLES],
-  );
-  return rows.map((r) => ({ name: r.name, key: r.key ?? [] }));
-}
-
-/** Capture triggers present in the schema: table → trigger name → arguments (the key columns). */
-export async function captureTriggers(db: Queryable, schema: string): Promise<Map<string, Map<string, string[]>>> {
-  const { rows } = await db.query<{ table: string; name: string; args: Buffer }>(
-    `SELECT c.relname AS table, t.tgname AS name, t.tgargs AS args
-       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND t.tgname = ANY($2) AND NOT t.tgisinternal`,
-    [schema, CAPTURE_TRIGGERS],
-  );
-  const out = new Map<string, Map<string, string[]>>();
-  for (const r of rows) {
-    const args = r.args.toString("utf8").split("\0").slice(0, -1);
-    if (!out.has(r.table)) out.set(r.table, new Map());
-    out.get(r.table)?.set(r.name, args);
-  }
-  return out;
-}
-
-/** The image of a row as json, or an `$unavailable` marker when it is too large (see the top of this file). */
-function image(row: string): string {
-  const bound = LEDGER_TUNING.maxImageValueBytes;
-  return `CASE WHEN pg_column_size(${row}) < 65536 OR octet_length((${row})::text) <= ${bound} THEN to_json(${row})
-    ELSE json_build_object('$unavailable', 'a row of ' || pg_column_size(${row}) || ' bytes is larger than the image bound') END`;
-}
-
-function captureFunctionSql(n: Names): string {
-  // Inserts and deletes are captured per statement from transition tables (one INSERT … SELECT per statement);
-  // updates per row, so the old and new images stay paired and no-op updates are skipped by the trigger's WHEN.
-  // The key is not built here: the primary-key columns (trigger arguments) are stored and the key is taken from
-  // the image when the fact is read, which keeps the per-row cost to the two images and one insert.
-  // SECURITY DEFINER: any role that may write an application table may record its fact, so a missing grant on
-  // the ledger's tables can never make a user's write fail.
-  const facts = quoteLiteral(n.facts);
-  return `CREATE OR REPLACE FUNCTION ${n.capture}() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-  IF to_regclass(${facts}) IS NULL THEN
-    RETURN NULL;
-  END IF;
-  IF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO ${n.facts} (tbl, op, key_columns, txid) VALUES (TG_TABLE_NAME, 'truncate', TG_ARGV, pg_current_xact_id()::text);
-  ELSIF TG_LEVEL = 'ROW' THEN
-    INSERT INTO ${n.facts} (tbl, op, key_columns, old, new, txid)
-    VALUES (TG_TABLE_NAME, 'update', TG_ARGV, ${image("OLD")}, ${image("NEW")}, pg_current_xact_id()::text);
-  ELSIF TG_OP = 'INSERT' THEN
-    INSERT INTO ${n.facts} (tbl, op, key_columns, new, txid)
-    SELECT TG_TABLE_NAME, 'insert', TG_ARGV, ${image("upkeep_new.*")}, pg_current_xact_id()::text FROM upkeep_new;
-  ELSE
-    INSERT INTO ${n.facts} (tbl, op, key_columns, old, txid)
-    SELECT TG_TABLE_NAME, 'delete', TG_ARGV, ${image("upkeep_old.*")}, pg_current_xact_id()::text FROM upkeep_old;
-  END IF;
-  RETURN NULL;
-END
-$fn$`;
-}
-
-function guardFunctionSql(n: Names): string {
-  // Deleting or truncating facts other than through prune() (a truncated log) starts a new incarnation.
-  return `CREATE OR REPLACE FUNCTION ${n.guard}() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-  IF coalesce(current_setting('upkeep.pruning', true), '') <> 'on' THEN
-    UPDATE ${n.meta} SET value = md5(random()::text || clock_timestamp()::text) WHERE key = 'incarnation';
-  END IF;
-  RETURN NULL;
-END
-$fn$`;
-}
+import {
+  type CaptureChoice,
+  chooseCapture,
+  dropLogical,
+  ensureSlot,
+  identityNotFull,
+  logicalNames,
+  publicationTables,
+  readiness,
+  restoreIdentitySql,
+  syncPublication,
+} from "./logical.ts";
+import type { CaptureMode } from "./schema.ts";
+import {
+  applicationTables,
+  currentSchema,
+  INSTALL_LOCK_KEY,
+  type Names,
+  names,
+  type Queryable,
+  type TableInfo,
+} from "./schema.ts";
+import { captureFunctionSql, captureTriggers, guardFunctionSql, syncTriggers, triggerDrift } from "./triggers.ts";
 
 export async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -188,16 +71,31 @@ export async function isInstalled(db: Queryable, schema: string): Promise<boolea
 const INSTALL_LOCK_TIMEOUT_MS = 300;
 const INSTALL_ATTEMPTS = 20;
 
+export interface PostgresInstallOptions {
+  exclude?: string[];
+  capture?: CaptureChoice;
+  /** Where install reports that `auto` fell back to triggers, with the fix. Default: console.warn. */
+  warn?: (message: string) => void;
+}
+
 /**
- * Creates the ledger's tables and (re)creates the capture triggers. Idempotent. Installing while the app writes
- * never fails a user's write: when the triggers already match the schema (every restart) it takes no table lock
- * at all, and otherwise it takes application tables' locks before the facts table's (the order writers take
- * them in, through their triggers), with a lock timeout below the deadlock timeout, retrying until it gets them.
+ * Creates the ledger's tables and puts capture in place: idempotent. Installing while the app writes never fails
+ * a user's write: when capture already matches the schema (every restart) it takes no table lock at all, and
+ * otherwise it takes application tables' locks before the facts table's (the order writers take them in,
+ * through their triggers), with a lock timeout below the deadlock timeout, retrying until it gets them.
  */
-export async function installPostgres(url: string, exclude: string[] = []): Promise<InstallReport> {
+export async function installPostgres(url: string, options: PostgresInstallOptions = {}): Promise<InstallReport> {
+  const exclude = options.exclude ?? [];
+  const decided = await withClient(url, async (client) => {
+    const logical = await logicalNames(client, await currentSchema(client));
+    return chooseCapture(options.capture ?? "auto", await readiness(client, logical.slot));
+  });
+  if (decided.warning) (options.warn ?? console.warn)(decided.warning);
+  let report: InstallReport & { previous: CaptureMode | undefined };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await installOnce(url, exclude);
+      report = await installOnce(url, exclude, decided.mode, decided.reason);
+      break;
     } catch (error) {
       const code = (error as { code?: string }).code;
       // 55P03 lock_not_available (our lock timeout), 40P01 deadlock_detected (install chosen as the victim).
@@ -205,9 +103,36 @@ export async function installPostgres(url: string, exclude: string[] = []): Prom
       await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** attempt, 2000) * Math.random()));
     }
   }
+  const { previous, ...result } = report;
+  await withClient(url, async (client) => {
+    const schema = await currentSchema(client);
+    const n = names(schema);
+    const logical = await logicalNames(client, schema);
+    if (decided.mode === "triggers") {
+      if (previous === "logical") await dropLogical(client, logical);
+      return;
+    }
+    // The slot is created after the publication committed: pgoutput looks publications up as of each change.
+    const slot = await ensureSlot(client, logical.slot);
+    if (!slot.created) return;
+    // A slot created now starts capture now. When facts of an earlier slot exist, what was committed between
+    // that slot's loss and now was never captured: a new incarnation makes every open page reload.
+    await client.query(`UPDATE ${n.meta} SET value = '0/0' WHERE key = 'lsn'`);
+    if (!result.created && previous === "logical") {
+      const incarnation = randomBytes(16).toString("hex");
+      await client.query(`UPDATE ${n.meta} SET value = $1 WHERE key = 'incarnation'`, [incarnation]);
+      result.incarnation = incarnation;
+    }
+  });
+  return result;
 }
 
-async function installOnce(url: string, exclude: string[]): Promise<InstallReport> {
+async function installOnce(
+  url: string,
+  exclude: string[],
+  mode: CaptureMode,
+  reason: string,
+): Promise<InstallReport & { previous: CaptureMode | undefined }> {
   return withClient(url, (client) =>
     inTransaction(client, async () => {
       await client.query("SET LOCAL client_min_messages = warning");
@@ -216,9 +141,11 @@ async function installOnce(url: string, exclude: string[]): Promise<InstallRepor
       const schema = await currentSchema(client);
       const n = names(schema);
       const created = !(await isInstalled(client, schema));
+      const previous = created ? undefined : await captureMode(client, n);
       // Facts that are gone (a dropped facts table, a first install) start a new incarnation: offsets restart at
-      // 1, and an offset of the old log must never name a new fact.
-      const freshLog = !(await exists(client, schema, LEDGER.factsTable));
+      // 1, and an offset of the old log must never name a new fact. So does a change of capture mode.
+      const freshLog =
+        !(await exists(client, schema, LEDGER.factsTable)) || (previous !== undefined && previous !== mode);
       await client.query(`CREATE TABLE IF NOT EXISTS ${n.meta} (key text PRIMARY KEY, value text NOT NULL)`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${n.facts} (
         staging_id bigserial PRIMARY KEY,
@@ -258,66 +185,36 @@ async function installOnce(url: string, exclude: string[]): Promise<InstallRepor
       );
       await client.query(`INSERT INTO ${n.lease} (holder, until) VALUES ('', '-infinity') ON CONFLICT DO NOTHING`);
       await client.query(
-        `INSERT INTO ${n.meta} (key, value) VALUES ('incarnation', $1), ('head', '0'), ('horizon', '0')
+        `INSERT INTO ${n.meta} (key, value) VALUES ('incarnation', $1), ('head', '0'), ('horizon', '0'), ('lsn', '0/0')
          ON CONFLICT (key) DO NOTHING`,
         [randomBytes(16).toString("hex")],
       );
       if (freshLog) {
+        if (previous !== undefined && previous !== mode) {
+          await client.query("SELECT set_config('upkeep.pruning', 'on', true)");
+          await client.query(`DELETE FROM ${n.facts}`);
+        }
         await client.query(
           `UPDATE ${n.meta} SET value = CASE key WHEN 'incarnation' THEN $1 ELSE '0' END WHERE key IN ('incarnation', 'head', 'horizon')`,
           [randomBytes(16).toString("hex")],
         );
         await client.query(`DELETE FROM ${n.holds}`);
+        // The new incarnation starts now: a slot that survived (its facts table was dropped) does not carry
+        // changes committed before it into the new log.
+        await client.query(`UPDATE ${n.meta} SET value = pg_current_wal_flush_lsn()::text WHERE key = 'lsn'`);
       }
       await client.query(
-        `INSERT INTO ${n.meta} (key, value) VALUES ('exclude', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-        [JSON.stringify([...exclude].sort())],
+        `INSERT INTO ${n.meta} (key, value) VALUES ('exclude', $1), ('capture', $2), ('capture_reason', $3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [JSON.stringify([...exclude].sort()), mode, reason],
       );
       await client.query(guardFunctionSql(n));
       await client.query(captureFunctionSql(n));
-      // Only tables whose triggers differ from what they should be are touched (DDL on a table locks it).
-      const present = await captureTriggers(client, schema);
-      const tables = await applicationTables(client, schema);
+      const tables = await applicationTables(client, schema, mode);
       const captured = tables.filter((t) => !exclude.includes(t.name));
-      const wanted = new Map(captured.map((t) => [t.name, t]));
-      const upToDate = (table: string) => {
-        const triggers = present.get(table);
-        const info = wanted.get(table);
-        return (
-          info !== undefined &&
-          triggers !== undefined &&
-          triggers.size === CAPTURE_TRIGGERS.length &&
-          CAPTURE_TRIGGERS.every((name) => triggers.get(name)?.join("\0") === info.key.join("\0"))
-        );
-      };
-      for (const [table] of present) {
-        if (upToDate(table)) continue;
-        const t = `${quoteIdent(schema)}.${quoteIdent(table)}`;
-        for (const name of CAPTURE_TRIGGERS) await client.query(`DROP TRIGGER IF EXISTS ${name} ON ${t}`);
-      }
-      for (const table of captured) {
-        if (upToDate(table.name)) continue;
-        const t = `${quoteIdent(schema)}.${quoteIdent(table.name)}`;
-        const args = table.key.map(quoteLiteral).join(", ");
-        await client.query(
-          `CREATE TRIGGER ${INSERT_TRIGGER} AFTER INSERT ON ${t} REFERENCING NEW TABLE AS upkeep_new
-           FOR EACH STATEMENT EXECUTE FUNCTION ${n.capture}(${args})`,
-        );
-        await client.query(
-          `CREATE TRIGGER ${DELETE_TRIGGER} AFTER DELETE ON ${t} REFERENCING OLD TABLE AS upkeep_old
-           FOR EACH STATEMENT EXECUTE FUNCTION ${n.capture}(${args})`,
-        );
-        // *<> compares the rows' binary images: works for every column type (json has no equality operator)
-        // and skips no-op updates.
-        await client.query(
-          `CREATE TRIGGER ${UPDATE_TRIGGER} AFTER UPDATE ON ${t} FOR EACH ROW WHEN (OLD.* *<> NEW.*)
-           EXECUTE FUNCTION ${n.capture}(${args})`,
-        );
-        // TRUNCATE fires no delete trigger: one table-wide fact says every row may have changed.
-        await client.query(
-          `CREATE TRIGGER ${TRUNCATE_TRIGGER} AFTER TRUNCATE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${n.capture}(${args})`,
-        );
-      }
+      await syncTriggers(client, schema, n, mode === "triggers" ? captured : []);
+      if (mode === "logical") await installLogical(client, n, captured);
+      else if (previous === "logical") await restoreIdentities(client, n);
       // The facts table's own guard triggers last: writers lock their table, then the facts table.
       const { rows: guards } = await client.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname IN ('upkeep_guard_delete', 'upkeep_guard_truncate')`,
@@ -336,22 +233,58 @@ async function installOnce(url: string, exclude: string[]): Promise<InstallRepor
       const { rows } = await client.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'incarnation'`);
       return {
         kind: "postgres" as const,
+        capture: mode,
+        captureReason: reason,
         tables: captured.map((t) => t.name),
         keyless: captured.filter((t) => t.key.length === 0).map((t) => t.name),
         excluded: tables.filter((t) => exclude.includes(t.name)).map((t) => t.name),
         incarnation: rows[0]?.value as string,
         created,
+        previous,
       };
     }),
   );
 }
 
+/** The publication names exactly the captured tables; they and their partitions log whole old rows. What each
+ *  table's replica identity was before is kept in the meta table, for uninstall to put back. */
+async function installLogical(client: pg.Client, n: Names, captured: TableInfo[]): Promise<void> {
+  const tables = captured.map((t) => t.name);
+  await syncPublication(client, n.schema, (await logicalNames(client, n.schema)).publication, tables);
+  const toChange = await identityNotFull(client, n.schema, tables);
+  if (toChange.length === 0) return;
+  const { rows } = await client.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'replica_identity'`);
+  const before = JSON.parse(rows[0]?.value ?? "{}") as Record<string, [string, string | null]>;
+  for (const t of toChange) {
+    before[t.name] ??= [t.identity, t.index];
+    await client.query(`ALTER TABLE ${quoteIdent(n.schema)}.${quoteIdent(t.name)} REPLICA IDENTITY FULL`);
+  }
+  await client.query(
+    `INSERT INTO ${n.meta} (key, value) VALUES ('replica_identity', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    [JSON.stringify(before)],
+  );
+}
+
+async function restoreIdentities(client: Queryable, n: Names): Promise<void> {
+  const { rows } = await client.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'replica_identity'`);
+  const before = JSON.parse(rows[0]?.value ?? "{}") as Record<string, [string, string | null]>;
+  for (const [table, [identity, index]] of Object.entries(before)) {
+    const t = `${quoteIdent(n.schema)}.${quoteIdent(table)}`;
+    const { rows: present } = await client.query("SELECT to_regclass($1) AS r", [t]);
+    if (present[0]?.r) await client.query(restoreIdentitySql(t, identity, index));
+  }
+  await client.query(`DELETE FROM ${n.meta} WHERE key = 'replica_identity'`);
+}
+
+/** Removes everything install added (tables, triggers, functions, publication, slot, replica identities). */
 export async function uninstallPostgres(url: string): Promise<void> {
-  await withClient(url, (client) =>
+  const logical = await withClient(url, (client) =>
     inTransaction(client, async () => {
       await client.query("SET LOCAL client_min_messages = warning");
       await client.query("SELECT pg_advisory_xact_lock($1)", [INSTALL_LOCK_KEY]);
-      const n = names(await currentSchema(client));
+      const schema = await currentSchema(client);
+      const n = names(schema);
+      if (await exists(client, schema, LEDGER.metaTable)) await restoreIdentities(client, n);
       // CASCADE drops exactly the capture triggers, which depend on the function.
       await client.query(`DROP FUNCTION IF EXISTS ${n.capture}() CASCADE`);
       await client.query(`DROP TABLE IF EXISTS ${n.facts}`);
@@ -359,8 +292,16 @@ export async function uninstallPostgres(url: string): Promise<void> {
       await client.query(`DROP TABLE IF EXISTS ${n.holds}`);
       await client.query(`DROP TABLE IF EXISTS ${n.lease}`);
       await client.query(`DROP FUNCTION IF EXISTS ${n.guard}()`);
+      return logicalNames(client, schema);
     }),
   );
+  await withClient(url, (client) => dropLogical(client, logical));
+}
+
+/** The capture mode recorded at install (installs from before the choice existed used triggers). */
+export async function captureMode(db: Queryable, n: Names): Promise<CaptureMode> {
+  const { rows } = await db.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'capture'`);
+  return rows[0]?.value === "logical" ? "logical" : "triggers";
 }
 
 export async function excludedTables(db: Queryable, n: Names): Promise<string[]> {
@@ -368,27 +309,32 @@ export async function excludedTables(db: Queryable, n: Names): Promise<string[]>
   return JSON.parse(rows[0]?.value ?? "[]") as string[];
 }
 
+/** Captured tables whose capture is missing or out of date (a new table, a new partition, a changed key). */
 export async function drift(db: Queryable, schema: string, n: Names): Promise<{ tables: string[]; detail: string[] }> {
   const exclude = await excludedTables(db, n);
-  const triggers = await captureTriggers(db, schema);
-  const tables: string[] = [];
-  const detail: string[] = [];
-  for (const table of await applicationTables(db, schema)) {
-    if (exclude.includes(table.name)) continue;
-    const present = triggers.get(table.name);
-    if (!CAPTURE_TRIGGERS.every((name) => present?.has(name))) {
-      tables.push(table.name);
-      detail.push(`${table.name} has no capture triggers (added after install, or installed by an older Upkeep)`);
-    } else if ([...(present?.values() ?? [])].some((args) => args.join("\0") !== table.key.join("\0"))) {
-      tables.push(table.name);
-      detail.push(`${table.name}'s primary key changed after install`);
-    }
+  const mode = await captureMode(db, n);
+  const tables = (await applicationTables(db, schema, mode)).filter((t) => !exclude.includes(t.name));
+  if (mode === "triggers") return triggerDrift(db, schema, tables);
+  const published = new Set(await publicationTables(db, schema, (await logicalNames(db, schema)).publication));
+  const out: { tables: string[]; detail: string[] } = { tables: [], detail: [] };
+  for (const t of tables) {
+    if (published.has(t.name)) continue;
+    out.tables.push(t.name);
+    out.detail.push(`${t.name} is not in Upkeep's publication (added after install)`);
   }
-  return { tables, detail };
+  const names = tables.filter((t) => published.has(t.name)).map((t) => t.name);
+  for (const t of await identityNotFull(db, schema, names)) {
+    out.tables.push(t.name);
+    out.detail.push(`${t.name}'s REPLICA IDENTITY is not FULL (a partition added after install?)`);
+  }
+  return out;
 }
 
-/** Names of the tables that have capture triggers now. */
+/** Names of the tables captured now (with triggers, or in the publication). */
 export async function capturedNow(db: Queryable, schema: string): Promise<Set<string>> {
-  const triggers = await captureTriggers(db, schema);
-  return new Set([...triggers.keys()]);
+  const n = names(schema);
+  if ((await captureMode(db, n)) === "logical") {
+    return new Set(await publicationTables(db, schema, (await logicalNames(db, schema)).publication));
+  }
+  return new Set([...(await captureTriggers(db, schema)).keys()]);
 }

@@ -1,26 +1,30 @@
-// The change ledger on PostgreSQL: one generic trigger function stages facts (postgres/install.ts); a sequencer
-// assigns offsets.
+// The change ledger on PostgreSQL. Trigger capture: one generic trigger function stages facts (triggers.ts) and a
+// sequencer assigns offsets. Logical capture: the leader decodes Upkeep's replication slot and appends facts
+// (consumer.ts). Readers and followers read the facts table the same way in both modes.
 //
-// Ordering and leadership: see postgres/sequencer.ts.
+// Ordering and leadership: see postgres/sequencer.ts and postgres/consumer.ts.
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
-import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
+import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError, type UpkeepError } from "../../errors.ts";
 import { checkPosition, FaultLog, followFacts, ledgerError, type Position, readLimit, Waker } from "../core.ts";
 import { type PgColumnCodec, pgCodecFor } from "../decode.ts";
 import type { Fact, FollowOptions, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
 import { type FactRow, toFact } from "./facts.ts";
+import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
 import {
-  capturedNow,
-  currentSchema,
-  drift,
-  excludedTables,
-  installPostgres,
-  isInstalled,
-  type Names,
-  names,
-} from "./install.ts";
+  type CaptureMode,
+  formatBytes,
+  type LogicalNames,
+  logicalNames,
+  slotMissingError,
+  slotState,
+} from "./logical.ts";
+import { parseLsn } from "./pgoutput.ts";
+import { prunePostgres } from "./prune.ts";
+import { currentSchema, type Names, names } from "./schema.ts";
 import { isMissingLedger, Sequencer } from "./sequencer.ts";
+import { StreamingConsumer } from "./stream.ts";
 
 /** A process that is not the sequencer tries to take the lease this often (ticks of the poll interval). */
 const LEADER_ATTEMPT_TICKS = 10;
@@ -36,7 +40,13 @@ export async function openPostgresLedger(database: string, url: string, options:
     if (found.tables.length > 0) throw new SchemaDriftError(database, found.tables, found.detail.join("; "));
     const { rows } = await pool.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'incarnation'`);
     const captured = await capturedNow(pool, schema);
-    const ledger = new PostgresLedger(database, url, pool, n, rows[0]?.value as string, captured, options);
+    const mode = await captureMode(pool, n);
+    let logical: LogicalNames | undefined;
+    if (mode === "logical") {
+      logical = await logicalNames(pool, schema);
+      if (!(await slotState(pool, logical.slot)).exists) throw slotMissingError(database, logical.slot);
+    }
+    const ledger = new PostgresLedger(database, url, pool, n, rows[0]?.value as string, captured, options, logical);
     await ledger.start();
     return ledger;
   } catch (error) {
@@ -64,6 +74,12 @@ class PostgresLedger implements Ledger {
   #timer: NodeJS.Timeout | undefined;
   #listener: pg.Client | undefined;
   readonly #sequencer: Sequencer;
+  /** Set with logical capture. */
+  readonly #logical: LogicalNames | undefined;
+  readonly #consumer: StreamingConsumer | undefined;
+  readonly #maxSlotLagBytes: number;
+  #lagTimer: NodeJS.Timeout | undefined;
+  #lagWarnedAt = 0;
   #ticks = 0;
   #ticking = false;
   #lastHead = -1;
@@ -77,6 +93,7 @@ class PostgresLedger implements Ledger {
     incarnation: string,
     captured: Set<string>,
     options: LedgerOptions,
+    logical?: LogicalNames,
   ) {
     this.database = database;
     this.#incarnation = incarnation;
@@ -87,7 +104,22 @@ class PostgresLedger implements Ledger {
     this.#pool = pool;
     this.#n = n;
     this.#pollIntervalMs = options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs;
-    this.#sequencer = new Sequencer(url, n, this.#id, this.#waker);
+    this.#logical = logical;
+    this.#consumer = logical
+      ? new StreamingConsumer(
+          url,
+          n,
+          logical,
+          () => this.poke(),
+          (key, message) => this.#faults.once("error", key, message),
+        )
+      : undefined;
+    this.#maxSlotLagBytes = options.maxSlotLagBytes ?? LEDGER_TUNING.slotLagWarnBytes;
+    this.#sequencer = new Sequencer(url, n, this.#id, this.#waker, this.#consumer);
+  }
+
+  get capture(): CaptureMode {
+    return this.#logical ? "logical" : "triggers";
   }
 
   get incarnation(): string {
@@ -113,6 +145,39 @@ class PostgresLedger implements Ledger {
     this.#timer.unref();
     this.#schemaTimer = setInterval(() => void this.checkSchema(), LEDGER_TUNING.schemaCheckMs);
     this.#schemaTimer.unref();
+    if (this.#logical) {
+      this.#lagTimer = setInterval(() => void this.checkSlot(), LEDGER_TUNING.slotLagCheckMs);
+      this.#lagTimer.unref();
+    }
+  }
+
+  /**
+   * Logical capture: a slot nobody consumes keeps WAL on the server's disk. Past the lag bound this warns (at most
+   * once per LEDGER_TUNING.slotLagWarnMs); a missing slot is an error, logged once with its fix.
+   */
+  async checkSlot(): Promise<void> {
+    if (!this.#logical || this.#closed) return;
+    try {
+      const state = await slotState(this.#pool, this.#logical.slot);
+      if (!state.exists) {
+        this.#faults.once("error", "slot_missing", slotMissingError(this.database, this.#logical.slot).message);
+        return;
+      }
+      if (state.lagBytes > this.#maxSlotLagBytes && Date.now() - this.#lagWarnedAt >= LEDGER_TUNING.slotLagWarnMs) {
+        this.#lagWarnedAt = Date.now();
+        this.#faults.log(
+          "warn",
+          `Upkeep's replication slot ${this.#logical.slot} is ${formatBytes(state.lagBytes)} behind and keeps ${formatBytes(state.retainedBytes)} of WAL on the server${state.active ? "" : " (no process is decoding it)"}: WAL is kept until Upkeep confirms it, and can fill the disk.\n  fix: keep one process with the ledger open (it consumes the slot), or run \`npx upkeep uninstall --database ${this.database}\` to drop the slot; \`npx upkeep doctor\` shows the details`,
+        );
+      }
+    } catch (error) {
+      if (!this.#closed)
+        this.#faults.once(
+          "warn",
+          `slot_check:${(error as Error).message}`,
+          `Upkeep's slot check failed: ${(error as Error).message}`,
+        );
+    }
   }
 
   /**
@@ -135,11 +200,12 @@ class PostgresLedger implements Ledger {
       const found = await drift(this.#pool, this.#n.schema, this.#n);
       if (found.tables.length > 0) {
         if (this.#schemaChanges === "refresh") {
-          await installPostgres(this.#url, await excludedTables(this.#pool, this.#n));
-          this.#faults.log(
-            "warn",
-            `Upkeep refreshed the capture triggers after a schema change: ${found.detail.join("; ")}`,
-          );
+          await installPostgres(this.#url, {
+            exclude: await excludedTables(this.#pool, this.#n),
+            capture: this.capture,
+          });
+          this.#consumer?.refresh();
+          this.#faults.log("warn", `Upkeep refreshed capture after a schema change: ${found.detail.join("; ")}`);
           await this.#loadCodecs();
         } else {
           const error = new SchemaDriftError(this.database, found.tables, found.detail.join("; "));
@@ -262,6 +328,7 @@ class PostgresLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    if (this.#logical) return this.#syncLogical(this.#logical.slot);
     if (!this.#sequencer.isLeader) await this.#sequencer.tryLead();
     if (this.#sequencer.isLeader) {
       await this.#sequencer.sequence();
@@ -278,6 +345,31 @@ class PostgresLedger implements Ledger {
         [max],
       );
       if (left.rowCount === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
+    }
+    return this.head();
+  }
+
+  /** Logical capture: wait until everything flushed before the call was appended — by this process when it leads
+   *  (the stream reached that position), else by the leader (it confirmed that position to the slot). */
+  async #syncLogical(slot: string): Promise<number> {
+    const { rows } = await this.#pool.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn");
+    const target = rows[0]?.lsn as string;
+    for (let round = 0; !this.#closed; round++) {
+      if (!this.#sequencer.isLeader && round % 10 === 0) await this.#sequencer.tryLead();
+      if (this.#sequencer.isLeader && this.#consumer) {
+        await this.#sequencer.sequence();
+        if (this.#consumer.caughtUp(parseLsn(target))) break;
+        this.#consumer.askPosition();
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        continue;
+      }
+      const { rows: done } = await this.#pool.query<{ ok: boolean | null }>(
+        "SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1",
+        [slot, target],
+      );
+      if (done.length === 0) throw slotMissingError(this.database, slot) as UpkeepError;
+      if (done[0]?.ok) break;
       await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
     }
     return this.head();
@@ -342,45 +434,8 @@ class PostgresLedger implements Ledger {
     if (this.#sequencer.isLeader && !this.#closed) this.#sequencer.sequence(false).catch(() => {});
   }
 
-  async prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
-    const n = this.#n;
-    const client = await this.#pool.connect();
-    try {
-      await client.query("BEGIN");
-      try {
-        await client.query("SELECT set_config('upkeep.pruning', 'on', true)");
-        const { rows } = await client.query<{ key: string; value: string }>(
-          `SELECT key, value FROM ${n.meta} WHERE key IN ('head', 'horizon') FOR UPDATE`,
-        );
-        const values = Object.fromEntries(rows.map((r) => [r.key, Number(r.value)]));
-        const head = values.head ?? 0;
-        const horizon = values.horizon ?? 0;
-        const recent = await client.query<{ offset: string }>(
-          `SELECT ledger_offset AS offset FROM ${n.facts}
-            WHERE ledger_offset IS NOT NULL AND committed_at >= now() - make_interval(secs => $1::float8 / 1000)
-            ORDER BY ledger_offset LIMIT 1`,
-          [options.olderThanMs],
-        );
-        const firstRecent = recent.rows[0] ? Number(recent.rows[0].offset) : undefined;
-        // Pruning removes a prefix of offsets: everything up to the first fact that must be kept.
-        // A live hold: some process still needs every fact after its position.
-        const held = await client.query<{ p: string | null }>(
-          `SELECT min(position) AS p FROM ${n.holds} WHERE expires > now()`,
-        );
-        const hold = held.rows[0]?.p == null ? head : Number(held.rows[0].p);
-        let upTo = Math.min(head, options.atOrBelow ?? head, firstRecent === undefined ? head : firstRecent - 1, hold);
-        upTo = Math.max(upTo, horizon);
-        const deleted = await client.query(`DELETE FROM ${n.facts} WHERE ledger_offset <= $1`, [upTo]);
-        await client.query(`UPDATE ${n.meta} SET value = $1 WHERE key = 'horizon'`, [String(upTo)]);
-        await client.query("COMMIT");
-        return { pruned: deleted.rowCount ?? 0, horizon: upTo };
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => {});
-        throw error;
-      }
-    } finally {
-      client.release();
-    }
+  prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
+    return prunePostgres(this.#pool, this.#n, options);
   }
 
   async close(): Promise<void> {
@@ -388,6 +443,7 @@ class PostgresLedger implements Ledger {
     this.#closed = true;
     clearInterval(this.#timer);
     clearInterval(this.#schemaTimer);
+    clearInterval(this.#lagTimer);
     this.#waker.bump();
     await this.#sequencer.stop(); // hands the lease back: another process takes over at once
     await Promise.all([this.#listener?.end().catch(() => {}), this.#pool.end().catch(() => {})]);

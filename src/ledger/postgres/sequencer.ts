@@ -1,5 +1,8 @@
-// The PostgreSQL sequencer: the one process that gives staged facts their offsets.
+// The PostgreSQL sequencer: the one process that makes facts readable — with trigger capture it gives staged
+// facts their offsets (StagedSequencing, below); with logical capture it appends the facts it decodes from the
+// replication slot (LogicalConsumer, consumer.ts). Either way leadership is the lease described here.
 //
+// Trigger capture:
 // Ordering argument. Writers insert facts with a staging id from a sequence and a NULL offset; sequence ids are
 // not commit order (a transaction can take a lower id and commit later). One sequencer at a time (the holder of
 // the lease, and in any case serialized by the row lock on the meta `head` row) repeatedly takes the
@@ -23,7 +26,18 @@ import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import type { Waker } from "../core.ts";
 import { quoteLiteral } from "../core.ts";
-import type { Names } from "./install.ts";
+import type { Names } from "./schema.ts";
+
+/** The leader's work: one batch at a time, on the leader's own connection. */
+export interface CaptureWork {
+  /** Prepares a newly opened leader connection. */
+  prepare?(client: pg.Client): Promise<void>;
+  /** One batch: how many facts it made readable, and whether more may be waiting. `check` first asks cheaply
+   *  whether there is anything to do. */
+  batch(client: pg.Client, check: boolean, leaseId: string): Promise<{ count: number; more: boolean }>;
+  /** Leadership ended: let go of what only the leader may hold. */
+  release?(): Promise<void>;
+}
 
 /** A PostgreSQL error that says the ledger's own tables are gone (undefined_table). */
 export function isMissingLedger(error: unknown): boolean {
@@ -38,17 +52,19 @@ export class Sequencer {
   /** Names this process in the lease row. */
   readonly #id: string;
   readonly #waker: Waker;
+  readonly #work: CaptureWork;
   #client: pg.Client | undefined;
   #renewedAt = 0;
   #sequencing: Promise<void> | undefined;
   #sequenceAgain = false;
   #stopped = false;
 
-  constructor(url: string, n: Names, id: string, waker: Waker) {
+  constructor(url: string, n: Names, id: string, waker: Waker, work?: CaptureWork) {
     this.#url = url;
     this.#n = n;
     this.#id = id;
     this.#waker = waker;
+    this.#work = work ?? new StagedSequencing(n);
   }
 
   /** The leader's periodic work: renew the lease when due, then number what is waiting. */
@@ -67,10 +83,12 @@ export class Sequencer {
           if (this.#client === client) {
             this.#client = undefined;
             this.isLeader = false;
+            this.#work.release?.().catch(() => {});
           }
           client.end().catch(() => {});
         });
         await client.connect();
+        await this.#work.prepare?.(client);
         this.#client = client;
       }
       const { rowCount } = await this.#client.query(
@@ -83,6 +101,7 @@ export class Sequencer {
       if (this.isLeader) await this.sequence();
     } catch (error) {
       this.isLeader = false;
+      await this.#work.release?.().catch(() => {});
       if (isMissingLedger(error)) return;
       const client = this.#client;
       this.#client = undefined;
@@ -102,7 +121,9 @@ export class Sequencer {
       [this.#id, LEDGER_TUNING.leaseMs],
     );
     this.#renewedAt = Date.now();
+    const was = this.isLeader;
     this.isLeader = rowCount === 1;
+    if (was && !this.isLeader) await this.#work.release?.().catch(() => {});
   }
 
   /** Runs sequencing rounds until nothing visible is waiting; concurrent calls join the running one. */
@@ -116,10 +137,12 @@ export class Sequencer {
         do {
           this.#sequenceAgain = false;
           while (this.isLeader && this.#client && !this.#stopped) {
-            const count = await this.#sequenceBatch(this.#client, check);
-            check = true;
+            const { count, more } = await this.#work.batch(this.#client, check, this.#id);
             if (count > 0) this.#waker.bump();
-            if (count < LEDGER_TUNING.sequenceBatch) break;
+            // Nothing made readable although asked: is the lease still ours?
+            if (count === 0 && !check) await this.renew();
+            check = true;
+            if (!more) break;
           }
         } while (this.#sequenceAgain && !this.#stopped);
       } finally {
@@ -127,35 +150,6 @@ export class Sequencer {
       }
     })();
     return this.#sequencing;
-  }
-
-  async #sequenceBatch(client: pg.Client, check: boolean): Promise<number> {
-    const n = this.#n;
-    if (check) {
-      // The cheap poll: the partial index holds only facts waiting for an offset.
-      const pending = await client.query(`SELECT 1 FROM ${n.facts} WHERE ledger_offset IS NULL LIMIT 1`);
-      if (pending.rowCount === 0) return 0;
-    }
-    // One round trip, one transaction (a multi-statement simple query is one implicit transaction). The first
-    // statement takes the head row lock; the second starts after it, so its snapshot sees the latest head, and it
-    // decides the batch: only facts of committed transactions are visible to it. Head and the NOTIFY to followers
-    // in other processes are updated in the same transaction.
-    const results = (await client.query(
-      `SELECT value FROM ${n.meta} WHERE key = 'head' FOR UPDATE;
-       WITH h AS (SELECT value::bigint AS head FROM ${n.meta} WHERE key = 'head'),
-            b AS (SELECT staging_id, row_number() OVER (ORDER BY staging_id) AS n
-                    FROM (SELECT staging_id FROM ${n.facts} WHERE ledger_offset IS NULL
-                           ORDER BY staging_id LIMIT ${LEDGER_TUNING.sequenceBatch}) s),
-            l AS (SELECT 1 FROM ${n.lease} WHERE holder = ${quoteLiteral(this.#id)}),
-            u AS (UPDATE ${n.facts} f SET ledger_offset = h.head + b.n, committed_at = now()
-                    FROM b, h WHERE f.staging_id = b.staging_id AND EXISTS (SELECT 1 FROM l) RETURNING f.ledger_offset)
-       UPDATE ${n.meta} SET value = (SELECT max(ledger_offset) FROM u)::text
-        WHERE key = 'head' AND EXISTS (SELECT 1 FROM u)
-        RETURNING value, (SELECT count(*) FROM u) AS count, pg_notify(${quoteLiteral(LEDGER.pgNotifyChannel)}, value)`,
-    )) as unknown as pg.QueryResult<{ count: string }>[];
-    const count = Number(results[1]?.rows[0]?.count ?? 0);
-    if (count === 0 && !check) await this.renew(); // nothing numbered although asked: is the lease still ours?
-    return count;
   }
 
   /** Stops sequencing and hands the lease back, so another process takes over at once. */
@@ -171,6 +165,44 @@ export class Sequencer {
     }
     this.#client = undefined;
     this.isLeader = false;
+    await this.#work.release?.().catch(() => {});
     await client?.end().catch(() => {});
+  }
+}
+
+/** Trigger capture's batch: numbers the staged facts of committed transactions (see the top of this file). */
+class StagedSequencing implements CaptureWork {
+  readonly #n: Names;
+
+  constructor(n: Names) {
+    this.#n = n;
+  }
+
+  async batch(client: pg.Client, check: boolean, leaseId: string): Promise<{ count: number; more: boolean }> {
+    const n = this.#n;
+    if (check) {
+      // The cheap poll: the partial index holds only facts waiting for an offset.
+      const pending = await client.query(`SELECT 1 FROM ${n.facts} WHERE ledger_offset IS NULL LIMIT 1`);
+      if (pending.rowCount === 0) return { count: 0, more: false };
+    }
+    // One round trip, one transaction (a multi-statement simple query is one implicit transaction). The first
+    // statement takes the head row lock; the second starts after it, so its snapshot sees the latest head, and it
+    // decides the batch: only facts of committed transactions are visible to it. Head and the NOTIFY to followers
+    // in other processes are updated in the same transaction.
+    const results = (await client.query(
+      `SELECT value FROM ${n.meta} WHERE key = 'head' FOR UPDATE;
+       WITH h AS (SELECT value::bigint AS head FROM ${n.meta} WHERE key = 'head'),
+            b AS (SELECT staging_id, row_number() OVER (ORDER BY staging_id) AS n
+                    FROM (SELECT staging_id FROM ${n.facts} WHERE ledger_offset IS NULL
+                           ORDER BY staging_id LIMIT ${LEDGER_TUNING.sequenceBatch}) s),
+            l AS (SELECT 1 FROM ${n.lease} WHERE holder = ${quoteLiteral(leaseId)}),
+            u AS (UPDATE ${n.facts} f SET ledger_offset = h.head + b.n, committed_at = now()
+                    FROM b, h WHERE f.staging_id = b.staging_id AND EXISTS (SELECT 1 FROM l) RETURNING f.ledger_offset)
+       UPDATE ${n.meta} SET value = (SELECT max(ledger_offset) FROM u)::text
+        WHERE key = 'head' AND EXISTS (SELECT 1 FROM u)
+        RETURNING value, (SELECT count(*) FROM u) AS count, pg_notify(${quoteLiteral(LEDGER.pgNotifyChannel)}, value)`,
+    )) as unknown as pg.QueryResult<{ count: string }>[];
+    const count = Number(results[1]?.rows[0]?.count ?? 0);
+    return { count, more: count >= LEDGER_TUNING.sequenceBatch };
   }
 }

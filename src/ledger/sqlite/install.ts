@@ -117,6 +117,8 @@ export async function installSqlite(path: string, exclude: string[] = []): Promi
       const captured = refreshTriggers(db, exclude);
       return {
         kind: "sqlite" as const,
+        capture: "triggers" as const,
+        captureReason: "SQLite captures with triggers",
         tables: captured.map((t) => t.name),
         keyless: captured.filter((t) => t.key.length === 0).map((t) => t.name),
         excluded: every.filter((t) => exclude.includes(t.name)).map((t) => t.name),

@@ -1,0 +1,258 @@
+// Logical capture's consumer: the leader holds a replication connection (`replication: 'database'` in `pg`) on
+// which the server pushes each transaction as it commits (START_REPLICATION … LOGICAL with pgoutput). The
+// transactions queue here; the leader's batches (sequencer.ts) append them (FactAppender, consumer.ts, which has
+// the ordering and crash-safety argument), and only after that transaction committed is the server told, in a
+// standby status update, that they are flushed. Streaming decodes each WAL record once (polling the slot with
+// pg_logical_slot_peek_binary_changes decodes from its restart position on every call, which after a bulk write
+// cost 100+ ms per poll), and a commit reaches the leader as soon as it is flushed.
+import pg from "pg";
+import { LEDGER_TUNING } from "../../constants.ts";
+import { quoteIdent } from "../core.ts";
+import { FactAppender } from "./consumer.ts";
+import type { LogicalNames } from "./logical.ts";
+import { type DecodedTransaction, PgoutputDecoder } from "./pgoutput.ts";
+import type { Names } from "./schema.ts";
+import type { CaptureWork } from "./sequencer.ts";
+
+/** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
+const PG_EPOCH_MS = 946_684_800_000;
+/** Queued changes past which the connection stops reading (backpressure on the server). */
+const QUEUE_LIMIT = LEDGER_TUNING.logicalBatch * 4;
+
+export class StreamingConsumer implements CaptureWork {
+  readonly #appender: FactAppender;
+  readonly #logical: LogicalNames;
+  readonly #n: Names;
+  readonly #url: string;
+  readonly #wake: () => void;
+  #stream: pg.Client | undefined;
+  #starting: Promise<void> | undefined;
+  #decoder = new PgoutputDecoder();
+  #queue: DecodedTransaction[] = [];
+  #queued = 0;
+  /** End of the last transaction appended (or found appended) by this process. */
+  #appendedTo = 0n;
+  /** Everything before this was sent by the server (a keepalive's position, between transactions). */
+  #sentTo = 0n;
+  /** The flush position last reported to the server. */
+  #reported = 0n;
+  #paused = false;
+  #failure: Error | undefined;
+  #askedAt = 0;
+  /** Transactions taken from the queue and not appended yet: nothing past them may be reported. */
+  #appending = false;
+
+  readonly #fault: (key: string, message: string) => void;
+
+  /** `fault` logs a problem once per key (the ledger's FaultLog). */
+  constructor(
+    url: string,
+    n: Names,
+    logical: LogicalNames,
+    wake: () => void,
+    fault: (key: string, message: string) => void,
+  ) {
+    this.#fault = fault;
+    this.#appender = new FactAppender(n);
+    this.#logical = logical;
+    this.#n = n;
+    this.#url = url;
+    this.#wake = wake;
+  }
+
+  async batch(client: pg.Client, _check: boolean, leaseId: string): Promise<{ count: number; more: boolean }> {
+    if (this.#failure) {
+      const failure = this.#failure;
+      await this.release();
+      throw failure;
+    }
+    if (!this.#stream) {
+      this.#starting ??= this.#start(client, leaseId).finally(() => {
+        this.#starting = undefined;
+      });
+      try {
+        await this.#starting;
+      } catch (error) {
+        const message = (error as Error).message;
+        this.#fault(
+          `stream:${message}`,
+          `Upkeep's leader cannot stream its replication slot ${this.#logical.slot} (${message}): changes are not being captured.\n  fix: check \`npx upkeep doctor\`; the server needs a free WAL sender (max_wal_senders) and the role REPLICATION`,
+        );
+        throw error;
+      }
+    }
+    const taken: DecodedTransaction[] = [];
+    let changes = 0;
+    while (this.#queue.length > 0 && (taken.length === 0 || changes < LEDGER_TUNING.logicalBatch)) {
+      const t = this.#queue.shift() as DecodedTransaction;
+      taken.push(t);
+      changes += t.changes.length;
+    }
+    this.#queued -= changes;
+    let count = 0;
+    if (taken.length > 0) {
+      this.#appending = true;
+      try {
+        count = await this.#appender.append(client, taken, this.#decoder, leaseId);
+      } catch (error) {
+        await this.release(); // the taken transactions are sent again from the slot's confirmed position
+        throw error;
+      } finally {
+        this.#appending = false;
+      }
+      if (count < 0) {
+        await this.release(); // the lease is another process's now
+        return { count: 0, more: false };
+      }
+      this.#appendedTo = (taken.at(-1) as DecodedTransaction).endLsn;
+    }
+    if (this.#paused && this.#queued < QUEUE_LIMIT / 2) {
+      this.#paused = false;
+      (this.#stream as unknown as { connection: { stream: { resume(): void } } })?.connection.stream.resume();
+    }
+    // While nothing waits, ask the server where it is (a keepalive answers), so that the slot's confirmed
+    // position follows WAL that has nothing to capture (the facts this leader writes, other tables).
+    const ask = this.#queue.length === 0 && Date.now() - this.#askedAt >= LEDGER_TUNING.logicalConfirmMs;
+    if (ask) this.#askedAt = Date.now();
+    this.#report(ask, ask);
+    return { count, more: this.#queue.length > 0 };
+  }
+
+  /** Forgets the key columns read so far (a schema change may have changed a primary key). */
+  refresh(): void {
+    this.#appender.refresh();
+  }
+
+  /** Asks the server for its position now (sync() waits for it). */
+  askPosition(): void {
+    this.#report(true, true);
+  }
+
+  /** Everything committed before `lsn` was appended (or had nothing to append). */
+  caughtUp(lsn: bigint): boolean {
+    return this.#queue.length === 0 && (this.#appendedTo >= lsn || this.#sentTo >= lsn);
+  }
+
+  /** Ends the stream (leadership lost or given up): the slot is free for the next leader. */
+  async release(): Promise<void> {
+    const stream = this.#stream;
+    this.#stream = undefined;
+    this.#decoder = new PgoutputDecoder();
+    this.#queue = [];
+    this.#queued = 0;
+    this.#paused = false;
+    this.#failure = undefined;
+    this.#sentTo = 0n;
+    this.#reported = 0n;
+    await stream?.end().catch(() => {});
+  }
+
+  async #start(client: pg.Client, leaseId: string): Promise<void> {
+    const { slot, publication } = this.#logical;
+    // Only the lease holder streams (an uninstalled ledger has no lease table: nothing starts).
+    const lease = await client.query(`SELECT 1 FROM ${this.#n.lease} WHERE holder = $1`, [leaseId]);
+    if (lease.rowCount === 0) throw new Error("the leader lease is another process's");
+    // The lease is ours (batches run only on the leader): a previous leader's connection that still holds the
+    // slot is stale, and its appends fail the lease check anyway.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const { rows } = await client.query<{ pid: number | null }>(
+        "SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1",
+        [slot],
+      );
+      const pid = rows[0]?.pid;
+      if (pid === null || pid === undefined) break;
+      await client.query("SELECT pg_terminate_backend($1)", [pid]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // The text of column values depends on these settings (images.ts).
+    const stream = new pg.Client({
+      connectionString: this.#url,
+      replication: "database",
+      options:
+        "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=1",
+    } as pg.ClientConfig);
+    const fail = (error: Error) => {
+      if (this.#stream !== stream) return;
+      this.#failure ??= error;
+      this.#wake();
+    };
+    stream.on("error", fail);
+    await stream.connect();
+    const connection = (stream as unknown as { connection: NodeJS.EventEmitter }).connection;
+    const started = new Promise<void>((resolve, reject) => {
+      connection.once("replicationStart", () => resolve());
+      stream
+        .query(
+          `START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL 0/0 (proto_version '1', publication_names '${quoteIdent(publication).replace(/'/g, "''")}')`,
+        )
+        .then(
+          () => fail(new Error("the replication stream ended")),
+          (error: Error) => {
+            reject(error);
+            fail(error);
+          },
+        );
+    });
+    connection.on("copyData", (message: { chunk: Buffer }) => {
+      try {
+        this.#onData(stream, message.chunk);
+      } catch (error) {
+        fail(error as Error);
+      }
+    });
+    this.#stream = stream;
+    try {
+      await started;
+    } catch (error) {
+      this.#stream = undefined;
+      await stream.end().catch(() => {});
+      throw error;
+    }
+  }
+
+  #onData(stream: pg.Client, chunk: Buffer): void {
+    if (this.#stream !== stream) return;
+    if (chunk[0] === 0x77 /* w: XLogData */) {
+      const data = chunk.subarray(25);
+      // A message larger than the image bound is recorded without its rows (see consumer.ts).
+      const done =
+        data.length > LEDGER_TUNING.maxImageValueBytes
+          ? this.#decoder.push(data.subarray(0, 5), data.length)
+          : this.#decoder.push(data);
+      if (done) {
+        this.#queue.push(done);
+        this.#queued += done.changes.length;
+        if (this.#queued >= QUEUE_LIMIT && !this.#paused) {
+          this.#paused = true;
+          (stream as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
+        }
+        this.#wake();
+      }
+    } else if (chunk[0] === 0x6b /* k: keepalive */) {
+      if (!this.#decoder.open) this.#sentTo = chunk.readBigUInt64BE(1);
+      if (chunk[17] === 1) this.#report(true);
+      else this.#report(false);
+    }
+  }
+
+  /** Tells the server what is durable: what was appended, or everything sent when nothing is waiting. */
+  #report(force: boolean, replyRequested = false): void {
+    const stream = this.#stream;
+    if (!stream) return;
+    // What was sent may be reported only when every transaction in it is appended: none queued, none being
+    // appended (a keepalive can arrive while a batch is in flight), none half received.
+    let flushed = this.#appendedTo;
+    const idle = this.#queue.length === 0 && !this.#appending && !this.#decoder.open;
+    if (idle && this.#sentTo > flushed) flushed = this.#sentTo;
+    if (flushed <= this.#reported && !force) return;
+    if (flushed > this.#reported) this.#reported = flushed;
+    const message = Buffer.alloc(34);
+    message.write("r", 0);
+    message.writeBigUInt64BE(this.#reported, 1); // written
+    message.writeBigUInt64BE(this.#reported, 9); // flushed
+    message.writeBigUInt64BE(this.#reported, 17); // applied
+    message.writeBigInt64BE(BigInt(Date.now() - PG_EPOCH_MS) * 1000n, 25);
+    message.writeUInt8(replyRequested ? 1 : 0, 33);
+    (stream as unknown as { connection: { sendCopyFromChunk(b: Buffer): void } }).connection.sendCopyFromChunk(message);
+  }
+}

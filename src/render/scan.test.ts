@@ -15,6 +15,8 @@ test("a frame's root: one element with an id, every element closed where the tag
   assert.equal(rootElementId(`<div id='a'><svg viewBox="0 0 1 1"><path d="M0"/></svg></div>`), "a");
   assert.equal(rootElementId(`<div id="a"><select name="s"><option value="1">one</option></select></div>`), "a");
   assert.equal(rootElementId(`<div id="a"><script>if (a < b) document.write("</p>")</script></div>`), "a");
+  assert.equal(rootElementId(`<li id="r"><ul><li>nested list</li></ul></li>`), "r"); // a <ul> bounds the search
+  assert.equal(rootElementId(`<div id="a"><table><tr><td><p>x<div>y</div></p></td></tr></table></div>`), null);
   for (const html of [
     `<li id="a">1</li><li id="b">2</li>`, // two roots
     `text<li id="a">1</li>`, // text before the root
@@ -30,6 +32,12 @@ test("a frame's root: one element with an id, every element closed where the tag
     `<div id="a"><select><div>dropped</div></select></div>`,
     `<div id="a"><svg><div>breaks out</div></svg></div>`,
     `<div id="a"><a href="x"><a href="y">nested</a></a></div>`,
+    `<li id="r"><div><li></li></div></li>`, // an <li> closes the open <li> through a <div>
+    `<dl id="d"><dt>t<div><dd>x</dd></div></dt></dl>`, // a <dd> closes the open <dt> through a <div>
+    `<div id="a"><p><span><div>x</div></span></p></div>`, // a <div> closes the <p> in button scope
+    `<div id="a"><form><div><form></form></div></form></div>`, // a nested <form> start tag is ignored
+    `<div id="a"><button><span><button>x</button></span></button></div>`,
+    `<div id="a"><h1><h2>x</h2></h1></div>`, // a heading closes the heading it is in
   ]) {
     assert.equal(rootElementId(html), null, html);
   }

@@ -49,6 +49,50 @@ const SELF_NESTING = new Set([
   "button",
   "nobr",
 ]);
+/** The HTML parser's "special" elements: an <li>, <dd> or <dt> start tag looks for an open one to close up the
+ *  stack of open elements until it meets one of these (other than address, div and p). */
+const SPECIAL = new Set(
+  "address applet area article aside base basefont bgsound blockquote body br button caption center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link listing main marquee menu meta nav noembed noframes noscript object ol p param plaintext pre script search section select source style summary table tbody td template textarea tfoot th thead title tr track ul wbr xmp".split(
+    " ",
+  ),
+);
+/** What an <li>, <dd> or <dt> start tag closes when it finds it open (see SPECIAL). */
+const LIST_ITEM_CLOSES: Record<string, readonly string[]> = { li: ["li"], dd: ["dd", "dt"], dt: ["dd", "dt"] };
+/** Elements that bound a "scope" (an open <p> beyond one is not in button scope, nor a <button> in scope). */
+const SCOPE_BOUNDARY = new Set("applet caption html table td th marquee object template".split(" "));
+const HEADINGS = new Set(["h1", "h2", "h3", "h4", "h5", "h6"]);
+
+/** True when the parser, seeing a start tag `name` with `stack` open, would close (or ignore) something itself. */
+function impliesEnd(name: string, stack: readonly OpenElement[]): boolean {
+  const closes = LIST_ITEM_CLOSES[name];
+  for (let k = stack.length - 1; k >= 0; k--) {
+    const open = (stack[k] as OpenElement).name;
+    if (closes) {
+      if (closes.includes(open)) return true;
+      if (SPECIAL.has(open) && open !== "address" && open !== "div" && open !== "p") break;
+    } else break;
+  }
+  // A start tag that closes a <p> closes one anywhere in button scope, not only the current node.
+  if (CLOSES_P.has(name) || LIST_ITEM_CLOSES[name] || HEADINGS.has(name)) {
+    for (let k = stack.length - 1; k >= 0; k--) {
+      const open = (stack[k] as OpenElement).name;
+      if (open === "p") return true;
+      if (SCOPE_BOUNDARY.has(open) || open === "button") break;
+    }
+  }
+  // A <button> or <nobr> in scope is closed by another; a nested <form> start tag is ignored.
+  if (name === "button" || name === "nobr" || name === "form") {
+    for (let k = stack.length - 1; k >= 0; k--) {
+      const open = (stack[k] as OpenElement).name;
+      if (open === name) return true;
+      if (name !== "form" && SCOPE_BOUNDARY.has(open)) break;
+    }
+  }
+  // A heading directly inside a heading closes it.
+  const top = stack[stack.length - 1];
+  return top !== undefined && HEADINGS.has(name) && HEADINGS.has(top.name);
+}
+
 /** Start tags that close an open <p>. */
 const CLOSES_P = new Set(
   "address article aside blockquote details dialog dir div dl fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr main menu nav ol p pre search section table ul".split(
@@ -179,6 +223,7 @@ export function scan(
     }
     if (top) {
       if ((top.name === name && SELF_NESTING.has(name)) || (top.name === "p" && CLOSES_P.has(name))) return false;
+      if (impliesEnd(name, stack)) return false;
       if (top.name === "select" && name !== "option" && name !== "optgroup") return false;
       if (top.name === "optgroup" && name !== "option") return false;
       if (top.name === "option") return false;

@@ -3,13 +3,15 @@ import { parseArgs } from "node:util";
 import { UpkeepError } from "../errors.ts";
 import { toJsonSafe } from "./decode.ts";
 import { doctor, formatFindings } from "./doctor.ts";
+import { history, rowAt } from "./history.ts";
 import { install, openLedger, uninstall } from "./index.ts";
-import type { Fact } from "./types.ts";
+import type { Fact, Row } from "./types.ts";
 
 export const USAGE = `usage:
   upkeep install   --database <url> [--exclude table1,table2] [--capture auto|logical|triggers]
   upkeep uninstall --database <url>
-  upkeep tail      --database <url> [--after <offset>]
+  upkeep tail      --database <url> [--after <offset>] [--tables table1,table2]
+  upkeep history   --database <url> --table <table> --key '{"id": 42}' [--at <offset>]
   upkeep doctor    --database <url>
 
   <url>: file:./data/app.sqlite (or a plain path) for SQLite, postgres://user@host/db for PostgreSQL.
@@ -19,7 +21,8 @@ export const USAGE = `usage:
   doctor prints the capture mode and why, the replication slot's lag and retained WAL, and each problem with
   its fix; it exits 1 when a problem is an error.
   tail prints one JSON object per fact per line and keeps following until interrupted (Ctrl-C);
-  without --after it starts at the current head (only new facts).`;
+  without --after it starts at the current head (only new facts); --tables keeps only those tables.
+  history prints every retained fact of one row, oldest first; with --at, the row as of that offset.`;
 
 class UsageError extends Error {}
 
@@ -32,7 +35,17 @@ export function factLine(fact: Fact): string {
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let command: string | undefined;
-  let values: { database?: string; exclude?: string; after?: string; capture?: string; help?: boolean };
+  let values: {
+    database?: string;
+    exclude?: string;
+    after?: string;
+    capture?: string;
+    tables?: string;
+    table?: string;
+    key?: string;
+    at?: string;
+    help?: boolean;
+  };
   try {
     const parsed = parseArgs({
       args: argv,
@@ -42,6 +55,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         exclude: { type: "string" },
         after: { type: "string" },
         capture: { type: "string" },
+        tables: { type: "string" },
+        table: { type: "string" },
+        key: { type: "string" },
+        at: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -52,11 +69,26 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     if (!command) throw new UsageError("no command given");
-    if (!["install", "uninstall", "tail", "doctor"].includes(command))
+    if (!["install", "uninstall", "tail", "doctor", "history"].includes(command))
       throw new UsageError(`unknown command "${command}"`);
     if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument "${parsed.positionals[1]}"`);
     if (values.exclude !== undefined && command !== "install") throw new UsageError("--exclude is for install");
     if (values.after !== undefined && command !== "tail") throw new UsageError("--after is for tail");
+    if (values.tables !== undefined && command !== "tail") throw new UsageError("--tables is for tail");
+    if ((values.table ?? values.key ?? values.at) !== undefined && command !== "history")
+      throw new UsageError("--table, --key and --at are for history");
+    if (command === "history") {
+      if (!values.table || !values.key)
+        throw new UsageError("history needs --table and --key (e.g. --key '{\"id\": 42}')");
+      try {
+        const key = JSON.parse(values.key);
+        if (typeof key !== "object" || key === null || Array.isArray(key)) throw new Error();
+      } catch {
+        throw new UsageError(`--key must be a JSON object of the primary key's columns, not ${values.key}`);
+      }
+      if (values.at !== undefined && !/^\d+$/.test(values.at))
+        throw new UsageError(`--at must be a non-negative integer offset, not "${values.at}"`);
+    }
     if (values.capture !== undefined && command !== "install") throw new UsageError("--capture is for install");
     if (values.capture !== undefined && !["auto", "logical", "triggers"].includes(values.capture)) {
       throw new UsageError(`--capture must be auto, logical or triggers, not "${values.capture}"`);
@@ -101,7 +133,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       console.log(formatFindings(findings));
       return findings.some((f) => f.status === "error") ? 1 : 0;
     }
-    return await tail(database, values.after === undefined ? undefined : Number(values.after));
+    if (command === "history") {
+      return await showHistory(database, values.table as string, JSON.parse(values.key as string), values.at);
+    }
+    const tables = values.tables
+      ?.split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
+    return await tail(database, values.after === undefined ? undefined : Number(values.after), tables);
   } catch (error) {
     if (error instanceof UpkeepError) {
       console.error(`upkeep: ${error.message}`);
@@ -111,8 +150,24 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-async function tail(database: string, after: number | undefined): Promise<number> {
+async function showHistory(database: string, table: string, key: Row, at: string | undefined): Promise<number> {
   const ledger = await openLedger({ database });
+  try {
+    if (at !== undefined) {
+      console.log(JSON.stringify(toJsonSafe(await rowAt(ledger, table, key, Number(at)))));
+      return 0;
+    }
+    const facts = await history(ledger, table, key);
+    if (facts.length > 0) process.stdout.write(`${facts.map(factLine).join("\n")}\n`);
+    return 0;
+  } finally {
+    await ledger.close();
+  }
+}
+
+async function tail(database: string, after: number | undefined, tables?: string[]): Promise<number> {
+  const ledger = await openLedger({ database });
+  const keep = tables && tables.length > 0 ? new Set(tables) : null;
   const abort = new AbortController();
   const stop = () => abort.abort();
   process.once("SIGINT", stop);
@@ -120,7 +175,8 @@ async function tail(database: string, after: number | undefined): Promise<number
   try {
     const start = after ?? (await ledger.head());
     for await (const batch of ledger.follow(start, { signal: abort.signal })) {
-      process.stdout.write(`${batch.map(factLine).join("\n")}\n`);
+      const shown = keep ? batch.filter((fact) => keep.has(fact.table)) : batch;
+      if (shown.length > 0) process.stdout.write(`${shown.map(factLine).join("\n")}\n`);
     }
     return 0;
   } finally {

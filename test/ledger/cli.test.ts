@@ -118,3 +118,65 @@ test("tail goes past a fact it cannot decode, printing it as unavailable (SQLite
     await db.close();
   }
 });
+
+test("tail --tables keeps only those tables; history prints a row's facts and the row as of an offset (SQLite)", async () => {
+  const db = await freshDb("sqlite");
+  try {
+    await db.exec("CREATE TABLE a (id integer PRIMARY KEY, v text)");
+    await db.exec("CREATE TABLE b (id integer PRIMARY KEY, v text)");
+    assert.equal(await run(["install", "--database", db.url]).exit, 0);
+    await db.exec("INSERT INTO a VALUES (1, 'first')");
+    await db.exec("INSERT INTO b VALUES (1, 'other table')");
+    await db.exec("UPDATE a SET v = 'second' WHERE id = 1");
+    const tail = run(["tail", "--after", "0", "--tables", "a", "--database", db.url]);
+    await new Promise<void>((resolve) => {
+      tail.child.stdout.on("data", () => {
+        if (tail.out().split("\n").filter(Boolean).length >= 2) resolve();
+      });
+    });
+    tail.child.kill("SIGINT");
+    await tail.exit;
+    const tailed = tail
+      .out()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      tailed.map((f) => f.table),
+      ["a", "a"],
+    );
+
+    const history = run(["history", "--database", db.url, "--table", "a", "--key", '{"id": 1}']);
+    assert.equal(await history.exit, 0, history.err());
+    const facts = history
+      .out()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      facts.map((f) => [f.op, f.new.v]),
+      [
+        ["insert", "first"],
+        ["update", "second"],
+      ],
+    );
+    const at = run([
+      "history",
+      "--database",
+      db.url,
+      "--table",
+      "a",
+      "--key",
+      '{"id": 1}',
+      "--at",
+      String(facts[0].offset),
+    ]);
+    assert.equal(await at.exit, 0, at.err());
+    assert.deepEqual(JSON.parse(at.out()), { row: { id: 1, v: "first" } });
+    const bad = run(["history", "--database", db.url, "--table", "a", "--key", "42"]);
+    assert.equal(await bad.exit, 2);
+    assert.match(bad.err(), /--key must be a JSON object/);
+  } finally {
+    await db.close();
+  }
+});

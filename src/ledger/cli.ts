@@ -12,14 +12,15 @@ export const USAGE = `usage:
   upkeep uninstall --database <url>
   upkeep tail      --database <url> [--after <offset>] [--tables table1,table2]
   upkeep history   --database <url> --table <table> --key '{"id": 42}' [--at <offset>]
-  upkeep doctor    --database <url>
+  upkeep doctor    --database <url> [--url http://127.0.0.1:3000]
 
   <url>: file:./data/app.sqlite (or a plain path) for SQLite, postgres://user@host/db for PostgreSQL.
   --database defaults to the DATABASE_URL environment variable.
   --capture (PostgreSQL): logical decodes the write-ahead log (needs wal_level = logical and a role that may
   replicate); triggers records facts from triggers; auto (default) picks logical when the server allows it.
-  doctor prints the capture mode and why, the replication slot's lag and retained WAL, and each problem with
-  its fix; it exits 1 when a problem is an error.
+  doctor checks the Node version, the database's clock, the capture mode and why, the replication slot's lag and
+  retained WAL, drift, and with --url a running app's transports (client, SSE, WebSocket); it prints each problem
+  with its fix and exits 1 when a problem is an error.
   tail prints one JSON object per fact per line and keeps following until interrupted (Ctrl-C);
   without --after it starts at the current head (only new facts); --tables keeps only those tables.
   history prints every retained fact of one row, oldest first; with --at, the row as of that offset.`;
@@ -41,6 +42,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     after?: string;
     capture?: string;
     tables?: string;
+    url?: string;
     table?: string;
     key?: string;
     at?: string;
@@ -56,6 +58,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         after: { type: "string" },
         capture: { type: "string" },
         tables: { type: "string" },
+        url: { type: "string" },
         table: { type: "string" },
         key: { type: "string" },
         at: { type: "string" },
@@ -75,6 +78,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (values.exclude !== undefined && command !== "install") throw new UsageError("--exclude is for install");
     if (values.after !== undefined && command !== "tail") throw new UsageError("--after is for tail");
     if (values.tables !== undefined && command !== "tail") throw new UsageError("--tables is for tail");
+    if (values.url !== undefined && command !== "doctor") throw new UsageError("--url is for doctor");
     if ((values.table ?? values.key ?? values.at) !== undefined && command !== "history")
       throw new UsageError("--table, --key and --at are for history");
     if (command === "history") {
@@ -129,7 +133,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     if (command === "doctor") {
-      const findings = await doctor({ database });
+      const findings = await doctor({ database, ...(values.url ? { url: values.url } : {}) });
       console.log(formatFindings(findings));
       return findings.some((f) => f.status === "error") ? 1 : 0;
     }

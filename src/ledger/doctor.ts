@@ -27,6 +27,8 @@ export interface Finding {
 
 export interface DoctorOptions {
   database: string;
+  /** A running app to check the transports of (its /upkeep/ endpoints), e.g. http://127.0.0.1:3000. */
+  url?: string;
   /** The lag past which the slot is a problem (default LEDGER_TUNING.slotLagWarnBytes). */
   maxSlotLagBytes?: number;
 }
@@ -126,13 +128,115 @@ const driftCheck: PostgresCheck = async ({ client, n, database }) => {
 /** The PostgreSQL checks, in the order they print. */
 export const CHECKS: PostgresCheck[] = [captureCheck, serverCheck, slotCheck, driftCheck];
 
+/** The Node running Upkeep: 22.18 or later (24 LTS recommended). */
+export function nodeCheck(version = process.versions.node): Finding {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  if (major < 22 || (major === 22 && minor < 18))
+    return {
+      status: "error",
+      message: `Node ${version}: Upkeep needs Node 22.18 or later`,
+      fix: "install Node 24 LTS (or add the `node` package as a development dependency, which npm scripts then use)",
+    };
+  return { status: major < 24 ? "info" : "ok", message: `Node ${version}${major < 24 ? " (24 LTS recommended)" : ""}` };
+}
+
+/** A running app's transports: the client it serves, its event stream and its WebSocket endpoint. */
+export async function transportChecks(url: string): Promise<Finding[]> {
+  const base = url.replace(/\/$/, "");
+  const findings: Finding[] = [];
+  const fix =
+    "register the Upkeep middleware first in the app (and attach the WebSocket endpoint: upkeep.serve or upkeep.attach)";
+  try {
+    const client = await fetch(`${base}/upkeep/client/index.js`);
+    findings.push(
+      client.ok && (client.headers.get("content-type") ?? "").includes("javascript")
+        ? { status: "ok", message: `${base}: serves the browser client` }
+        : { status: "error", message: `${base}/upkeep/client/index.js answered ${client.status}`, fix },
+    );
+    await client.body?.cancel();
+  } catch (error) {
+    return [
+      {
+        status: "error",
+        message: `${base} is not reachable: ${(error as Error).message}`,
+        fix: "start the app, or pass its address with --url",
+      },
+    ];
+  }
+  const abort = new AbortController();
+  try {
+    const events = await fetch(`${base}/upkeep/events`, {
+      signal: abort.signal,
+      headers: { accept: "text/event-stream" },
+    });
+    const type = events.headers.get("content-type") ?? "";
+    findings.push(
+      type.includes("text/event-stream")
+        ? { status: "ok", message: `${base}: Server-Sent Events at /upkeep/events` }
+        : { status: "warn", message: `${base}/upkeep/events answered ${events.status} ${type}`, fix },
+    );
+  } catch (error) {
+    findings.push({ status: "warn", message: `SSE: ${(error as Error).message}`, fix });
+  } finally {
+    abort.abort();
+  }
+  const { WebSocket } = await import("ws");
+  const opened = await new Promise<string | null>((resolve) => {
+    const socket = new WebSocket(`${base.replace(/^http/, "ws")}/upkeep/socket`);
+    const timer = setTimeout(() => {
+      socket.terminate();
+      resolve("no answer within 5 s");
+    }, 5000);
+    socket.once("open", () => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(null);
+    });
+    socket.once("error", (error) => {
+      clearTimeout(timer);
+      resolve(error.message);
+    });
+  });
+  findings.push(
+    opened === null
+      ? { status: "ok", message: `${base}: WebSocket at /upkeep/socket` }
+      : {
+          status: "warn",
+          message: `WebSocket at /upkeep/socket: ${opened} (browsers fall back to SSE)`,
+          fix: "attach the endpoint (upkeep.attach(server, app)) and let WebSocket upgrades through any proxy in front",
+        },
+  );
+  return findings;
+}
+
+/** The database server's clock against this machine's: leases, holds and commit times are judged by it. */
+async function clockCheck(client: pg.Client): Promise<Finding> {
+  const started = Date.now();
+  const { rows } = await client.query<{ now: Date }>("SELECT now() AS now");
+  const skew = Math.abs((rows[0]?.now.getTime() ?? started) - (started + Date.now()) / 2);
+  return skew > 2000
+    ? {
+        status: "warn",
+        message: `the database's clock is ${(skew / 1000).toFixed(1)} s away from this machine's`,
+        fix: "run NTP (chrony, systemd-timesyncd) on both machines; fact commit times and the inspector's ages use the database's clock",
+      }
+    : { status: "ok", message: `clocks agree (${skew} ms apart)` };
+}
+
 export async function doctor(options: DoctorOptions): Promise<Finding[]> {
+  const general = [nodeCheck(), ...(options.url ? await transportChecks(options.url) : [])];
+  return [...general, ...(await ledgerChecks(options))];
+}
+
+async function ledgerChecks(options: DoctorOptions): Promise<Finding[]> {
   const parsed = parseDatabaseUrl(options.database);
   if (parsed.kind === "sqlite") {
     try {
       const ledger = await openLedger({ database: options.database });
       await ledger.close();
-      return [{ status: "ok", message: "capture: triggers (SQLite)" }];
+      return [
+        { status: "ok", message: "capture: triggers (SQLite); every captured table's triggers match its columns" },
+      ];
     } catch (error) {
       if (error instanceof UpkeepError) return [problem("error", error)];
       throw error;
@@ -155,6 +259,7 @@ export async function doctor(options: DoctorOptions): Promise<Finding[]> {
     const context: PostgresContext = { client, database: options.database, n: names(schema), options };
     const findings: Finding[] = [];
     for (const check of CHECKS) findings.push(...(await check(context)));
+    findings.push(await clockCheck(client));
     return findings;
   } finally {
     await client.end().catch(() => {});

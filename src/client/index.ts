@@ -7,23 +7,12 @@
 // Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
 
 import { ConnectionManager, type Subscription } from "./connection.ts";
-import { CLIENT_TUNING, WIRE } from "./constants.ts";
+import { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
 
 export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
 export { ConnectionManager } from "./connection.ts";
-export { CLIENT_TUNING, WIRE } from "./constants.ts";
+export { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
 export { IDLE, transition } from "./state.ts";
-
-/** Token problems the page can only fix by rendering again (a fresh token, the current identity, the new ledger). */
-const RELOAD_CODES = new Set([
-  "token_expired",
-  "token_identity_mismatch",
-  "token_incarnation_mismatch",
-  "token_forged",
-  "token_malformed",
-  "incarnation_mismatch",
-  "offset_too_old",
-]);
 
 /** What the page exposes as window.__upkeep, for debugging and browser tests. */
 interface DebugView {

@@ -136,6 +136,8 @@ describe("following Inertia's pages", () => {
     const { router, subscriptions } = setup(page("t1"));
     router.visit(page(null, { stats: 3 }), { only: ["stats"] });
     assert.equal(subscriptions.only().token, "t1");
+    assert.deepEqual(router.page.upkeep, { token: "t1", offset: 10, incarnation: "inc" }, "the marker is written back");
+    assert.equal(router.page.props.stats, 3);
     router.visit(page(null, {}, "/about"));
     assert.equal(subscriptions.live.size, 0);
     assert.deepEqual(subscriptions.log, ["add t1", "remove t1"]);

@@ -124,6 +124,10 @@ export function initialPageFromDocument(doc: Document | undefined = globalThis.d
 
 type LiveSubscription = Subscription & { pending: PropsMessage[] };
 
+function markerOf(sub: LiveSubscription | null): LiveMarker | undefined {
+  return sub ? { token: sub.token, offset: sub.offset, incarnation: sub.incarnation } : undefined;
+}
+
 /** Keeps the props of the pages `router` shows live. Returns the function that stops it. */
 export function startLive(router: InertiaRouter, options: LiveOptions = {}): () => void {
   const subscriptions = options.subscriptions ?? windowConnection(options);
@@ -165,8 +169,12 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
     if (stopped) return;
     const marker = liveMarker(page);
     if (!marker) {
-      // A partial reload's response has no marker: the page is the same, and so is its subscription.
-      if (visitId !== undefined && partialVisits.has(visitId)) return;
+      // A partial reload's response has no marker: the page is the same, and so is its subscription. The marker is
+      // written back, so that the history entry can be followed again after a back/forward navigation.
+      if (visitId !== undefined && partialVisits.has(visitId)) {
+        if (current) restoreMarker();
+        return;
+      }
       leave();
       return;
     }
@@ -187,6 +195,17 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
     if (old) subscriptions.remove(old.id);
     cancelReload();
     report();
+  }
+
+  function restoreMarker(): void {
+    router.replace({
+      preserveState: true,
+      preserveScroll: true,
+      get [WIRE.pageKey]() {
+        return markerOf(current);
+      },
+      props: (currentProps: Record<string, unknown>) => currentProps,
+    });
   }
 
   function leave(): void {
@@ -225,16 +244,15 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
     const patches = message.patches ?? {};
     const reload = Array.isArray(message.reload) ? [...message.reload] : [];
     sub.offset = message.offset;
-    const marker: LiveMarker = { token: sub.token, offset: sub.offset, incarnation: sub.incarnation };
     if (Object.keys(props).length > 0 || Object.keys(patches).length > 0) {
       debug.propsApplied += 1;
       router.replace({
         preserveState: true,
         preserveScroll: true,
         // The page object keeps the marker (with the offset its props now show), also after a partial reload
-        // dropped it; read after `props` ran, so a page replaced meanwhile does not get this one's marker.
+        // dropped it. Read after `props` ran: the marker of the page followed by then.
         get [WIRE.pageKey]() {
-          return sub === current ? marker : undefined;
+          return markerOf(current);
         },
         props(currentProps: Record<string, unknown>) {
           if (sub !== current) return currentProps;

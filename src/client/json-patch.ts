@@ -50,7 +50,8 @@ export function diffJson(before: unknown, after: unknown, path = ""): JsonPatchO
 function diffInto(a: unknown, b: unknown, path: string, out: JsonPatchOperation[]): void {
   if (jsonEqual(a, b)) return;
   if (isObject(a) && isObject(b)) {
-    for (const key of Object.keys(a)) if (!Object.hasOwn(b, key)) out.push({ op: "remove", path: `${path}/${token(key)}` });
+    for (const key of Object.keys(a))
+      if (!Object.hasOwn(b, key)) out.push({ op: "remove", path: `${path}/${token(key)}` });
     for (const key of Object.keys(b)) {
       const at = `${path}/${token(key)}`;
       if (!Object.hasOwn(a, key)) out.push({ op: "add", path: at, value: b[key] });
@@ -90,7 +91,8 @@ function arrayIndex(container: unknown[], key: string, forAdd: boolean): number 
   if (forAdd && key === "-") return container.length;
   const index = /^(0|[1-9][0-9]*)$/.test(key) ? Number(key) : -1;
   const limit = forAdd ? container.length : container.length - 1;
-  if (index < 0 || index > limit) throw new Error(`JSON Patch index ${key} is out of range (length ${container.length})`);
+  if (index < 0 || index > limit)
+    throw new Error(`JSON Patch index ${key} is out of range (length ${container.length})`);
   return index;
 }
 

@@ -209,9 +209,16 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
         );
         assert.ok(later.some((f) => f.type === "props" && f.id === second));
 
-        // Back to the board: a new subscription again, and it is live.
-        await a.page.locator("#to-board").click();
+        // Back to the board with the browser's back button: Inertia restores the page from its history entry, with
+        // the marker and offset of the props it holds; it subscribes again and catches up.
+        await server.db
+          .updateTable("cards")
+          .set({ title: `While away (${framework})` })
+          .where("id", "=", 1)
+          .execute();
+        await a.page.goBack();
         await a.page.waitForURL(server.url + board);
+        await a.page.locator("#cards li", { hasText: `While away (${framework})` }).waitFor();
         await a.page.waitForFunction((old) => {
           const live = (window as any).__upkeepInertia;
           return live.subscription !== null && live.subscription !== old;
@@ -222,6 +229,31 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
           .where("id", "=", 2)
           .execute();
         await a.page.locator("#cards li", { hasText: `Back again (${framework})` }).waitFor();
+        await assertNotReloaded(a);
+        assert.deepEqual(a.errors, []);
+        await a.page.close();
+      });
+
+      test("a reload-only prop is fetched with a partial reload; a live JSON resource follows writes", async () => {
+        const a = await openLive(alice, board);
+        const title = `Newest card (${framework})`;
+        await server.db.insertInto("cards").values({ board_id: 1, title, position: 60 }).execute();
+        await a.page.locator("#latest").getByText(title).waitFor();
+        const live = await a.page.evaluate(() => (window as any).__upkeepInertia);
+        assert.ok(live.partialReloads >= 1, JSON.stringify(live));
+        assert.ok(
+          a.socket.frames.some((f) => f.type === "props" && (f.reload as string[] | undefined)?.includes("latest")),
+        );
+        if (framework === "react") {
+          await a.page.locator("#resource", { hasText: title }).waitFor();
+          assert.equal(await a.page.locator("#resource").getAttribute("data-status"), "live");
+          assert.ok(a.socket.count("value") >= 1, "the resource was updated over the same socket");
+          await server.db.deleteFrom("cards").where("title", "=", title).execute();
+          await a.page.waitForFunction(
+            (gone) => !document.querySelector("#resource")?.textContent?.includes(gone),
+            title,
+          );
+        }
         await assertNotReloaded(a);
         assert.deepEqual(a.errors, []);
         await a.page.close();

@@ -8,7 +8,7 @@ import { Hono } from "hono";
 import type { Generated } from "kysely";
 import { upkeepMiddleware } from "../../../src/hono/index.ts";
 import { cookie, createUpkeep, type Upkeep } from "../../../src/index.ts";
-import { createInertia, defer } from "../../../src/inertia/index.ts";
+import { createInertia, defer, reloadOnly } from "../../../src/inertia/index.ts";
 import { FRAMEWORKS } from "./build.ts";
 
 export const SECRET = "inertia-e2e-secret-0123456789abcdef";
@@ -57,6 +57,18 @@ export async function startFixtureServer(options: { databasePath: string; assets
   app.get("/favicon.ico", (c) => c.body(null, 204));
   app.use(upkeepMiddleware(upkeep));
 
+  // A live JSON resource (useLiveResource in the React app).
+  app.get("/api/boards/:id/cards", async (c) =>
+    c.json(
+      await db
+        .selectFrom("cards")
+        .select(["id", "title"])
+        .where("board_id", "=", Number(c.req.param("id")))
+        .orderBy("id")
+        .execute(),
+    ),
+  );
+
   for (const framework of FRAMEWORKS) {
     const inertia = createInertia({
       version: "1",
@@ -84,6 +96,17 @@ export async function startFixtureServer(options: { databasePath: string; assets
             .where("owner", "=", cookie("user") ?? "")
             .orderBy("id")
             .execute(),
+        // Pushed as a name only: the browser fetches it with a partial reload of its own.
+        latest: reloadOnly(async () => {
+          const row = await db
+            .selectFrom("cards")
+            .select(["title"])
+            .where("board_id", "=", id)
+            .orderBy("id", "desc")
+            .limit(1)
+            .executeTakeFirst();
+          return row?.title ?? null;
+        }),
         stats: defer(async () => {
           const rows = await db.selectFrom("cards").select(["id"]).where("board_id", "=", id).execute();
           return { cards: rows.length };

@@ -8,6 +8,7 @@ export interface BoardProps {
   cards: Card[];
   mine: { id: number; body: string }[];
   viewer: string | null;
+  latest: string | null;
   stats?: { cards: number };
 }
 export interface OtherProps {

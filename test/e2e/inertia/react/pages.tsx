@@ -1,8 +1,9 @@
 /** @jsxImportSource react */
 import { Link } from "@inertiajs/react";
-import type { BoardProps, OtherProps } from "../types.ts";
+import { useLiveResource } from "../../../../src/client/react.ts";
+import type { BoardProps, Card, OtherProps } from "../types.ts";
 
-export function Board({ board, cards, mine, viewer, stats }: BoardProps) {
+export function Board({ board, cards, mine, viewer, latest, stats }: BoardProps) {
   return (
     <main>
       <h1 id="board-name">{board.name}</h1>
@@ -19,6 +20,8 @@ export function Board({ board, cards, mine, viewer, stats }: BoardProps) {
           <li key={note.id}>{note.body}</li>
         ))}
       </ul>
+      <p id="latest">{latest}</p>
+      <LiveCards board={board.id} />
       <p id="stats">{stats === undefined ? "…" : `${stats.cards} cards`}</p>
       <Link id="to-other" href="/react/other">
         Other page
@@ -35,5 +38,15 @@ export function Other({ count }: OtherProps) {
         Board
       </Link>
     </main>
+  );
+}
+
+/** A live JSON resource next to the page's props. */
+function LiveCards({ board }: { board: number }) {
+  const { data, status } = useLiveResource<Card[]>(`/api/boards/${board}/cards`);
+  return (
+    <p id="resource" data-status={status}>
+      {data?.map((card) => card.title).join(" | ")}
+    </p>
   );
 }

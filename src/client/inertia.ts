@@ -16,11 +16,11 @@
 // visit finishes they are applied if their page is still shown, and dropped otherwise (the new page is fresh).
 //
 // Debugging and browser tests: window.__upkeepInertia (state, subscription, offset, propsApplied, reloads,
-// partialReloads, messages).
+// partialReloads, messages, drop()).
 //
 // Erasable TypeScript, shipped compiled. No runtime import of @inertiajs/core: the router is an argument.
 
-import type { Subscription } from "./connection.ts";
+import type { ConnectionManager, Subscription } from "./connection.ts";
 import { RELOAD_CODES, WIRE } from "./constants.ts";
 import { applyJsonPatch, type JsonPatchOperation } from "./json-patch.ts";
 import {
@@ -83,6 +83,8 @@ export interface LiveDebug {
   /** Partial reloads (router.reload({ only })) made for props the server asked the page to fetch. */
   partialReloads: number;
   messages: number;
+  /** Drops the connection as a network failure would; it reconnects and resumes from the offset shown. */
+  drop(): void;
 }
 
 declare global {
@@ -144,6 +146,7 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
     reloads: [],
     partialReloads: 0,
     messages: 0,
+    drop: () => (subscriptions as Partial<ConnectionManager>).drop?.(),
   };
   if (options.debug ?? typeof window !== "undefined") globalThis.window.__upkeepInertia = debug;
 

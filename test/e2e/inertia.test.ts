@@ -52,8 +52,10 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
   }
 
   /** Opens `path`, waits until its props are live, and marks the document (a full reload would lose the mark). */
-  async function openLive(browser: Browser, path: string): Promise<Opened> {
+  async function openLive(browser: Browser, path: string, transport?: "sse"): Promise<Opened> {
     const page = await browser.newPage();
+    // The fixture apps pass this to live({ transport }).
+    if (transport) await page.addInitScript((t) => Object.assign(window, { __upkeepTransport: t }), transport);
     page.setDefaultTimeout(STEP_TIMEOUT);
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(String(e)));
@@ -66,7 +68,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
       const live = (window as any).__upkeepInertia;
       return live?.state === "live" && live.subscription !== null;
     });
-    await socket.waitFor("subscribed");
+    if (!transport) await socket.waitFor("subscribed");
     await page.evaluate(() => {
       (window as any).__sameDocument = true;
     });
@@ -257,6 +259,34 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
         await assertNotReloaded(a);
         assert.deepEqual(a.errors, []);
         await a.page.close();
+      });
+
+      test("after a dropped connection the page resumes from its offset; Server-Sent Events work the same", async () => {
+        const a = await openLive(alice, board);
+        await a.page.evaluate(() => (window as any).__upkeepInertia.drop());
+        await server.db
+          .updateTable("cards")
+          .set({ title: `During the drop (${framework})` })
+          .where("id", "=", 1)
+          .execute();
+        await a.page.locator("#cards li", { hasText: `During the drop (${framework})` }).waitFor();
+        await a.socket.waitFor("subscribed", 2);
+        await assertNotReloaded(a);
+
+        const sse = await openLive(bob, board, "sse");
+        let sockets = 0;
+        sse.page.on("websocket", () => sockets++);
+        await server.db
+          .updateTable("cards")
+          .set({ title: `Over SSE (${framework})` })
+          .where("id", "=", 1)
+          .execute();
+        await sse.page.locator("#cards li", { hasText: `Over SSE (${framework})` }).waitFor();
+        assert.equal(sockets + sse.socket.frames.length, 0, "no WebSocket: the event stream carried the props");
+        await assertNotReloaded(sse);
+        assert.deepEqual([...a.errors, ...sse.errors], []);
+        await a.page.close();
+        await sse.page.close();
       });
 
       test("after settling, the props in the browser equal a fresh Inertia visit by the same viewer", async () => {

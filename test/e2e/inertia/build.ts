@@ -3,16 +3,18 @@
 import { join } from "node:path";
 import { svelte } from "@sveltejs/vite-plugin-svelte";
 import react from "@vitejs/plugin-react";
+import vue from "@vitejs/plugin-vue";
 import { build, type PluginOption } from "vite";
 
 const here = new URL(".", import.meta.url).pathname;
 
-export const FRAMEWORKS = ["react", "svelte"] as const;
+export const FRAMEWORKS = ["react", "svelte", "vue"] as const;
 export type Framework = (typeof FRAMEWORKS)[number];
 
 const ENTRIES: Record<Framework, { entry: string; plugins: () => PluginOption[] }> = {
   react: { entry: "react/main.tsx", plugins: () => [react()] },
   svelte: { entry: "svelte/main.ts", plugins: () => [svelte({ configFile: false })] },
+  vue: { entry: "vue/main.ts", plugins: () => [vue()] },
 };
 
 /** Builds every fixture app into `outDir/<framework>/app.js`. */

@@ -14,6 +14,6 @@ createInertiaApp({
   },
   progress: false,
 });
-live();
+live({ transport: (window as any).__upkeepTransport });
 // For the browser tests: Inertia visits made from the page.
 (window as any).__router = router;

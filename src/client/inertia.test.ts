@@ -85,7 +85,7 @@ const page = (token: string | null, props: Record<string, unknown> = {}, url = "
   ...(token ? { upkeep: { token, offset: 10, incarnation: "inc" } } : {}),
 });
 
-function setup(initial: any, extra: Partial<LiveOptions> = {}) {
+function setup(initial: any, extra: Partial<LiveOptions> = {}, { started = true } = {}) {
   const router = new FakeRouter(initial);
   const subscriptions = new FakeSubscriptions();
   const timers = new Timers();
@@ -98,6 +98,8 @@ function setup(initial: any, extra: Partial<LiveOptions> = {}) {
     debug: false,
     ...extra,
   });
+  // Inertia's first visit: the router is initialised and reports the page.
+  if (started) router.emit("navigate", { page: initial, visitId: "initial" });
   return { router, subscriptions, timers, stop };
 }
 
@@ -259,6 +261,21 @@ describe("applying props messages", () => {
     sub.deliver({ type: "props", id: sub.id, offset: 11, props: { title: "still this page" } });
     router.emit("finish", { visit: { id: "cancelled" } });
     assert.equal(router.page.props.title, "still this page");
+  });
+
+  test("props wait until Inertia reports its first page (or the fallback timer fires)", () => {
+    const { router, subscriptions } = setup(page("t1", { title: "a" }), {}, { started: false });
+    const sub = subscriptions.only();
+    sub.deliver({ type: "props", id: sub.id, offset: 11, props: { title: "b" } });
+    assert.equal(router.replaces.length, 0, "not before the router is initialised");
+    router.emit("navigate", { page: page("t1", { title: "a" }), visitId: "initial" });
+    assert.equal(router.page.props.title, "b");
+
+    const late = setup(page("t2", { title: "a" }), {}, { started: false });
+    const other = late.subscriptions.only();
+    other.deliver({ type: "props", id: other.id, offset: 11, props: { title: "c" } });
+    late.timers.run();
+    assert.equal(late.router.page.props.title, "c");
   });
 
   test("a message for a page already left is ignored", () => {

@@ -62,6 +62,8 @@ export interface LiveOptions extends ConnectionOptions {
   onState?: (state: LiveState, offset: number | null) => void;
   /** Reloads of props the server asks for are gathered this long into one partial reload (default 30 ms). */
   reloadDelayMs?: number;
+  /** Props arriving before Inertia reports its first page wait at most this long (default 3 s; see startLive). */
+  readyAfterMs?: number;
   /** Expose window.__upkeepInertia (default: true in a browser). */
   debug?: boolean;
   /** Tests: the subscriptions (default: the window's shared connection), timers, the page's address. */
@@ -224,7 +226,7 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
     debug.messages += 1;
     switch (message?.type) {
       case WIRE.msg.props:
-        if (fullVisits.size > 0) sub.pending.push(message);
+        if (fullVisits.size > 0 || !routerReady()) sub.pending.push(message);
         else applyProps(sub, message);
         return;
       case WIRE.msg.reload:
@@ -315,28 +317,58 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
       if (!visit || visit.prefetch || typeof visit.id !== "string") return;
       (isPartial(visit) ? partialVisits : fullVisits).add(visit.id);
     }),
-    router.on("navigate", (event) => follow(event.detail?.page, event.detail?.visitId)),
-    router.on("success", (event) => follow(event.detail?.page, event.detail?.visitId)),
+    router.on("navigate", (event) => shown(event.detail?.page, event.detail?.visitId)),
+    router.on("success", (event) => shown(event.detail?.page, event.detail?.visitId)),
     router.on("error", (event) => {
-      if (event.detail?.page) follow(event.detail.page, event.detail.visitId);
+      if (event.detail?.page) shown(event.detail.page, event.detail.visitId);
     }),
     router.on("finish", (event) => {
       const id = event.detail?.visit?.id;
       partialVisits.delete(id);
-      if (!fullVisits.delete(id) || fullVisits.size > 0) return;
-      // Props that waited for the visit: applied if their page is still the one shown.
-      const sub = current;
-      if (!sub) return;
-      const pending = sub.pending;
-      sub.pending = [];
-      for (const message of pending) applyProps(sub, message);
+      if (fullVisits.delete(id)) flushPending();
     }),
   ];
+
+  /** Inertia shows `page`: the router is initialised, and the page is followed. */
+  function shown(page: unknown, visitId: string | undefined): void {
+    follow(page, visitId);
+    if (!ready) {
+      ready = true;
+      clearTimer(readyTimer);
+      flushPending();
+    }
+  }
+
+  /** Props that waited (for a full visit, or for Inertia to start): applied if their page is still the one shown. */
+  function flushPending(): void {
+    const sub = current;
+    if (!sub || fullVisits.size > 0 || !routerReady()) return;
+    const pending = sub.pending;
+    sub.pending = [];
+    for (const message of pending) applyProps(sub, message);
+  }
+
+  // Props can only be applied once Inertia has initialised its router with the first page (createInertiaApp first
+  // resolves the page component): until an Inertia event says so, they wait. When live() is called after the app
+  // started, the history entry Inertia wrote for this page says so; failing both, a timer does.
+  let ready = false;
+  function routerReady(): boolean {
+    if (!ready && current) {
+      const held = liveMarker((globalThis.history?.state as { page?: unknown } | null | undefined)?.page);
+      if (held?.token === current.token) ready = true;
+    }
+    return ready;
+  }
+  const readyTimer = setTimer(() => {
+    ready = true;
+    flushPending();
+  }, options.readyAfterMs ?? 3_000);
 
   follow(options.initialPage === undefined ? initialPageFromDocument() : options.initialPage);
 
   return () => {
     if (stopped) return;
+    clearTimer(readyTimer);
     for (const stop of off) stop();
     stopState();
     leave();

@@ -40,6 +40,15 @@ export const LEDGER_TUNING = {
 /** Browser ↔ server protocol: wire names, defined once with the browser client (src/client/constants.ts). */
 export { BACKOFF_DEFAULTS, WIRE } from "./client/constants.ts";
 
+/** Data mode (Inertia props, live JSON resources). */
+export const DATA_TUNING = Object.freeze({
+  /** A prop whose JSON is longer than this (and whose patch is not shorter) is named for a partial reload by the
+   *  browser instead of being pushed. */
+  maxPropBytes: 64 * 1024,
+  /** Explicit identifiers (`depends`) one frame may declare. */
+  maxIdentifiersPerFrame: 100,
+} as const);
+
 export const DELIVERY_TUNING = {
   /** After a batch makes a page dirty, facts committed within this window join the same replay. */
   coalesceMs: 3,

@@ -2,7 +2,16 @@
 
 export type { MatchResult, MissReason, QueryDependency } from "./analysis/types.ts";
 export { cookie, header } from "./capture/context.ts";
-export { BACKOFF_DEFAULTS, DELIVERY_TUNING, LEDGER, LEDGER_TUNING, TRANSPORT_TUNING, WIRE } from "./constants.ts";
+export { createIdentifiersTable, depends, IDENTIFIERS_TABLE, touch } from "./capture/identifiers.ts";
+export {
+  BACKOFF_DEFAULTS,
+  DATA_TUNING,
+  DELIVERY_TUNING,
+  LEDGER,
+  LEDGER_TUNING,
+  TRANSPORT_TUNING,
+  WIRE,
+} from "./constants.ts";
 export type { ClientMessage, ServerMessage, SubscribeRequest } from "./deliver/types.ts";
 export * from "./errors.ts";
 export { install, openLedger, uninstall } from "./ledger/index.ts";

@@ -43,6 +43,7 @@ export type ServerMessage =
 
 /** One RFC 6902 operation; Upkeep sends only add, remove and replace (client/json-patch.ts). */
 export type { JsonPatchOperation } from "./client/json-patch.ts";
+
 import type { JsonPatchOperation } from "./client/json-patch.ts";
 
 /** Why a browser must reload a page rather than be patched. */
@@ -59,6 +60,8 @@ export type ReloadReason =
   | "render_failed"
   /** A replay no longer yields a live page (it is now refused, or not HTML). */
   | "not_live"
+  /** Data mode: the page became another page (component, URL, asset version or its set of props changed). */
+  | "page_changed"
   /** A replay answered with another status (404, a redirect…). */
   | `status_${number}`;
 

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { serve as serveNode } from "@hono/node-server";
 import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
+import { createIdentifiersTable } from "./capture/identifiers.ts";
 import { DELIVERY_TUNING } from "./constants.ts";
 import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
@@ -26,6 +27,8 @@ export interface UpkeepOptions {
   refusals?: "throw" | "warn";
   /** Install (or refresh) the ledger and its capture triggers on start. Default false. */
   install?: boolean;
+  /** Create the table of explicit identifiers (`touch`/`depends`) before installing. Default false. */
+  identifiers?: boolean;
   /** Tables never captured. */
   exclude?: string[];
   /** Subscription token lifetime. */
@@ -219,6 +222,10 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     );
   }
   const mode = options.mode ?? defaultMode();
+  if (options.identifiers) {
+    const db = new Kysely<any>({ dialect: createDialect(options.database) });
+    await createIdentifiersTable(db).finally(() => db.destroy());
+  }
   if (options.install) await install({ database: options.database, exclude: options.exclude });
   const ledger = await openLedger({
     database: options.database,

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 const root = new URL("..", import.meta.url).pathname;
+/** Subpath exports that run only in a browser (they need a DOM, or a bundler for their framework's imports). */
+const BROWSER_SUBPATHS = ["./client", "./inertia/react", "./inertia/svelte", "./inertia/vue", "./react"];
 
 test("the packed package imports and runs from node_modules without TypeScript", { timeout: 120_000 }, () => {
   // Inside the project's node_modules, so that the package's own dependencies resolve as they would for a user.
@@ -27,9 +29,17 @@ test("the packed package imports and runs from node_modules without TypeScript",
       `import { createUpkeep, RefusedBoundaryError, WIRE } from "upkeep";
        import { upkeepMiddleware, cookie } from "upkeep/hono";
        import { openLedger, install } from "upkeep/ledger";
-       import { openLivePage } from "upkeep/testing";
-       for (const f of [createUpkeep, upkeepMiddleware, cookie, openLedger, install, openLivePage]) {
+       import { openLivePage, openLiveProps } from "upkeep/testing";
+       import { createInertia, defer } from "upkeep/inertia";
+       for (const f of [createUpkeep, upkeepMiddleware, cookie, openLedger, install, openLivePage, openLiveProps, createInertia, defer]) {
          if (typeof f !== "function") throw new Error("missing export");
+       }
+       // Every server-side subpath export loads under plain Node (browser modules need a DOM or a bundler).
+       const { exports } = JSON.parse(await (await import("node:fs/promises")).readFile(new URL("./node_modules/upkeep/package.json", import.meta.url), "utf8"));
+       for (const subpath of Object.keys(exports)) {
+         if (${JSON.stringify(BROWSER_SUBPATHS)}.includes(subpath)) continue;
+         const loaded = await import(subpath === "." ? "upkeep" : "upkeep" + subpath.slice(1));
+         if (Object.keys(loaded).length === 0) throw new Error("empty export " + subpath);
        }
        if (!(new RefusedBoundaryError("raw_query", "select 1", "d", "r") instanceof Error)) throw new Error("errors");
        console.log(WIRE.socketPath);`,

@@ -28,6 +28,14 @@ export interface PageCapture {
   root: FrameCapture;
   /** The request headers (lower-case names) the render may read through `cookie()` / `header()` of `upkeep`. */
   headers: ((name: string) => string | null) | null;
+  /** Data mode: the response is a data document (an Inertia page object, a JSON resource), set by the adapter
+   *  that made it; the web adapter registers it instead of HTML. */
+  data: { doc: DataDocumentLike; partial: boolean; respond(marker: unknown): Promise<Response> } | null;
+}
+
+/** What capture needs to know of a data document (render/data.ts defines it). */
+export interface DataDocumentLike {
+  readonly kind: "inertia" | "json";
 }
 
 /**
@@ -36,7 +44,7 @@ export interface PageCapture {
  * input is recorded on the frame that was current when it was made. Inputs are recorded on the frame and on every
  * ancestor, since an ancestor's output contains its descendants' (an identity signature must cover them).
  */
-export type FrameKind = "page" | "fragment" | "collection" | "member";
+export type FrameKind = "page" | "fragment" | "collection" | "member" | "prop";
 
 /** How a frame is rendered again without its parent (defined in render/frames.ts). */
 export interface FrameRecipe {
@@ -54,6 +62,8 @@ export interface FrameCapture {
   readonly queries: QueryDependency[];
   /** Names of the inputs read by this frame and its descendants. */
   readonly inputs: Set<string>;
+  /** Names of the inputs read while this frame itself was current (not its descendants). */
+  readonly ownInputs: Set<string>;
   readonly children: FrameCapture[];
   recipe: FrameRecipe | null;
   /** The frame's rendered outer HTML ("" for the page frame, whose HTML is the response). */
@@ -65,7 +75,7 @@ export interface FrameCapture {
 const storage = new AsyncLocalStorage<FrameCapture>();
 
 export function createCapture(url: string, renderOffset = 0): PageCapture {
-  const page = { url, renderOffset, queries: [], inputs: new Map(), refusals: [], headers: null } as Omit<
+  const page = { url, renderOffset, queries: [], inputs: new Map(), refusals: [], headers: null, data: null } as Omit<
     PageCapture,
     "root"
   > as PageCapture;
@@ -81,6 +91,7 @@ function newFrame(kind: FrameKind, id: string, parent: FrameCapture | null, page
     page,
     queries: [],
     inputs: new Set(),
+    ownInputs: new Set(),
     children: [],
     recipe: null,
     html: "",
@@ -124,6 +135,7 @@ export function recordInput(name: string, value: string | null): void {
   const frame = storage.getStore();
   if (!frame) return;
   if (!frame.page.inputs.has(name)) frame.page.inputs.set(name, value);
+  frame.ownInputs.add(name);
   for (let f: FrameCapture | null = frame; f && !f.inputs.has(name); f = f.parent) f.inputs.add(name);
 }
 

@@ -27,9 +27,13 @@ import {
 import type { Deoptimization, HubStats } from "./stats.ts";
 
 /** Renders shared by every group that needs the same frame at the same planner position (see the module comment). */
-class SharedRenders {
+export class SharedRenders {
   #position = -1;
   readonly #cache = new Map<string, Promise<unknown>>();
+  /** True when a render under `key` at `position` is made (or being made). */
+  has(position: number, key: string): boolean {
+    return position === this.#position && this.#cache.has(key);
+  }
   get<T>(position: number, key: string, make: () => Promise<T>): Promise<T> {
     if (position !== this.#position) {
       this.#position = position;
@@ -171,7 +175,8 @@ export class FrameRenderer {
     dirty: ReadonlySet<GroupFrame>,
   ): Promise<FrameStep> {
     const recipe = frame.recipe;
-    if (!recipe) return { fallback: "frame_not_located" };
+    // A prop is rendered by deliver/data.ts, never here.
+    if (!recipe || recipe.kind === "prop") return { fallback: "frame_not_located" };
     // The frame's share key, kept on the frame (its inputs' values are the group's, fixed) and interned, so that
     // every group's lookups of one shared render use one string.
     if (frame.shareKey === undefined) {

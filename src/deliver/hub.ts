@@ -24,6 +24,7 @@ import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
 import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import type { ReloadReason } from "../protocol.ts";
+import type { PageText } from "../register/page-text.ts";
 import {
   type GroupFrame,
   MemoryRegistry,
@@ -31,12 +32,15 @@ import {
   type PageRegistry,
   type Subscriber,
 } from "../register/registry.ts";
+import { type DataDocument, documentText } from "../render/data.ts";
 import { type FetchApp, replayPage } from "../render/page.ts";
 import { admit } from "./admission.ts";
 import { CatchUps } from "./catch-up.ts";
+import { deliverData, groupOfPartial, mergeProps, PropRenderer, propsOf } from "./data.ts";
 import { Follower } from "./follower.ts";
 import { FrameRenderer } from "./frame-render.ts";
 import { deliverLatest, digestOf, htmlDigest, originOf, sendTo } from "./patch.ts";
+import { regroup, replayRequest } from "./replay.ts";
 import { createStats, type Deoptimization, type HubStats } from "./stats.ts";
 import { groupToken } from "./token.ts";
 import type { HubOptions, RegisteredRender, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
@@ -67,6 +71,8 @@ export class Hub implements SubscriptionHub {
   private readonly rendering = new Set<PageGroup>();
   /** Renders dirty frames, sharing renders between groups. */
   private readonly frameRenderer: FrameRenderer;
+  /** Data mode: evaluates dirty props, sharing evaluations between groups. */
+  private readonly propRenderer: PropRenderer;
   /** Whether frames are rendered on their own (HubOptions.frames). */
   readonly frames: boolean;
 
@@ -85,6 +91,7 @@ export class Hub implements SubscriptionHub {
     };
     this.frames = options.frames ?? true;
     this.frameRenderer = new FrameRenderer(this.stats, this.registry);
+    this.propRenderer = new PropRenderer(this.stats, this.registry);
     this.catchUps = new CatchUps({
       ledger: options.ledger,
       isClosed: () => this.closed,
@@ -230,57 +237,54 @@ export class Hub implements SubscriptionHub {
     for (const frame of group.frames) frame.dirty = false;
     group.local.dirtyFrames.clear();
     this.stats.renders++;
-    const result = await replayPage(app, group.origin, group.url, representative.headers);
+    const data = replayRequest(group);
+    const result = await replayPage(app, group.origin, group.url, representative.headers, data);
     const capture = result.capture;
-    if (result.status !== 200 || !capture || capture.refusals.length > 0) {
+    if (result.status !== 200 || !capture || capture.refusals.length > 0 || (data && !result.doc)) {
       // A fresh GET would no longer show a live page (gone, redirected, or now refused): the browser reloads.
       this.reloadAll(group, result.status !== 200 ? `status_${result.status}` : "not_live");
       return;
     }
     const inputs = [...capture.inputs.keys()];
-    // The render may have read inputs the group's identity does not cover. Each subscriber whose values for
-    // those inputs differ from the representative's moves to its own group, rendered separately.
-    const identity = deriveIdentity(inputs, representative.headers).digest;
-    let target = group;
-    if (identity !== group.identity) {
-      target = this.registry.ensure(group.url, identity, group.origin);
-      for (const subscriber of [...group.local.subscribers]) {
-        const own = deriveIdentity(inputs, subscriber.headers).digest;
-        const destination = own === identity ? target : this.registry.ensure(group.url, own, group.origin);
-        if (destination === group) {
-          this.markPageDirty(group); // still this group's identity, but this render was not made for it
-          continue;
-        }
-        group.local.subscribers.delete(subscriber);
-        destination.local.subscribers.add(subscriber);
-        subscriber.group = destination;
-        if (destination !== target) {
-          this.markPageDirty(destination);
-          this.scheduleReplay(destination);
-        }
-      }
+    // The render may have read inputs the group's identity does not cover (replay.ts).
+    const { target, replay, stay } = regroup(this.registry, group, inputs, representative);
+    if (stay) this.markPageDirty(group);
+    for (const other of replay) {
+      this.markPageDirty(other);
+      this.scheduleReplay(other);
     }
     const recorded = this.registry.recordRender(target, {
       offset: capture.renderOffset,
-      html: result.html,
+      html: result.doc ? documentText(result.doc) : result.html,
       inputs,
       deps: capture.queries,
-      root: this.frames ? capture.root : undefined,
+      root: this.frames || result.doc ? capture.root : undefined,
+      ...(result.doc ? { doc: result.doc } : {}),
     });
     // Facts planned while the replay ran were matched against the old reads (or none): plan them again.
     if (recorded && capture.renderOffset < this.position)
       this.catchUps.page(target, capture.renderOffset, this.position);
-    deliverLatest(target, this.stats);
+    this.deliver(target);
   }
 
-  /** Renders the group's dirty frames (deliver/frame-render.ts) and sends their patch. */
+  /** Sends the group's latest render to the subscribers showing an older one (a patch, or data mode's delta). */
+  private deliver(group: PageGroup, frames?: { before: PageText; actions: string }): void {
+    if (group.format === "html") deliverLatest(group, this.stats, frames);
+    else deliverData(group, this.stats);
+  }
+
+  /** Renders the group's dirty frames — components (deliver/frame-render.ts) or props (deliver/data.ts) — and sends
+   *  the result. */
   private async renderFrames(group: PageGroup): Promise<void> {
     const offset = this.position;
-    const result = await this.frameRenderer.render(group, offset);
-    if (result === null) return;
+    const result =
+      group.format === "html"
+        ? await this.frameRenderer.render(group, offset)
+        : this.app && (await this.propRenderer.render(group, this.app, offset));
+    if (!result) return;
     if ("fallback" in result) return this.replayInstead(group, result.fallback);
     if (offset < this.position) this.catchUps.frames(group, result.changed, offset, this.position);
-    deliverLatest(group, this.stats, { before: result.before, actions: result.actions });
+    this.deliver(group, "actions" in result ? { before: result.before, actions: result.actions } : undefined);
   }
 
   private replayInstead(group: PageGroup, reason: Deoptimization): void {
@@ -303,13 +307,15 @@ export class Hub implements SubscriptionHub {
    */
   registerRender(
     capture: PageCapture,
-    html: string,
+    body: string | DataDocument,
     headers: Record<string, string>,
     origin: string,
   ): RegisteredRender {
     const inputs = [...capture.inputs.keys()];
     const identity = deriveIdentity(inputs, headers).digest;
-    const group = this.registry.ensure(capture.url, identity, origin);
+    const doc = typeof body === "string" ? null : body;
+    const html = doc ? documentText(doc) : (body as string);
+    const group = this.registry.ensure(capture.url, identity, origin, doc?.kind ?? "html");
     const offset = capture.renderOffset;
     if (
       this.registry.recordRender(group, {
@@ -317,12 +323,13 @@ export class Hub implements SubscriptionHub {
         html,
         inputs,
         deps: capture.queries,
-        root: this.frames ? capture.root : undefined,
+        root: this.frames || doc ? capture.root : undefined,
+        ...(doc ? { doc } : {}),
       })
     ) {
       group.dirty = false;
       // Subscribers of the group showing an older render get this one (same identity: same bytes).
-      deliverLatest(group, this.stats);
+      this.deliver(group);
       if (offset < this.position) this.catchUps.page(group, offset, this.position);
     }
     // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
@@ -335,9 +342,22 @@ export class Hub implements SubscriptionHub {
       incarnation: this.ledger.incarnation,
       offset,
       rendered,
+      ...(doc ? { format: doc.kind } : {}),
     };
     const token = groupToken(group, claims, this.options.secret, this.options.tokenTtlMs);
     return { token: token.value, offset, incarnation: this.ledger.incarnation };
+  }
+
+  /**
+   * Data mode: a browser's own partial reload (a deferred, optional or reload-only prop) was captured. Its props join
+   * the page's group, so that they are live too; nothing is registered when the group is not known here or the
+   * partial render read an input the group's identity does not cover.
+   */
+  registerPartial(capture: PageCapture, partial: DataDocument, headers: Record<string, string>, origin: string): void {
+    const group = groupOfPartial(this.registry, capture.url, origin, headers);
+    const result = group && mergeProps(group, propsOf(capture, partial), this.registry);
+    if (group && result && !("fallback" in result) && result.offset < this.position)
+      this.catchUps.frames(group, result.changed, result.offset, this.position);
   }
 
   // ── subscriptions ──────────────────────────────────────────────────────────────────────────────────────
@@ -355,7 +375,7 @@ export class Hub implements SubscriptionHub {
     }
     const { claims, identity, offset } = admitted;
     const origin = originOf(claims, request.headers);
-    const group = this.registry.ensure(claims.url, identity, origin);
+    const group = this.registry.ensure(claims.url, identity, origin, claims.format ?? "html");
     // The page shows exactly the group's latest render when it was served that HTML at that offset.
     const surface =
       group.page !== null && offset === group.renderOffset && claims.rendered === htmlDigest(group) ? group.page : null;

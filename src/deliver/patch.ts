@@ -73,11 +73,18 @@ export function deliverLatest(group: PageGroup, stats: HubStats, frames?: { befo
   }
 }
 
-/** Hands a message to a subscriber's connection; patches are counted only when an open connection took them. */
-export function sendTo(subscriber: Subscriber, message: ServerMessage, stats: HubStats): void {
-  // Counted only when handed to an open connection.
-  if (subscriber.sink.send(message) && message.type === "patch") {
+/**
+ * Hands a message to a subscriber's connection; patches are counted only when an open connection took them (a data
+ * message's `bytes`, its payload's JSON length, are counted by its sender, which measures it once per group).
+ */
+export function sendTo(subscriber: Subscriber, message: ServerMessage, stats: HubStats, bytes = 0): boolean {
+  const sent = subscriber.sink.send(message);
+  if (sent && message.type === "patch") {
     stats.messages++;
     stats.bytes += Buffer.byteLength(message.html);
+  } else if (sent && (message.type === "props" || message.type === "value")) {
+    stats.messages++;
+    stats.bytes += bytes;
   }
+  return sent;
 }

@@ -26,9 +26,12 @@ export interface HubStats {
   /** Frame renders: fragments and collection members rendered, collections' queries run again (each shared by
    *  every group that needed it). */
   frameRenders: number;
-  /** Patch messages sent, and their bytes. */
+  /** Patch messages sent, and their bytes (data mode: props and value messages, their JSON's bytes). */
   messages: number;
   bytes: number;
+  /** Data mode: prop values (or patches) pushed to browsers, and props named for a partial reload by the browser. */
+  propsPushed: number;
+  propsReloaded: number;
   factsPlanned: number;
   /** Facts that name no rows (TRUNCATE) or whose image is unavailable: planned against every read of their table. */
   factsTableWide: number;
@@ -55,6 +58,8 @@ export function createStats(): HubStats {
     frameRenders: 0,
     messages: 0,
     bytes: 0,
+    propsPushed: 0,
+    propsReloaded: 0,
     factsPlanned: 0,
     factsTableWide: 0,
     resyncs: 0,

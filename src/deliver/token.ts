@@ -21,6 +21,8 @@ export interface TokenClaims {
   origin?: string;
   /** Digest of the HTML the page was served with: lets the first patch be narrowed against exactly that HTML. */
   rendered?: string;
+  /** Data mode: "inertia" or "json" (absent: an HTML page). */
+  format?: "inertia" | "json";
 }
 
 /** Longest token accepted; anything longer is refused before any work is done. */
@@ -52,6 +54,7 @@ export function signToken(claims: TokenClaims, secret: string): string {
     exp: claims.exp,
     ...(claims.origin === undefined ? {} : { origin: claims.origin }),
     ...(claims.rendered === undefined ? {} : { rendered: claims.rendered }),
+    ...(claims.format === undefined ? {} : { format: claims.format }),
   };
   if (!isClaims(body)) {
     throw new ConfigError(
@@ -116,6 +119,7 @@ function isClaims(value: unknown): value is TokenClaims {
     (c.offset as number) >= 0 &&
     typeof c.exp === "number" &&
     Number.isFinite(c.exp) &&
+    (c.format === undefined || c.format === "inertia" || c.format === "json") &&
     (c.rendered === undefined || typeof c.rendered === "string") &&
     (c.origin === undefined || typeof c.origin === "string")
   );

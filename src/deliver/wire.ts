@@ -49,7 +49,26 @@ let lastHtml: string | null = null;
 let lastHtmlJson: Buffer = Buffer.alloc(0);
 const CLOSE_BRACE = Buffer.from("}");
 
+/** Data mode: the last props or value message's body (every subscriber of a write is sent the same objects). */
+let lastData: { a: unknown; b: unknown; c: unknown; json: string } | null = null;
+
+function dataBody(a: unknown, b: unknown, c: unknown, make: () => string): string {
+  if (lastData && lastData.a === a && lastData.b === b && lastData.c === c) return lastData.json;
+  lastData = { a, b, c, json: make() };
+  return lastData.json;
+}
+
 export function encode(message: ServerMessage): Buffer {
+  if (message.type === "props" || message.type === "value") {
+    const { type, id, offset, ...rest } = message;
+    const [a, b, c] =
+      message.type === "props"
+        ? [message.props, message.patches, message.reload]
+        : [message.value, message.patch, null];
+    const body = dataBody(a, b, c, () => JSON.stringify(rest).slice(1));
+    const head = `{"type":"${type}","id":${JSON.stringify(id)},"offset":${offset}`;
+    return Buffer.from(body === "}" ? `${head}}` : `${head},${body}`);
+  }
   if (message.type !== "patch") return Buffer.from(JSON.stringify(message));
   if (message.html !== lastHtml) {
     lastHtml = message.html;

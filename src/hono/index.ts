@@ -11,10 +11,11 @@ import { readFile } from "node:fs/promises";
 import * as nodeModule from "node:module";
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
-import { createCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
+import { createCapture, type PageCapture, parseCookies, recordInput, runWithCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import type { RefusedBoundaryError } from "../errors.ts";
+import type { DataDocument } from "../render/data.ts";
 import { currentReplay, escapeHtml, injectMarker, liveMarker } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 
@@ -92,7 +93,7 @@ function instrumentHeaders(headers: Headers): RawHeaders {
 }
 
 /** A header read without recording it (the instrumented accessor would record the whole header as an input). */
-function rawHeader(c: Context, name: string): string | null {
+export function rawHeader(c: Context, name: string): string | null {
   const headers = c.req.raw.headers;
   const raw = uninstrumented.get(headers);
   return raw ? raw.get(name) : headers.get(name);
@@ -150,7 +151,12 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       if (served) return served;
     }
     const accept = c.req.raw.headers.get("accept") ?? "";
-    if (c.req.method !== "GET" || (accept !== "" && !accept.includes("text/html") && !accept.includes("*/*"))) {
+    // A live JSON resource is asked for by the client that follows it (upkeep/react's useLiveResource).
+    const liveJson = c.req.raw.headers.get(WIRE.liveHeader) === "1";
+    if (
+      c.req.method !== "GET" ||
+      (!liveJson && accept !== "" && !accept.includes("text/html") && !accept.includes("*/*"))
+    ) {
       await next();
       return;
     }
@@ -167,8 +173,11 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     rememberHtml(c, bodies);
     await runWithCapture(capture, () => next());
 
+    if (capture.data) return finishData(c, upkeep, capture, capture.data, rawHeaders, url.origin);
     const response = c.res;
     const type = response.headers.get("content-type") ?? "";
+    if (liveJson && response.status === 200 && type.includes("application/json"))
+      return finishJson(c, upkeep, capture, await response.text(), rawHeaders, url.origin);
     if (response.status !== 200 || !type.includes("text/html")) {
       // Not a page (any more): a replay reports it so that the hub tells the browsers to reload.
       if (replay) replay.result = { status: response.status === 200 ? 406 : response.status, html: "", capture: null };
@@ -180,30 +189,9 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
       return;
     }
     if (capture.refusals.length > 0) {
-      const refusal = capture.refusals[0]!;
       c.res = undefined;
       c.res = new Response(html, response);
-      if (upkeep.refusals === "throw") {
-        // Tests see the error itself; a developer's browser gets a page that says what and how to fix it.
-        if (upkeep.mode !== "development") throw refusal;
-        console.error(JSON.stringify(refusalRecord(refusal, capture.url)));
-        c.res = undefined;
-        c.res = new Response(refusalPage(refusal, capture.url), {
-          status: 500,
-          headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
-        });
-        return;
-      }
-      const key = `${refusal.code} ${refusal.sql}`;
-      let warned = warnedRefusals.get(upkeep);
-      if (!warned) {
-        warned = new Set();
-        warnedRefusals.set(upkeep, warned);
-      }
-      if (!warned.has(key)) {
-        warned.add(key);
-        console.warn(`${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`);
-      }
+      refuse(c, upkeep, capture);
       return;
     }
     const marker = upkeep.hub.registerRender(
@@ -220,6 +208,108 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     c.res = undefined;
     c.res = new Response(injectMarker(html, liveMarker({ id, ...marker })), { status: 200, headers });
   };
+}
+
+/**
+ * A page Upkeep cannot keep live: tests get the error thrown; a developer's browser a page that says what and how
+ * to fix it; production serves the response as it is (an ordinary page) and warns once per reason and SQL.
+ */
+function refuse(c: Context, upkeep: Upkeep, capture: PageCapture): void {
+  const refusal = capture.refusals[0] as RefusedBoundaryError;
+  if (upkeep.refusals === "throw") {
+    if (upkeep.mode !== "development") throw refusal;
+    console.error(JSON.stringify(refusalRecord(refusal, capture.url)));
+    c.res = undefined;
+    c.res = new Response(refusalPage(refusal, capture.url), {
+      status: 500,
+      headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+    });
+    return;
+  }
+  const key = `${refusal.code} ${refusal.sql}`;
+  let warned = warnedRefusals.get(upkeep);
+  if (!warned) {
+    warned = new Set();
+    warnedRefusals.set(upkeep, warned);
+  }
+  if (!warned.has(key)) {
+    warned.add(key);
+    console.warn(`${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`);
+  }
+}
+
+/** Data mode: a response an adapter made from a data document (upkeep/inertia): register it, or hand it to the
+ *  replay that asked for it. */
+async function finishData(
+  c: Context,
+  upkeep: Upkeep,
+  capture: PageCapture,
+  data: NonNullable<PageCapture["data"]>,
+  rawHeaders: RawHeaders,
+  origin: string,
+): Promise<void> {
+  const replay = currentReplay();
+  const doc = data.doc as DataDocument;
+  if (replay) {
+    replay.result = { status: 200, html: "", capture, doc };
+    return;
+  }
+  if (capture.refusals.length > 0) return refuse(c, upkeep, capture);
+  const headers = capture.inputs.size > 0 ? headerRecord(rawHeaders) : {};
+  if (data.partial) {
+    upkeep.hub.registerPartial(capture, doc, headerRecord(rawHeaders), origin);
+    return;
+  }
+  const marker = upkeep.hub.registerRender(capture, doc, headers, origin);
+  c.res = undefined;
+  c.res = await data.respond(marker);
+}
+
+/** Data mode: a live JSON resource (a GET answered with c.json(), asked for with the live header). */
+function finishJson(
+  c: Context,
+  upkeep: Upkeep,
+  capture: PageCapture,
+  json: string,
+  rawHeaders: RawHeaders,
+  origin: string,
+): void {
+  let text: string;
+  try {
+    text = JSON.stringify(JSON.parse(json));
+  } catch {
+    return; // not JSON after all: served as it is, not live
+  }
+  const doc: DataDocument = {
+    kind: "json",
+    component: "",
+    url: capture.url,
+    version: "",
+    props: new Map([["", text]]),
+    reloadOnly: new Set(),
+  };
+  const replay = currentReplay();
+  if (replay) {
+    replay.result = { status: 200, html: "", capture, doc };
+    return;
+  }
+  const response = c.res;
+  c.res = undefined;
+  c.res = new Response(json, response);
+  if (capture.refusals.length > 0) {
+    refuse(c, upkeep, capture);
+    return;
+  }
+  const marker = upkeep.hub.registerRender(
+    capture,
+    doc,
+    capture.inputs.size > 0 ? headerRecord(rawHeaders) : {},
+    origin,
+  );
+  c.res.headers.set(WIRE.tokenHeader, marker.token);
+  c.res.headers.set(WIRE.offsetHeader, String(marker.offset));
+  c.res.headers.set(WIRE.incarnationHeader, marker.incarnation);
+  c.res.headers.set("cache-control", "no-store");
 }
 
 /** A refusal as a structured log record (one JSON object per line for log collectors). */

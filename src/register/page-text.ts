@@ -7,6 +7,8 @@
 // are joined once and the result kept). Versions are compared by identity: a subscriber showing exactly the version
 // a patch was made from gets the patch.
 
+import type { DataDocument } from "../render/data.ts";
+
 /** `html` with its one occurrence of `part` replaced, or null when `part` does not occur exactly once. */
 export function replaceOnce(html: string, part: string, replacement: string): string | null {
   if (part === "") return null;
@@ -16,11 +18,14 @@ export function replaceOnce(html: string, part: string, replacement: string): st
 }
 
 export class PageText {
-  readonly parts: readonly string[];
+  #parts: readonly string[] | null;
+  /** Data mode: the document this version's text was made from (render/data.ts). */
+  data?: DataDocument;
   #text: string | undefined;
+  #make: (() => string) | undefined;
 
   constructor(parts: readonly string[]) {
-    this.parts = parts;
+    this.#parts = parts;
     if (parts.length === 1) this.#text = parts[0];
   }
 
@@ -28,9 +33,24 @@ export class PageText {
     return new PageText([text]);
   }
 
+  /** Data mode: a version whose text is made only when something reads it (a token's digest, a registration). */
+  static ofData(doc: DataDocument, text: () => string): PageText {
+    const page = new PageText([]);
+    page.#parts = null;
+    page.#make = text;
+    page.data = doc;
+    return page;
+  }
+
+  get parts(): readonly string[] {
+    this.#parts ??= [this.text];
+    return this.#parts;
+  }
+
   /** The page's HTML (its parts joined, once). */
   get text(): string {
-    if (this.#text === undefined) this.#text = this.parts.join("");
+    if (this.#text === undefined) this.#text = this.#make ? this.#make() : (this.#parts as readonly string[]).join("");
+    this.#make = undefined;
     return this.#text;
   }
 }

@@ -9,6 +9,7 @@ import type { FrameCapture, FrameKind } from "../capture/context.ts";
 import type { Fact } from "../ledger/types.ts";
 import { depsKey } from "../plan/planner.ts";
 import type { Sink } from "../protocol.ts";
+import type { DataDocument } from "../render/data.ts";
 import type { AnyRecipe } from "../render/frames.ts";
 import { idCounts } from "../render/scan.ts";
 import { type PageParts, PageText } from "./page-text.ts";
@@ -29,9 +30,13 @@ export interface Subscriber {
 }
 
 /** What a page group is, as every process can know it (a shared registry would store exactly this). */
+/** What a group's pages are: HTML (Turbo), an Inertia page object, or a live JSON resource. */
+export type PageFormat = "html" | "inertia" | "json";
+
 export interface PageGroupRecord {
   readonly key: string;
   readonly url: string;
+  readonly format: PageFormat;
   readonly identity: string;
   /** Names of the ambient inputs the latest render read. */
   inputs: string[];
@@ -68,6 +73,8 @@ export interface GroupFrame {
   deps: QueryDependency[];
   /** Names of the inputs it and its descendants read. */
   inputs: string[];
+  /** The page frame: names of the inputs the page read outside its frames (data mode shares props by them). */
+  ownInputs?: string[];
   readonly recipe: AnyRecipe | null;
   /** Its current outer HTML ("" for the page frame: the group's page). */
   html: string;
@@ -122,8 +129,8 @@ export interface PageGroup extends PageGroupRecord {
 export interface PageRegistry {
   /** Every page group known. */
   groups(): Iterable<PageGroup>;
-  /** The group for a URL and identity signature, created (with unknown reads) when missing. */
-  ensure(url: string, identity: string, origin: string): PageGroup;
+  /** The group for a URL, identity signature and format, created (with unknown reads) when missing. */
+  ensure(url: string, identity: string, origin: string, format?: PageFormat): PageGroup;
   /** Record a render of the group; false (and nothing changes) when an equal or newer render is recorded. */
   recordRender(group: PageGroup, render: RenderRecord): boolean;
   drop(group: PageGroup): void;
@@ -147,6 +154,8 @@ export interface RenderRecord {
   deps: QueryDependency[];
   /** The render's frame tree (absent: the page frame alone holds every read). */
   root?: FrameCapture;
+  /** Data mode: the document `html` is the text of (render/data.ts). */
+  doc?: DataDocument;
 }
 
 /**
@@ -175,6 +184,7 @@ export function buildFrames(
       children: [],
       deps: [...capture.queries],
       inputs: [...capture.inputs],
+      ...(capture.kind === "page" ? { ownInputs: [...capture.ownInputs] } : {}),
       recipe: capture.kind === "page" ? null : (capture.recipe as AnyRecipe),
       html: capture.html,
       renderOffset: offset,
@@ -204,8 +214,8 @@ export class MemoryRegistry implements PageRegistry {
   /** The reads each frame is indexed under (see index()). */
   readonly #indexed = new WeakMap<GroupFrame, string>();
 
-  static key(url: string, identity: string, origin: string): string {
-    return `${identity} ${origin}${url}`;
+  static key(url: string, identity: string, origin: string, format: PageFormat = "html"): string {
+    return format === "html" ? `${identity} ${origin}${url}` : `${identity} ${format}:${origin}${url}`;
   }
 
   groups(): Iterable<PageGroup> {
@@ -241,13 +251,14 @@ export class MemoryRegistry implements PageRegistry {
     }
   }
 
-  ensure(url: string, identity: string, origin: string): PageGroup {
-    const key = MemoryRegistry.key(url, identity, origin);
+  ensure(url: string, identity: string, origin: string, format: PageFormat = "html"): PageGroup {
+    const key = MemoryRegistry.key(url, identity, origin, format);
     let group = this.#groups.get(key);
     if (!group) {
       group = {
         key,
         url,
+        format,
         identity,
         inputs: [],
         origin,
@@ -280,6 +291,7 @@ export class MemoryRegistry implements PageRegistry {
     if (group.page?.text !== render.html) {
       group.local.htmlDigest = null;
       group.page = PageText.of(render.html);
+      if (render.doc) group.page.data = render.doc;
     }
     group.local.parts = null;
     group.inputs = render.inputs;
@@ -287,7 +299,12 @@ export class MemoryRegistry implements PageRegistry {
     group.touchedAt = Date.now();
     this.unindex(group.frames);
     const frames: GroupFrame[] = [];
-    group.local.ids = render.root ? idCounts(render.html) : null;
+    // A data document's frames are its props, each named once.
+    group.local.ids = !render.root
+      ? null
+      : render.doc
+        ? new Map([...render.doc.props.keys()].map((name) => [name, 1]))
+        : idCounts(render.html);
     if (render.root && group.local.ids) buildFrames(group, render.root, null, render.offset, group.local.ids, frames);
     else
       frames.push({

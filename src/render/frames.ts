@@ -80,7 +80,14 @@ export interface MemberRecipe extends FrameRecipe {
   readonly rowKey: string;
 }
 
-export type AnyRecipe = FragmentRecipe | CollectionRecipe | MemberRecipe;
+/** Data mode: an Inertia prop, evaluated again through a partial reload of its page (render/data.ts). */
+export interface PropRecipe {
+  readonly kind: "prop";
+  readonly key: string;
+  readonly name: string;
+}
+
+export type AnyRecipe = FragmentRecipe | CollectionRecipe | MemberRecipe | PropRecipe;
 
 function escaped(html: string): HtmlString {
   const value = new String(html) as unknown as { isEscaped: boolean };

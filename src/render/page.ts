@@ -4,16 +4,32 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { PageCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
+import type { DataDocument } from "./data.ts";
 
 /** What a replayed GET produced, handed from the middleware back to the renderer. */
 export interface ReplayResult {
   status: number;
   html: string;
   capture: PageCapture | null;
+  /** Data mode: the document the replay produced (render/data.ts). */
+  doc?: DataDocument;
+}
+
+/** Data mode: what a replay of a data page asks for. */
+export interface DataReplay {
+  kind: "inertia" | "json";
+  /** Inertia: the page's component and asset version (a changed version answers 409: the browser visits). */
+  component?: string;
+  version?: string;
+  /** Evaluate only these props (an Inertia partial reload). */
+  only?: string[];
+  /** Evaluate these props too, although a first visit would defer them (the browsers of the group hold them). */
+  include?: string[];
 }
 
 interface ReplaySlot {
   result: ReplayResult | null;
+  data?: DataReplay;
 }
 
 const replaySlots = new AsyncLocalStorage<ReplaySlot>();
@@ -39,12 +55,23 @@ const TRANSPORT_HEADERS = new Set([
   "content-length",
 ]);
 
-export function replayHeaders(headers: Record<string, string>): Headers {
+export function replayHeaders(headers: Record<string, string>, data?: DataReplay): Headers {
   const out = new Headers();
   for (const [name, value] of Object.entries(headers)) {
     if (!TRANSPORT_HEADERS.has(name.toLowerCase())) out.set(name, value);
   }
   out.set("accept", "text/html");
+  if (data?.kind === "json") {
+    out.set("accept", "application/json");
+    out.set(WIRE.liveHeader, "1");
+  } else if (data?.kind === "inertia") {
+    out.set("x-inertia", "true");
+    if (data.version) out.set("x-inertia-version", data.version);
+    if (data.only && data.component !== undefined) {
+      out.set("x-inertia-partial-component", data.component);
+      out.set("x-inertia-partial-data", data.only.join(","));
+    }
+  }
   return out;
 }
 
@@ -52,10 +79,16 @@ export function replayHeaders(headers: Record<string, string>): Headers {
  * Run the page's GET again through the app. The request never leaves the process: the middleware recognises
  * the replay through the async context (not a header, which a client could forge) and hands back the capture.
  */
-export async function replayPage(app: FetchApp, origin: string, url: string, headers: Record<string, string>) {
-  const slot: ReplaySlot = { result: null };
+export async function replayPage(
+  app: FetchApp,
+  origin: string,
+  url: string,
+  headers: Record<string, string>,
+  data?: DataReplay,
+) {
+  const slot: ReplaySlot = { result: null, ...(data ? { data } : {}) };
   const response = await replaySlots.run(slot, () =>
-    app.fetch(new Request(new URL(url, origin), { headers: replayHeaders(headers) })),
+    app.fetch(new Request(new URL(url, origin), { headers: replayHeaders(headers, data) })),
   );
   if (slot.result) return slot.result;
   return { status: response.status, html: await response.text(), capture: null } satisfies ReplayResult;

@@ -10,6 +10,7 @@ import type { FetchApp } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 import { normalizeBody, PatchedDocument } from "./dom.ts";
 
+export { freshJson, freshProps, type LiveData, openLiveProps, openLiveResource } from "./data.ts";
 export { normalizeBody, PatchedDocument };
 
 export interface LivePageOptions {

@@ -14,3 +14,18 @@ test("patch frames share the encoded HTML and decode to exactly the message", ()
   ];
   for (const message of messages) assert.deepEqual(JSON.parse(encode(message).toString("utf8")), message);
 });
+
+test("data messages share their encoded body and decode to exactly the message", () => {
+  const props = { todo: [{ id: 1, title: 'a "q" \u2028' }] };
+  const patches = { done: [{ op: "remove" as const, path: "/0" }] };
+  const messages: ServerMessage[] = [
+    { type: "props", id: 'x"1', offset: 7, props, patches },
+    { type: "props", id: "y", offset: 7, props, patches },
+    { type: "props", id: "z", offset: 8, props, reload: ["big"] },
+    { type: "props", id: "w", offset: 9 },
+    { type: "value", id: "v", offset: 9, value: 3 },
+    { type: "value", id: "v", offset: 10, patch: [{ op: "replace", path: "/a", value: null }] },
+    { type: "value", id: "v", offset: 11, value: 4 },
+  ];
+  for (const message of messages) assert.deepEqual(JSON.parse(encode(message).toString("utf8")), message);
+});

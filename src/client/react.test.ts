@@ -1,0 +1,76 @@
+// useLiveResource in React 19 (react-dom on a happy-dom document): loading, live data, following a new url without
+// showing the old one's data, and leaving on unmount.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Window } from "happy-dom";
+import type { Subscription } from "./connection.ts";
+
+const window = new Window();
+const globals = globalThis as any;
+
+before(() => {
+  globals.window = window;
+  globals.document = window.document;
+  globals.IS_REACT_ACT_ENVIRONMENT = true;
+});
+after(async () => {
+  delete globals.document;
+  delete globals.window;
+  await window.happyDOM.close();
+});
+
+test("useLiveResource follows its url and leaves on unmount", async () => {
+  const { createElement } = await import("react");
+  const { act } = await import("react");
+  const { createRoot } = await import("react-dom/client");
+  const { useLiveResource } = await import("./react.ts");
+
+  const live = new Map<string, Subscription>();
+  const subscriptions = {
+    add: (sub: Subscription) => void live.set(sub.id, sub),
+    remove: (id: string) => void live.delete(id),
+  };
+  let n = 0;
+  const fetch = (async (url: string) => {
+    n += 1;
+    return new Response(JSON.stringify({ url }), {
+      headers: { "upkeep-token": `t${n}`, "upkeep-offset": "1", "upkeep-incarnation": "i" },
+    });
+  }) as unknown as typeof globalThis.fetch;
+
+  const seen: Array<{ url: string; status: string; data: unknown }> = [];
+  function Probe({ url }: { url: string }) {
+    const { data, status } = useLiveResource<{ url: string }>(url, { fetch, subscriptions });
+    seen.push({ url, status, data });
+    return null;
+  }
+
+  const container = window.document.createElement("div");
+  const root = createRoot(container as unknown as Element);
+  const settle = () => act(async () => await new Promise((resolve) => setTimeout(resolve, 10)));
+
+  await act(async () => root.render(createElement(Probe, { url: "/a" })));
+  await settle();
+  assert.deepEqual(seen[0], { url: "/a", status: "loading", data: undefined });
+  assert.deepEqual(seen.at(-1), { url: "/a", status: "live", data: { url: "/a" } });
+  assert.equal(live.size, 1);
+
+  const [sub] = [...live.values()];
+  await act(async () => sub!.deliver({ type: "value", id: sub!.id, offset: 2, value: { url: "/a", more: true } }));
+  assert.deepEqual(seen.at(-1)?.data, { url: "/a", more: true });
+
+  await act(async () => root.render(createElement(Probe, { url: "/b" })));
+  await settle();
+  assert.ok(
+    seen.filter((s) => s.url === "/b").every((s) => s.data === undefined || (s.data as { url: string }).url === "/b"),
+    "the new url never shows the old one's data",
+  );
+  assert.deepEqual(seen.at(-1), { url: "/b", status: "live", data: { url: "/b" } });
+  assert.deepEqual(
+    [...live.values()].map((s) => s.token),
+    ["t2"],
+  );
+
+  await act(async () => root.unmount());
+  assert.equal(live.size, 0, "unmounting leaves the subscription");
+});

@@ -235,6 +235,42 @@ describe("applying props messages", () => {
     assert.deepEqual(router.reloads, [{ only: ["list"] }]);
   });
 
+  test("a patch applies to the value the server last sent, even when the page reloaded the prop itself", () => {
+    const { router, subscriptions } = setup(page("t1", { cards: [1] }));
+    const sub = subscriptions.only();
+    // The app's own partial reload brings cards to a later state than the server knows the page has.
+    router.visit(page(null, { cards: [1, 2] }), { only: ["cards"] });
+    sub.deliver({ type: "props", id: sub.id, offset: 11, patches: { cards: [{ op: "add", path: "/1", value: 2 }] } });
+    assert.deepEqual(router.page.props.cards, [1, 2], "not [1, 2, 2]");
+    sub.deliver({ type: "props", id: sub.id, offset: 12, patches: { cards: [{ op: "add", path: "/2", value: 3 }] } });
+    assert.deepEqual(router.page.props.cards, [1, 2, 3]);
+  });
+
+  test("a prop the page was told to reload is reloaded again rather than patched", () => {
+    const { router, subscriptions, timers } = setup(page("t1", { report: "a" }));
+    const sub = subscriptions.only();
+    sub.deliver({ type: "props", id: sub.id, offset: 11, reload: ["report"] });
+    timers.run();
+    router.visit(page(null, { report: "b" }), { only: ["report"] });
+    sub.deliver({
+      type: "props",
+      id: sub.id,
+      offset: 12,
+      patches: { report: [{ op: "replace", path: "", value: "c" }] },
+    });
+    timers.run();
+    assert.deepEqual(router.reloads, [{ only: ["report"] }, { only: ["report"] }]);
+    assert.equal(router.page.props.report, "b");
+    sub.deliver({ type: "props", id: sub.id, offset: 13, props: { report: "d" } });
+    sub.deliver({
+      type: "props",
+      id: sub.id,
+      offset: 14,
+      patches: { report: [{ op: "replace", path: "", value: "e" }] },
+    });
+    assert.equal(router.page.props.report, "e", "a whole value makes it patchable again");
+  });
+
   test("a pending partial reload is dropped when the page changes", () => {
     const { router, subscriptions, timers } = setup(page("t1", { a: 1 }));
     const sub = subscriptions.only();

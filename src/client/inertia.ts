@@ -126,7 +126,23 @@ export function initialPageFromDocument(doc: Document | undefined = globalThis.d
   }
 }
 
-type LiveSubscription = Subscription & { pending: PropsMessage[] };
+type LiveSubscription = Subscription & {
+  /** Props messages waiting to be applied. */
+  pending: PropsMessage[];
+  /**
+   * Each prop's value as the server last sent it (the page's own props at first): a patch is computed by the server
+   * against exactly that value, which is not always what the page shows — a partial reload (a deferred prop, a poll,
+   * the app's own router.reload) can bring a prop to a later state than the server knows the page has. Patches apply
+   * here and the result is shown. A prop whose sent value is not known (named for the page to reload) is reloaded
+   * rather than patched.
+   */
+  sent: Map<string, unknown>;
+};
+
+function propsOf(page: unknown): Record<string, unknown> {
+  const props = (page as { props?: unknown }).props;
+  return typeof props === "object" && props !== null ? (props as Record<string, unknown>) : {};
+}
 
 function markerOf(sub: LiveSubscription | null): LiveMarker | undefined {
   return sub ? { token: sub.token, offset: sub.offset, incarnation: sub.incarnation } : undefined;
@@ -191,6 +207,7 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
       offset: marker.offset,
       transport: options.transport ?? null,
       pending: [],
+      sent: new Map(Object.entries(propsOf(page))),
       deliver: (message) => receive(sub, message),
     };
     const old = current;
@@ -245,11 +262,28 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
 
   function applyProps(sub: LiveSubscription, message: PropsMessage): void {
     if (typeof message.offset !== "number" || message.offset < sub.offset) return; // stale
-    const props = message.props ?? {};
-    const patches = message.patches ?? {};
     const reload = Array.isArray(message.reload) ? [...message.reload] : [];
+    // New values, computed against what the server last sent (see `sent`), not against what the page shows.
+    const values: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(message.props ?? {})) {
+      values[name] = value;
+      sub.sent.set(name, value);
+    }
+    for (const [name, operations] of Object.entries(message.patches ?? {})) {
+      try {
+        if (!sub.sent.has(name)) throw new Error(`no value of ${name} to patch`);
+        const value = applyJsonPatch(sub.sent.get(name), operations);
+        values[name] = value;
+        sub.sent.set(name, value);
+      } catch {
+        sub.sent.delete(name);
+        reload.push(name);
+      }
+    }
+    // The page fetches these itself, at a later state than the server assumes: their next patch cannot be applied.
+    for (const name of message.reload ?? []) sub.sent.delete(name);
     sub.offset = message.offset;
-    if (Object.keys(props).length > 0 || Object.keys(patches).length > 0) {
+    if (Object.keys(values).length > 0) {
       debug.propsApplied += 1;
       router.replace({
         preserveState: true,
@@ -259,20 +293,8 @@ export function startLive(router: InertiaRouter, options: LiveOptions = {}): () 
         get [WIRE.pageKey]() {
           return markerOf(current);
         },
-        props(currentProps: Record<string, unknown>) {
-          if (sub !== current) return currentProps;
-          const next: Record<string, unknown> = { ...currentProps, ...props };
-          const failed: string[] = [];
-          for (const [name, operations] of Object.entries(patches)) {
-            try {
-              next[name] = applyJsonPatch(currentProps[name], operations);
-            } catch {
-              failed.push(name);
-            }
-          }
-          if (failed.length > 0) scheduleReload(sub, failed);
-          return next;
-        },
+        props: (currentProps: Record<string, unknown>) =>
+          sub === current ? { ...currentProps, ...values } : currentProps,
       });
     }
     if (reload.length > 0) scheduleReload(sub, reload);

@@ -163,6 +163,14 @@ describe("following Inertia's pages", () => {
     });
   });
 
+  test("starting again on the same router (a hot module reload) replaces the first start", () => {
+    const { router, subscriptions } = setup(page("t1"));
+    startLive(router, { initialPage: page("t1"), subscriptions, debug: false });
+    assert.equal(subscriptions.live.size, 1);
+    router.visit(page("t2", {}, "/boards/2"));
+    assert.equal(subscriptions.only().token, "t2");
+  });
+
   test("stop leaves the page and ignores later events", () => {
     const { router, subscriptions, stop } = setup(page("t1"));
     stop();

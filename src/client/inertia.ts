@@ -148,8 +148,21 @@ function markerOf(sub: LiveSubscription | null): LiveMarker | undefined {
   return sub ? { token: sub.token, offset: sub.offset, incarnation: sub.incarnation } : undefined;
 }
 
+/** What follows each router, so that a second start (a hot module reload) replaces the first. */
+const running = new WeakMap<InertiaRouter, () => void>();
+
 /** Keeps the props of the pages `router` shows live. Returns the function that stops it. */
 export function startLive(router: InertiaRouter, options: LiveOptions = {}): () => void {
+  running.get(router)?.();
+  const stop = run(router, options);
+  running.set(router, stop);
+  return () => {
+    if (running.get(router) === stop) running.delete(router);
+    stop();
+  };
+}
+
+function run(router: InertiaRouter, options: LiveOptions): () => void {
   const subscriptions = options.subscriptions ?? windowConnection(options);
   const setTimer = options.setTimeout ?? ((fn: () => void, ms: number) => globalThis.setTimeout(fn, ms));
   const clearTimer = options.clearTimeout ?? ((handle: any) => globalThis.clearTimeout(handle));

@@ -289,6 +289,34 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
         await sse.page.close();
       });
 
+      test("a page that became another page is visited anew, in place", async () => {
+        const a = await openLive(alice, board);
+        // A prop more arrives as a props message; a prop less makes it another page: the server says reload, and
+        // the page is visited anew through Inertia (no document reload).
+        await server.db
+          .insertInto("flags")
+          .values({ name: "banner", value: `Maintenance (${framework})` })
+          .execute();
+        await a.page.locator("#banner").getByText(`Maintenance (${framework})`).waitFor();
+        await server.db.deleteFrom("flags").where("name", "=", "banner").execute();
+        await a.page.locator("#banner").waitFor({ state: "detached" });
+        const state = await a.page.evaluate(() => ({
+          same: (window as any).__sameDocument === true,
+          reloads: (window as any).__upkeepInertia.reloads,
+        }));
+        assert.deepEqual(state, { same: true, reloads: ["page_changed"] }, JSON.stringify(a.socket.frames));
+        assert.equal(a.socket.count("reload"), 1);
+        // Live again on the page the visit brought.
+        await server.db
+          .updateTable("cards")
+          .set({ title: `After the visit (${framework})` })
+          .where("id", "=", 1)
+          .execute();
+        await a.page.locator("#cards li", { hasText: `After the visit (${framework})` }).waitFor();
+        assert.deepEqual(a.errors, []);
+        await a.page.close();
+      });
+
       test("after settling, the props in the browser equal a fresh Inertia visit by the same viewer", async () => {
         const a = await openLive(alice, board);
         await a.page

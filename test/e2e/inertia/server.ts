@@ -17,6 +17,7 @@ export interface DB {
   boards: { id: Generated<number>; name: string };
   cards: { id: Generated<number>; board_id: number; title: string; position: number };
   notes: { id: Generated<number>; owner: string; body: string };
+  flags: { name: string; value: string };
 }
 
 /** A new SQLite database with the fixture schema and two boards. */
@@ -27,6 +28,7 @@ export function createFixtureDatabase(path: string): void {
     create table boards (id integer primary key, name text not null);
     create table cards (id integer primary key, board_id integer not null, title text not null, position integer not null);
     create table notes (id integer primary key, owner text not null, body text not null);
+    create table flags (name text primary key, value text not null);
     insert into boards (id, name) values (1, 'Roadmap'), (2, 'Chores');
     insert into cards (id, board_id, title, position) values (1, 1, 'Design', 1), (2, 1, 'Build', 2), (3, 2, 'Dishes', 1);
     insert into notes (id, owner, body) values (1, 'alice', 'alice first note'), (2, 'bob', 'bob first note');
@@ -77,9 +79,13 @@ export async function startFixtureServer(options: { databasePath: string; assets
         `<script type="module" src="/assets/${framework}/app.js"></script></head><body>${page}</body></html>`,
       share: { viewer: () => cookie("user") ?? null },
     });
-    app.get(`/${framework}/boards/:id`, (c) => {
+    app.get(`/${framework}/boards/:id`, async (c) => {
       const id = Number(c.req.param("id"));
+      // Read by the handler, outside any prop: whether the page has a `banner` prop at all. A write to it changes the
+      // page's set of props, so the browser visits the page anew.
+      const banner = await db.selectFrom("flags").select(["value"]).where("name", "=", "banner").executeTakeFirst();
       return inertia.render(c, "Board", {
+        ...(banner ? { banner: banner.value } : {}),
         board: () => db.selectFrom("boards").select(["id", "name"]).where("id", "=", id).executeTakeFirstOrThrow(),
         cards: () =>
           db

@@ -9,6 +9,7 @@ export interface BoardProps {
   mine: { id: number; body: string }[];
   viewer: string | null;
   latest: string | null;
+  banner?: string;
   stats?: { cards: number };
 }
 export interface OtherProps {

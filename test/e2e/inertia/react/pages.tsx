@@ -3,9 +3,10 @@ import { Link } from "@inertiajs/react";
 import { useLiveResource } from "../../../../src/client/react.ts";
 import type { BoardProps, Card, OtherProps } from "../types.ts";
 
-export function Board({ board, cards, mine, viewer, latest, stats }: BoardProps) {
+export function Board({ board, cards, mine, viewer, latest, stats, banner }: BoardProps) {
   return (
     <main>
+      {banner && <p id="banner">{banner}</p>}
       <h1 id="board-name">{board.name}</h1>
       <ul id="cards">
         {cards.map((card) => (

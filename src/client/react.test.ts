@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Window } from "happy-dom";
+import { act, createElement } from "react";
+import { createRoot } from "react-dom/client";
 import type { Subscription } from "./connection.ts";
+import { type LiveResourceOptions, useLiveResource } from "./react.ts";
 
 const window = new Window();
 const globals = globalThis as any;
@@ -19,12 +22,15 @@ after(async () => {
   await window.happyDOM.close();
 });
 
-test("useLiveResource follows its url and leaves on unmount", async () => {
-  const { createElement } = await import("react");
-  const { act } = await import("react");
-  const { createRoot } = await import("react-dom/client");
-  const { useLiveResource } = await import("./react.ts");
+type Seen = { url: string; status: string; data: unknown };
 
+function Probe({ url, options, seen }: { url: string; options: LiveResourceOptions; seen: Seen[] }) {
+  const { data, status } = useLiveResource<{ url: string }>(url, options);
+  seen.push({ url, status, data });
+  return null;
+}
+
+test("useLiveResource follows its url and leaves on unmount", async () => {
   const live = new Map<string, Subscription>();
   const subscriptions = {
     add: (sub: Subscription) => void live.set(sub.id, sub),
@@ -38,18 +44,14 @@ test("useLiveResource follows its url and leaves on unmount", async () => {
     });
   }) as unknown as typeof globalThis.fetch;
 
-  const seen: Array<{ url: string; status: string; data: unknown }> = [];
-  function Probe({ url }: { url: string }) {
-    const { data, status } = useLiveResource<{ url: string }>(url, { fetch, subscriptions });
-    seen.push({ url, status, data });
-    return null;
-  }
+  const seen: Seen[] = [];
+  const options = { fetch, subscriptions };
 
   const container = window.document.createElement("div");
   const root = createRoot(container as unknown as Element);
   const settle = () => act(async () => await new Promise((resolve) => setTimeout(resolve, 10)));
 
-  await act(async () => root.render(createElement(Probe, { url: "/a" })));
+  await act(async () => root.render(createElement(Probe, { url: "/a", options, seen })));
   await settle();
   assert.deepEqual(seen[0], { url: "/a", status: "loading", data: undefined });
   assert.deepEqual(seen.at(-1), { url: "/a", status: "live", data: { url: "/a" } });
@@ -59,7 +61,7 @@ test("useLiveResource follows its url and leaves on unmount", async () => {
   await act(async () => sub!.deliver({ type: "value", id: sub!.id, offset: 2, value: { url: "/a", more: true } }));
   assert.deepEqual(seen.at(-1)?.data, { url: "/a", more: true });
 
-  await act(async () => root.render(createElement(Probe, { url: "/b" })));
+  await act(async () => root.render(createElement(Probe, { url: "/b", options, seen })));
   await settle();
   assert.ok(
     seen.filter((s) => s.url === "/b").every((s) => s.data === undefined || (s.data as { url: string }).url === "/b"),

@@ -190,6 +190,8 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
           return live.subscription !== null && live.subscription !== old;
         }, first);
         const second = await subscriptionOf(a.page);
+        // The server has the new subscription (and, sent on the same socket right after it, the old one's end).
+        await until(() => a.socket.frames.some((f) => f.type === "subscribed" && f.id === second));
         const seen = a.socket.frames.length;
         const count = Number(await a.page.locator("#count").textContent());
 
@@ -263,6 +265,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
 
       test("after a dropped connection the page resumes from its offset; Server-Sent Events work the same", async () => {
         const a = await openLive(alice, board);
+        const sub = await subscriptionOf(a.page);
         await a.page.evaluate(() => (window as any).__upkeepInertia.drop());
         await server.db
           .updateTable("cards")
@@ -270,7 +273,8 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
           .where("id", "=", 1)
           .execute();
         await a.page.locator("#cards li", { hasText: `During the drop (${framework})` }).waitFor();
-        await a.socket.waitFor("subscribed", 2);
+        // The same subscription, subscribed again on the new socket from the offset it had reached.
+        await until(() => a.socket.frames.filter((f) => f.type === "subscribed" && f.id === sub).length === 2);
         await assertNotReloaded(a);
 
         const sse = await openLive(bob, board, "sse");
@@ -365,3 +369,12 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
     });
   }
 });
+
+/** Resolves once `condition` holds (polled; the test's own timeout bounds the wait). */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

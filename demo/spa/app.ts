@@ -78,13 +78,13 @@ export function createSpaApp(upkeep: Upkeep, options: SpaOptions = {}): { app: H
   app.post("/viewer", async (c) => {
     const { name } = await body(c);
     if (name) setCookie(c, VIEWER_COOKIE, name, { path: "/", sameSite: "Lax", httpOnly: true });
-    return inertia.redirect(c, c.req.header("referer") ?? `${SPA_PREFIX}/`);
+    return inertia.redirect(c, c.req.header("referer") ?? SPA_PREFIX);
   });
 
   const findCard = (id: number) =>
     Number.isInteger(id) ? db.selectFrom("cards").selectAll().where("id", "=", id).executeTakeFirst() : undefined;
   const back = (c: Context, boardId: number | undefined) =>
-    inertia.redirect(c, boardId === undefined ? `${SPA_PREFIX}/` : `${SPA_PREFIX}/boards/${boardId}`);
+    inertia.redirect(c, boardId === undefined ? SPA_PREFIX : `${SPA_PREFIX}/boards/${boardId}`);
 
   app.post("/boards/:id/cards", async (c) => {
     const boardId = Number(c.req.param("id"));

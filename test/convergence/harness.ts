@@ -18,8 +18,17 @@ import {
   resetToSeed,
   STATUSES,
 } from "../../demo/schema.ts";
+import { createSpaApp } from "../../demo/spa/app.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
-import { freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
+import type { FetchApp } from "../../src/render/page.ts";
+import {
+  freshBody,
+  freshJson,
+  freshProps,
+  openLivePage,
+  openLiveProps,
+  openLiveResource,
+} from "../../src/testing/index.ts";
 import { createLabApp } from "./lab.ts";
 
 export type Dialect = "sqlite" | "postgres";
@@ -68,7 +77,10 @@ const WORDS = [
 ];
 
 /** The pages each sequence may watch: URL and viewer headers (cookies partition the board list). */
-const PAGE_POOL: ReadonlyArray<{ url: string; headers: Record<string, string> }> = [
+/** What a page is: HTML (the DOM oracle), an Inertia page (its props), a live JSON resource (its value). */
+type PageKind = "html" | "props" | "json";
+
+const PAGE_POOL: ReadonlyArray<{ url: string; headers: Record<string, string>; kind?: PageKind }> = [
   { url: "/", headers: {} },
   { url: "/", headers: { cookie: "viewer=alice" } },
   { url: "/", headers: { cookie: "viewer=bob" } },
@@ -80,7 +92,82 @@ const PAGE_POOL: ReadonlyArray<{ url: string; headers: Record<string, string> }>
   { url: "/lab/1", headers: { cookie: "viewer=alice" } },
   { url: "/lab/1", headers: { cookie: "viewer=bob" } },
   { url: "/lab/2", headers: {} },
+  // Data mode: the board as an Inertia app (demo/spa/app.ts: a prop per column, a shared prop reading the cookie)
+  // and a live JSON resource.
+  { url: "/spa/boards/1", headers: { cookie: "viewer=alice" }, kind: "props" },
+  { url: "/spa/boards/1", headers: { cookie: "viewer=bob" }, kind: "props" },
+  { url: "/spa/boards/2", headers: {}, kind: "props" },
+  { url: "/spa", headers: { cookie: "viewer=carol" }, kind: "props" },
+  { url: "/lab/api/1", headers: {}, kind: "json" },
+  { url: "/lab/api/3", headers: { cookie: "viewer=alice" }, kind: "json" },
 ];
+
+/** JSON with sorted keys: two values print equal exactly when they are deeply equal. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v as object)
+            .sort()
+            .map((k) => [k, (v as Record<string, unknown>)[k]]),
+        )
+      : v,
+  );
+}
+
+/** A followed page of any kind, as the oracle compares it. */
+interface Followed {
+  readonly messages: unknown[];
+  readonly reloaded: boolean;
+  /** What the browser shows now, and what a fresh request by the same viewer shows. */
+  actual(): Promise<string>;
+  expected(): Promise<string>;
+  close(): void;
+}
+
+async function follow(
+  upkeep: Upkeep,
+  app: FetchApp,
+  spec: { url: string; headers: Record<string, string>; kind?: PageKind },
+): Promise<Followed> {
+  if (spec.kind === "props") {
+    const page = await openLiveProps(upkeep, app, spec.url, spec);
+    return {
+      messages: page.messages,
+      get reloaded() {
+        return page.reloaded;
+      },
+      actual: async () => {
+        await page.idle();
+        return canonical(page.current());
+      },
+      expected: async () => canonical(await freshProps(app, spec.url, spec.headers)),
+      close: page.close,
+    };
+  }
+  if (spec.kind === "json") {
+    const resource = await openLiveResource(upkeep, app, spec.url, spec);
+    return {
+      messages: resource.messages,
+      get reloaded() {
+        return resource.reloaded;
+      },
+      actual: async () => canonical(resource.current()),
+      expected: async () => canonical(await freshJson(app, spec.url, spec.headers)),
+      close: resource.close,
+    };
+  }
+  const page = await openLivePage(upkeep, app, spec.url, spec);
+  return {
+    messages: page.messages,
+    get reloaded() {
+      return page.reloaded;
+    },
+    actual: async () => page.body(),
+    expected: () => freshBody(app, spec.url, spec.headers),
+    close: page.close,
+  };
+}
 
 /** Boards the pages show; they are never deleted (a deleted board's page is a 404, not a live page). */
 const WATCHED_BOARDS = [1, 2, 3];
@@ -353,6 +440,7 @@ export async function openHarness(dialect: Dialect, url?: string): Promise<Harne
   const upkeep: Upkeep = await createUpkeep({ database: url, secret: SECRET, mode: "test", install: true });
   const app = createDemoApp(upkeep);
   app.route("/lab", createLabApp(upkeep));
+  app.route("/spa", createSpaApp(upkeep).app);
   upkeep.use(app);
   const db = upkeep.db<Database>();
 
@@ -368,11 +456,11 @@ export async function openHarness(dialect: Dialect, url?: string): Promise<Harne
       await upkeep.settle();
       const chosen = PAGE_POOL.filter(() => r.chance(0.6));
       if (chosen.length === 0) chosen.push(r.pick(PAGE_POOL));
-      const pages: Array<{ spec: (typeof PAGE_POOL)[number]; page: LivePage }> = [];
+      const pages: Array<{ spec: (typeof PAGE_POOL)[number]; page: Followed }> = [];
       const failures: Failure[] = [];
       const steps: Step[] = [];
       try {
-        for (const spec of chosen) pages.push({ spec, page: await openLivePage(upkeep, app, spec.url, spec) });
+        for (const spec of chosen) pages.push({ spec, page: await follow(upkeep, app, spec) });
         const count = r.int(1, 6);
         for (let i = 0; i < count; i++) {
           // Each step is generated from the state it will run on, so it can pick existing ids.
@@ -385,13 +473,13 @@ export async function openHarness(dialect: Dialect, url?: string): Promise<Harne
           // race the planner (the render → subscribe race of deliver/hub.ts).
           if (r.chance(0.25)) {
             const spec = r.pick(PAGE_POOL);
-            pages.push({ spec, page: await openLivePage(upkeep, app, spec.url, spec) });
+            pages.push({ spec, page: await follow(upkeep, app, spec) });
           }
         }
         await upkeep.settle();
         for (const { spec, page } of pages) {
-          const expected = await freshBody(app, spec.url, spec.headers);
-          const actual = page.body();
+          const actual = await page.actual();
+          const expected = await page.expected();
           if (actual !== expected || page.reloaded) {
             failures.push({ dialect, seed, ...spec, steps, expected, actual, messages: page.messages });
           }

@@ -1,6 +1,6 @@
 // Pages of frame shapes the demo does not have, for the convergence oracle: a LIMIT window, a joined collection,
 // nested fragments holding a collection, and a fragment that reads the viewer's cookie beside frames every viewer
-// shares. Mounted under /lab on the demo app (whose middleware makes them live); written with hono's `html`
+// shares; and a live JSON resource (/lab/api/:board). Mounted under /lab on the demo app (whose middleware makes them live); written with hono's `html`
 // template, so the oracle covers both view styles.
 import { Hono } from "hono";
 import { html } from "hono/html";
@@ -60,6 +60,26 @@ export function createLabApp(upkeep: Upkeep): Hono {
   });
 
   const app = new Hono();
+  // A live JSON resource (data mode): a LIMIT window and a join in one value.
+  app.get("/api/:board", async (c) => {
+    const board = Number(c.req.param("board"));
+    const top = await db
+      .selectFrom("cards")
+      .select(["id", "title", "position"])
+      .where("board_id", "=", board)
+      .orderBy("position")
+      .orderBy("id")
+      .limit(4)
+      .execute();
+    const doing = await db
+      .selectFrom("cards")
+      .innerJoin("boards", "boards.id", "cards.board_id")
+      .select(["cards.id", "boards.name"])
+      .where("cards.status", "=", "doing")
+      .orderBy("cards.id")
+      .execute();
+    return c.json({ board, top, doing });
+  });
   app.get("/:board", async (c) => {
     const board = Number(c.req.param("board"));
     const top = db

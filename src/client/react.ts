@@ -8,10 +8,10 @@
 // resume from the last offset applied, through the window's one shared connection.
 
 import { useEffect, useState } from "react";
-import { type LiveResourceOptions, type LiveResourceSnapshot, openLiveResource } from "./resource.ts";
+import { followLiveResource, type LiveResourceOptions, type LiveResourceSnapshot } from "./resource.ts";
 
 export type { LiveResourceOptions, LiveResourceSnapshot, LiveResourceStatus } from "./resource.ts";
-export { openLiveResource } from "./resource.ts";
+export { followLiveResource } from "./resource.ts";
 
 const LOADING = Object.freeze({ data: undefined, error: undefined, status: "loading", offset: null } as const);
 
@@ -25,7 +25,7 @@ export function useLiveResource<T>(url: string | null, options: LiveResourceOpti
   // biome-ignore lint/correctness/useExhaustiveDependencies: options other than the transport are read once per url
   useEffect(() => {
     if (url === null) return;
-    const resource = openLiveResource<T>(url, (value) => setSnapshot({ url, value }), options);
+    const resource = followLiveResource<T>(url, (value) => setSnapshot({ url, value }), options);
     return () => resource.close();
   }, [url, transport]);
   // A snapshot of the previous url is never shown for the new one.

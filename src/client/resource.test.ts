@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Subscription } from "./connection.ts";
-import { type LiveResourceSnapshot, openLiveResource } from "./resource.ts";
+import { followLiveResource, type LiveResourceSnapshot } from "./resource.ts";
 
 class FakeSubscriptions {
   live = new Map<string, Subscription>();
@@ -39,7 +39,7 @@ function open<T>(fetch: typeof globalThis.fetch) {
   const subscriptions = new FakeSubscriptions();
   const snapshots: LiveResourceSnapshot<T>[] = [];
   let wake: (() => void) | null = null;
-  const resource = openLiveResource<T>(
+  const resource = followLiveResource<T>(
     "/api/cards",
     (s) => {
       snapshots.push(s);

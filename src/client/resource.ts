@@ -1,4 +1,4 @@
-// A live JSON resource, whatever the framework: `openLiveResource(url, { onChange })` fetches `url` asking for a live
+// A live JSON resource, whatever the framework: `followLiveResource(url, onChange)` fetches `url` asking for a live
 // response (`upkeep-live: 1`); when the server answers with a subscription (`upkeep-token`, `upkeep-offset`,
 // `upkeep-incarnation` headers) it follows it through the window's shared connection and applies each `value`
 // message (a new value, or an RFC 6902 patch of the value held). When the server cannot bring the value up to date
@@ -50,7 +50,7 @@ export interface LiveResource<T> {
   close(): void;
 }
 
-export function openLiveResource<T>(
+export function followLiveResource<T>(
   url: string,
   onChange: (snapshot: LiveResourceSnapshot<T>) => void,
   options: LiveResourceOptions = {},

@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Window } from "happy-dom";
-import { act, createElement } from "react";
+import { act, createElement, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import type { Subscription } from "./connection.ts";
-import { type LiveResourceOptions, useLiveResource } from "./react.ts";
+import { type LiveResourceOptions, useLiveResource, useSuspenseLiveResource } from "./react.ts";
 
 const window = new Window();
 const globals = globalThis as any;
@@ -75,4 +75,42 @@ test("useLiveResource follows its url and leaves on unmount", async () => {
 
   await act(async () => root.unmount());
   assert.equal(live.size, 0, "unmounting leaves the subscription");
+});
+
+function Titles({ url, options }: { url: string; options: LiveResourceOptions }) {
+  const { data } = useSuspenseLiveResource<string[]>(url, options);
+  return createElement("p", null, data.join(", "));
+}
+
+test("useSuspenseLiveResource suspends until the first value, then follows it", async () => {
+  const live = new Map<string, Subscription>();
+  const subscriptions = {
+    add: (sub: Subscription) => void live.set(sub.id, sub),
+    remove: (id: string) => void live.delete(id),
+  };
+  let answer: (response: Response) => void = () => {};
+  const fetch = (() => new Promise<Response>((resolve) => (answer = resolve))) as unknown as typeof globalThis.fetch;
+  const options = { fetch, subscriptions };
+  const container = window.document.createElement("div");
+  const root = createRoot(container as unknown as Element);
+
+  await act(async () =>
+    root.render(createElement(Suspense, { fallback: "waiting" }, createElement(Titles, { url: "/titles", options }))),
+  );
+  assert.equal(container.textContent, "waiting");
+  await act(async () =>
+    answer(
+      new Response(JSON.stringify(["a"]), {
+        headers: { "upkeep-token": "t", "upkeep-offset": "1", "upkeep-incarnation": "i" },
+      }),
+    ),
+  );
+  await act(async () => await new Promise((resolve) => setTimeout(resolve, 10)));
+  assert.equal(container.textContent, "a");
+  const [sub] = [...live.values()];
+  await act(async () =>
+    sub!.deliver({ type: "value", id: sub!.id, offset: 2, patch: [{ op: "add", path: "/1", value: "b" }] }),
+  );
+  assert.equal(container.textContent, "a, b");
+  await act(async () => root.unmount());
 });

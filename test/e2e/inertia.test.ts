@@ -75,6 +75,16 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
     return { page, socket, errors };
   }
 
+  /** Waits for `locator`; on a timeout the error shows the page's frames and live state. */
+  async function shows(opened: Opened, locator: ReturnType<Page["locator"]>): Promise<void> {
+    try {
+      await locator.waitFor();
+    } catch (error) {
+      const live = await opened.page.evaluate(() => JSON.stringify((window as any).__upkeepInertia));
+      throw new Error(`${(error as Error).message}\nlive: ${live}\nframes: ${JSON.stringify(opened.socket.frames)}`);
+    }
+  }
+
   async function assertNotReloaded(opened: Opened): Promise<void> {
     const state = await opened.page.evaluate(() => ({
       same: (window as any).__sameDocument === true,
@@ -250,6 +260,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
         );
         if (framework === "react") {
           await a.page.locator("#resource", { hasText: title }).waitFor();
+          await a.page.locator("#resource-suspense", { hasText: title }).waitFor();
           assert.equal(await a.page.locator("#resource").getAttribute("data-status"), "live");
           assert.ok(a.socket.count("value") >= 1, "the resource was updated over the same socket");
           await server.db.deleteFrom("cards").where("title", "=", title).execute();
@@ -272,7 +283,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
           .set({ title: `During the drop (${framework})` })
           .where("id", "=", 1)
           .execute();
-        await a.page.locator("#cards li", { hasText: `During the drop (${framework})` }).waitFor();
+        await shows(a, a.page.locator("#cards li", { hasText: `During the drop (${framework})` }));
         // The same subscription, subscribed again on the new socket from the offset it had reached.
         await until(() => a.socket.frames.filter((f) => f.type === "subscribed" && f.id === sub).length === 2);
         await assertNotReloaded(a);

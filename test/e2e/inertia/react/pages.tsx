@@ -1,6 +1,7 @@
 /** @jsxImportSource react */
 import { Link } from "@inertiajs/react";
-import { useLiveResource } from "../../../../src/client/react.ts";
+import { Suspense } from "react";
+import { useLiveResource, useSuspenseLiveResource } from "../../../../src/client/react.ts";
 import type { BoardProps, Card, OtherProps } from "../types.ts";
 
 export function Board({ board, cards, mine, viewer, latest, stats, banner }: BoardProps) {
@@ -23,6 +24,9 @@ export function Board({ board, cards, mine, viewer, latest, stats, banner }: Boa
       </ul>
       <p id="latest">{latest}</p>
       <LiveCards board={board.id} />
+      <Suspense fallback={<p id="resource-suspense">loading</p>}>
+        <SuspendedCards board={board.id} />
+      </Suspense>
       <p id="stats">{stats === undefined ? "…" : `${stats.cards} cards`}</p>
       <Link id="to-other" href="/react/other">
         Other page
@@ -50,4 +54,10 @@ function LiveCards({ board }: { board: number }) {
       {data?.map((card) => card.title).join(" | ")}
     </p>
   );
+}
+
+/** The same resource through Suspense. */
+function SuspendedCards({ board }: { board: number }) {
+  const { data } = useSuspenseLiveResource<Card[]>(`/api/boards/${board}/cards`);
+  return <p id="resource-suspense">{data.map((card) => card.title).join(" | ")}</p>;
 }

@@ -13,6 +13,7 @@ import { ConfigError } from "./errors.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
 import type { Ledger } from "./ledger/types.ts";
 import type { FetchApp } from "./render/page.ts";
+import { fetchAppOf, type NodeListener } from "./web/inject.ts";
 
 export interface UpkeepOptions {
   /** `file:path` / a path / `:memory:` for embedded SQLite, `postgres://…` for PostgreSQL. */
@@ -116,13 +117,14 @@ export class Upkeep {
     return this.kysely as Kysely<DB>;
   }
 
-  /** Replays run through this app. `serve` sets it; call it yourself when you run your own server. */
-  use(app: FetchApp): void {
-    this.hub.app = app;
+  /** Replays run through this app: a fetch-style app (Hono) or a Node request listener (an Express app, a
+   *  node:http listener), run in-process. `serve` sets it; call it yourself when you run your own server. */
+  use(app: FetchApp | NodeListener): void {
+    this.hub.app = typeof app === "function" ? fetchAppOf(app) : app;
   }
 
-  /** Attach the WebSocket endpoint to a Node HTTP server you run yourself. */
-  attach(server: Server, app: FetchApp): void {
+  /** Attach the WebSocket endpoint to a Node HTTP server you run yourself; replays run through `app`. */
+  attach(server: Server, app: FetchApp | NodeListener): void {
     this.use(app);
     const socket = attachWebSocket(server, this.hub);
     this.closers.push(() => socket.close());

@@ -2,6 +2,7 @@
 // viewer's inputs. Every live page has this frame, so every page has a correct (if broad) fallback.
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
 import type { PageCapture } from "../capture/context.ts";
 import { WIRE } from "../constants.ts";
 import type { DataDocument } from "./data.ts";
@@ -27,7 +28,7 @@ export interface DataReplay {
   include?: string[];
 }
 
-interface ReplaySlot {
+export interface ReplaySlot {
   result: ReplayResult | null;
   data?: DataReplay;
 }
@@ -39,10 +40,33 @@ export function currentReplay(): ReplaySlot | undefined {
   return replaySlots.getStore();
 }
 
+/**
+ * Replays that leave the process's async context — a Node listener's replay goes over a loopback connection
+ * (web/inject.ts) — carry a random id in this header; the middleware finds the replay by it. An id is valid only
+ * while its replay runs, and it is 128 random bits, so a client cannot forge one.
+ */
+export const REPLAY_HEADER = "upkeep-replay";
+const lent = new Map<string, ReplaySlot>();
+
+/** Lends the current replay to a request that leaves the async context: the id its REPLAY_HEADER carries. */
+export function lendReplay(): { id: string; done(): void } | null {
+  const slot = replaySlots.getStore();
+  if (!slot) return null;
+  const id = randomBytes(16).toString("hex");
+  lent.set(id, slot);
+  return { id, done: () => lent.delete(id) };
+}
+
+/** The replay a request belongs to: the current one, or the one its REPLAY_HEADER names. */
+export function replayOf(header: string | null | undefined): ReplaySlot | undefined {
+  return replaySlots.getStore() ?? (header ? lent.get(header) : undefined);
+}
+
 export type FetchApp = { fetch(request: Request): Response | Promise<Response> };
 
 /** Headers a browser sends for the transport, not for the page: never passed to a replayed GET. */
 const TRANSPORT_HEADERS = new Set([
+  "upkeep-replay",
   "upgrade",
   "connection",
   "sec-websocket-key",

@@ -1,0 +1,277 @@
+// The live-page behaviour suite, once per web adapter — Hono, Express 5, Fastify 5 and Node's own http — on both
+// dialects: the same small app written for each framework, the same expectations. In-process (upkeep/testing) for
+// the page, the patch, isolation, refusals and a live JSON resource; over a real server and WebSocket for the
+// endpoint, the client's files and a patch received on the socket.
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import express from "express";
+import Fastify, { type FastifyInstance } from "fastify";
+import { Hono } from "hono";
+import { sql } from "kysely";
+import { WebSocket } from "ws";
+import { WIRE } from "../../src/constants.ts";
+import type { ServerMessage } from "../../src/deliver/types.ts";
+import { cookie as expressCookie, upkeepExpress } from "../../src/express/index.ts";
+import { cookie as fastifyCookie, upkeepFastify } from "../../src/fastify/index.ts";
+import { cookie as honoCookie, upkeepMiddleware } from "../../src/hono/index.ts";
+import { createUpkeep, type Upkeep } from "../../src/index.ts";
+import { live as liveNode, cookie as nodeCookie } from "../../src/node/index.ts";
+import type { FetchApp } from "../../src/render/page.ts";
+import { freshBody, freshJson, openLivePage, openLiveResource } from "../../src/testing/index.ts";
+import { fetchAppOf } from "../../src/web/inject.ts";
+import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
+import { type DB, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+
+/** What every adapter's app renders: the same pages, whatever the framework. */
+function views(upkeep: Upkeep) {
+  const db = upkeep.db<DB>();
+  return {
+    async list(list: string) {
+      const items = await db
+        .selectFrom("items")
+        .select(["id", "title"])
+        .where("list", "=", list)
+        .orderBy("pos")
+        .orderBy("id")
+        .execute();
+      return `<!doctype html><html><head><title>${list}</title></head><body><ul id="items">${items
+        .map((i) => `<li id="item_${i.id}">${i.title}</li>`)
+        .join("")}</ul></body></html>`;
+    },
+    async me(owner: string) {
+      const rows = await db
+        .selectFrom("secrets")
+        .select(["id", "body"])
+        .where("owner", "=", owner)
+        .orderBy("id")
+        .execute();
+      return `<html><body><h1>${owner}</h1>${rows.map((r) => `<p id="s_${r.id}">${r.body}</p>`).join("")}</body></html>`;
+    },
+    async raw() {
+      await sql`select 1`.execute(db);
+      return "<html><body>raw</body></html>";
+    },
+    async json(list: string) {
+      return db.selectFrom("items").select(["id", "title"]).where("list", "=", list).orderBy("id").execute();
+    },
+  };
+}
+
+interface Adapter {
+  name: string;
+  /** Builds the app on `upkeep`, serves it on a loopback port with the WebSocket endpoint attached. */
+  start(upkeep: Upkeep): Promise<{ fetchApp: FetchApp; url: string; close(): Promise<void> }>;
+}
+
+const listen = (server: Server) =>
+  new Promise<string>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
+const closeServer = (server: Server) =>
+  new Promise<void>((resolve) => {
+    server.closeAllConnections?.();
+    server.close(() => resolve());
+  });
+
+const ADAPTERS: Adapter[] = [
+  {
+    name: "hono",
+    async start(upkeep) {
+      const v = views(upkeep);
+      const app = new Hono();
+      app.use(upkeepMiddleware(upkeep));
+      app.get("/lists/:list", async (c) => c.html(await v.list(c.req.param("list"))));
+      app.get("/me", async (c) => c.html(await v.me(honoCookie(c, "user") ?? "nobody")));
+      app.get("/raw", async (c) => c.html(await v.raw()));
+      app.get("/api/:list", async (c) => c.json(await v.json(c.req.param("list"))));
+      const served = await upkeep.serve(app, { port: 0 });
+      return { fetchApp: app, url: served.url, close: served.close };
+    },
+  },
+  {
+    name: "express",
+    async start(upkeep) {
+      const v = views(upkeep);
+      const app = express();
+      app.use(upkeepExpress(upkeep));
+      app.get("/lists/:list", async (req, res) => {
+        res.type("html").send(await v.list(req.params.list as string));
+      });
+      app.get("/me", async (req, res) => {
+        res.type("html").send(await v.me(expressCookie(req, "user") ?? "nobody"));
+      });
+      app.get("/raw", async (_req, res) => {
+        res.type("html").send(await v.raw());
+      });
+      app.get("/api/:list", async (req, res) => {
+        res.json(await v.json(req.params.list as string));
+      });
+      const server = createServer(app);
+      upkeep.attach(server, app);
+      const url = await listen(server);
+      return { fetchApp: fetchAppOf(app), url, close: () => closeServer(server) };
+    },
+  },
+  {
+    name: "fastify",
+    async start(upkeep) {
+      const v = views(upkeep);
+      const app: FastifyInstance = Fastify();
+      await app.register(upkeepFastify, { upkeep });
+      app.get<{ Params: { list: string } }>("/lists/:list", async (request, reply) =>
+        reply.type("text/html").send(await v.list(request.params.list)),
+      );
+      app.get("/me", async (request, reply) =>
+        reply.type("text/html").send(await v.me(fastifyCookie(request, "user") ?? "nobody")),
+      );
+      app.get("/raw", async (_request, reply) => reply.type("text/html").send(await v.raw()));
+      app.get<{ Params: { list: string } }>("/api/:list", async (request) => v.json(request.params.list));
+      const url = await app.listen({ port: 0, host: "127.0.0.1" });
+      return { fetchApp: upkeep.hub.app as FetchApp, url, close: () => app.close() };
+    },
+  },
+  {
+    name: "node:http",
+    async start(upkeep) {
+      const v = views(upkeep);
+      const listener = liveNode(upkeep, (req: IncomingMessage, res: ServerResponse) => {
+        const url = new URL(req.url ?? "/", "http://localhost");
+        const send = (type: string, body: string) => {
+          res.setHeader("content-type", type);
+          res.end(body);
+        };
+        const route = async () => {
+          const list = /^\/lists\/([^/]+)$/.exec(url.pathname);
+          const api = /^\/api\/([^/]+)$/.exec(url.pathname);
+          if (list) return send("text/html; charset=utf-8", await v.list(list[1] as string));
+          if (url.pathname === "/me")
+            return send("text/html; charset=utf-8", await v.me(nodeCookie(req, "user") ?? "nobody"));
+          if (url.pathname === "/raw") return send("text/html; charset=utf-8", await v.raw());
+          if (api) return send("application/json", JSON.stringify(await v.json(api[1] as string)));
+          res.statusCode = 404;
+          res.end("not found");
+        };
+        route().catch((error) => {
+          res.statusCode = 500;
+          res.end(String(error));
+        });
+      });
+      const server = createServer(listener);
+      upkeep.attach(server, listener);
+      const url = await listen(server);
+      return { fetchApp: fetchAppOf(listener), url, close: () => closeServer(server) };
+    },
+  },
+];
+
+for (const dialect of DIALECTS) {
+  for (const adapter of ADAPTERS) {
+    describe(`live pages through ${adapter.name} (${dialect})`, () => {
+      let fixture: Fixture | null = null;
+      let upkeep: Upkeep;
+      let app: FetchApp;
+      let base: string;
+      let close: () => Promise<void>;
+
+      before(async () => {
+        fixture = await fixtureDatabase(dialect);
+        if (!fixture) return;
+        upkeep = await createUpkeep({ database: fixture.database, secret: SECRET, mode: "test", install: true });
+        const started = await adapter.start(upkeep);
+        app = started.fetchApp;
+        base = started.url;
+        close = started.close;
+      });
+      after(async () => {
+        await close?.();
+        await upkeep?.close();
+        await fixture?.drop();
+      });
+      const it = (name: string, fn: () => Promise<void>) =>
+        test(name, async (t) => {
+          if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
+          await fn();
+        });
+      const exec = async (statement: string) => {
+        await fixture!.exec(statement);
+        await upkeep.settle();
+      };
+
+      it("a page is served with the live marker, and a write patches it to what a fresh GET shows", async () => {
+        const page = await openLivePage(upkeep, app, "/lists/a");
+        await exec("insert into items (list, title, pos) values ('a', 'first', 1)");
+        assert.ok(page.messages.some((m) => m.type === "patch"));
+        assert.equal(page.body(), await freshBody(app, "/lists/a"));
+        assert.match(page.body(), /first/);
+        const from = page.messages.length;
+        await exec("insert into items (list, title, pos) values ('b', 'elsewhere', 1)");
+        assert.equal(page.messages.length, from, "a write to another list reached the page");
+        page.close();
+      });
+
+      it("a page that read one viewer's cookie is patched for that viewer only", async () => {
+        const alice = await openLivePage(upkeep, app, "/me", { headers: { cookie: "user=alice; theme=dark" } });
+        const bob = await openLivePage(upkeep, app, "/me", { headers: { cookie: "user=bob" } });
+        const bobFrom = bob.messages.length;
+        await exec("insert into secrets (owner, body) values ('alice', 'for alice')");
+        assert.match(alice.body(), /for alice/);
+        assert.equal(bob.messages.length, bobFrom);
+        assert.equal(alice.body(), await freshBody(app, "/me", { cookie: "user=alice; theme=dark" }));
+        alice.close();
+        bob.close();
+      });
+
+      it("a refused page is an error in test mode, never a silently stale live page", async () => {
+        const response = await app.fetch(new Request(`${base}/raw`, { headers: { accept: "text/html" } }));
+        assert.equal(response.status, 500);
+        assert.doesNotMatch(await response.text(), new RegExp(WIRE.streamSourceTag));
+      });
+
+      it("a JSON GET asked for live is a live resource", async () => {
+        const resource = await openLiveResource<unknown[]>(upkeep, app, "/api/j");
+        await exec("insert into items (list, title, pos) values ('j', 'json', 1)");
+        assert.deepEqual(resource.current(), await freshJson(app, "/api/j"));
+        assert.equal(resource.current().length, 1);
+        resource.close();
+      });
+
+      it("over a real server: the client is served, and a WebSocket subscriber receives the patch", async () => {
+        const client = await fetch(`${base}${WIRE.clientPath}index.js`);
+        assert.equal(client.status, 200);
+        assert.match(client.headers.get("content-type") ?? "", /javascript/);
+        const html = await (await fetch(`${base}/lists/w`, { headers: { accept: "text/html" } })).text();
+        const attribute = (name: string) =>
+          (new RegExp(`${name}="([^"]*)"`).exec(html)?.[1] ?? "").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+        const socket = new WebSocket(`${base.replace("http", "ws")}${WIRE.socketPath}`);
+        const messages: ServerMessage[] = [];
+        await new Promise<void>((resolve, reject) => {
+          socket.once("error", reject);
+          socket.on("message", (data) => {
+            const message = JSON.parse(String(data)) as ServerMessage;
+            messages.push(message);
+            if (message.type === "subscribed") resolve();
+          });
+          socket.once("open", () =>
+            socket.send(
+              JSON.stringify({
+                type: WIRE.msg.subscribe,
+                id: "w",
+                token: attribute(WIRE.tokenAttr),
+                offset: Number(attribute(WIRE.offsetAttr)),
+                incarnation: attribute(WIRE.incarnationAttr),
+              }),
+            ),
+          );
+        });
+        await exec("insert into items (list, title, pos) values ('w', 'over the wire', 1)");
+        for (let i = 0; i < 100 && !messages.some((m) => m.type === "patch"); i++)
+          await new Promise((r) => setTimeout(r, 20));
+        const patch = messages.find((m) => m.type === "patch");
+        assert.ok(patch && patch.type === "patch" && patch.html.includes("over the wire"), JSON.stringify(messages));
+        socket.close();
+      });
+    });
+  }
+}

@@ -352,6 +352,27 @@ describe("reloading", () => {
     assert.equal(errors.length, 1);
   });
 
+  test("token_identity_mismatch opens the connection again once (the viewer's cookies changed), then reloads", () => {
+    const { router, subscriptions } = setup(page("t1"));
+    let drops = 0;
+    Object.assign(subscriptions, { drop: () => drops++ });
+    const warn = console.warn;
+    console.warn = () => {};
+    try {
+      const sub = subscriptions.only();
+      sub.deliver({ type: "error", id: sub.id, code: "token_identity_mismatch", message: "" });
+      assert.equal(drops, 1);
+      assert.equal(subscriptions.only(), sub, "still subscribed: it subscribes again on the new connection");
+      assert.equal(router.reloads.length, 0);
+      sub.deliver({ type: "error", id: sub.id, code: "token_identity_mismatch", message: "" });
+      assert.equal(drops, 1);
+      assert.equal(subscriptions.live.size, 0);
+      assert.equal(router.reloads.length, 1);
+    } finally {
+      console.warn = warn;
+    }
+  });
+
   test("a token error reloads; another error only leaves", () => {
     const { router, subscriptions } = setup(page("t1"));
     const warn = console.warn;

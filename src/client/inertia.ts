@@ -29,6 +29,7 @@ import {
   type LiveState,
   nextSubscriptionId,
   onConnectionState,
+  reconnectForIdentity,
   reloadAllowed,
   type Subscriptions,
   windowConnection,
@@ -137,6 +138,8 @@ type LiveSubscription = Subscription & {
    * rather than patched.
    */
   sent: Map<string, unknown>;
+  /** The connection was opened again once for a token_identity_mismatch (shared.ts, reconnectForIdentity). */
+  identityRetried?: boolean;
 };
 
 function propsOf(page: unknown): Record<string, unknown> {
@@ -264,6 +267,7 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
         fullReload(String(message.reason ?? "reload"));
         return;
       case WIRE.msg.error:
+        if (reconnectForIdentity(subscriptions, sub, message.code)) return;
         console.warn(`upkeep: ${message.code}: ${message.message ?? ""}`);
         leave();
         if (RELOAD_CODES.has(message.code)) fullReload(String(message.code));

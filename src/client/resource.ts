@@ -15,6 +15,7 @@ import {
   connectionState,
   nextSubscriptionId,
   onConnectionState,
+  reconnectForIdentity,
   type Subscriptions,
   windowConnection,
 } from "./shared.ts";
@@ -58,7 +59,7 @@ export function followLiveResource<T>(
   const subscriptions = options.subscriptions ?? windowConnection(options);
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   let snapshot: LiveResourceSnapshot<T> = { data: undefined, error: undefined, status: "loading", offset: null };
-  let sub: Subscription | null = null;
+  let sub: (Subscription & { identityRetried?: boolean }) | null = null;
   let closed = false;
   let generation = 0;
   let refetches: number[] = [];
@@ -107,7 +108,7 @@ export function followLiveResource<T>(
       emit({ data, error: undefined, status: "static", offset: null });
       return;
     }
-    const next: Subscription = {
+    const next: Subscription & { identityRetried?: boolean } = {
       id: nextSubscriptionId("upkeep_resource"),
       token,
       incarnation,
@@ -122,7 +123,7 @@ export function followLiveResource<T>(
     emit({ data, error: undefined, status: connectionStatus(), offset });
   }
 
-  function receive(from: Subscription, message: any): void {
+  function receive(from: Subscription & { identityRetried?: boolean }, message: any): void {
     if (from !== sub || closed) return;
     switch (message?.type) {
       case WIRE.msg.value: {
@@ -145,6 +146,7 @@ export function followLiveResource<T>(
         again(String(message.reason ?? "reload"));
         return;
       case WIRE.msg.error:
+        if (reconnectForIdentity(subscriptions, from, message.code)) return;
         if (RELOAD_CODES.has(message.code)) again(String(message.code));
         else {
           leave();

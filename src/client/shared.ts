@@ -121,3 +121,21 @@ export function resetReloadGuard(): void {
     // storage unavailable
   }
 }
+
+/**
+ * A subscription refused with `token_identity_mismatch` whose token is newer than the connection: the token was
+ * rendered with the viewer's current cookies (they signed in or out since the connection opened), and the server
+ * checks it against the cookies the connection was opened with. The connection is opened again (every subscription
+ * resumes from its offset), once per subscription; returns false when that was already tried.
+ */
+export function reconnectForIdentity(
+  subscriptions: Subscriptions,
+  sub: { identityRetried?: boolean },
+  code: unknown,
+): boolean {
+  const drop = (subscriptions as Partial<ConnectionManager>).drop;
+  if (code !== "token_identity_mismatch" || sub.identityRetried || typeof drop !== "function") return false;
+  sub.identityRetried = true;
+  drop.call(subscriptions);
+  return true;
+}

@@ -190,6 +190,28 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
         await b.page.close();
       });
 
+      test("a viewer who signs in as someone else stays live, with the new viewer's props", async () => {
+        const a = await openLive(alice, board);
+        try {
+          const before = await subscriptionOf(a.page);
+          await a.page.evaluate(
+            ([url, back]) => (window as any).__router.post(url, { name: "carol", back }),
+            [`/${framework}/viewer`, board],
+          );
+          await a.page.locator("#viewer").getByText("carol").waitFor();
+          await a.page.waitForFunction((old) => (window as any).__upkeepInertia.subscription !== old, before);
+          // The new page's token is carol's; the connection, opened with alice's cookie, is opened again.
+          const note = `carol's note (${framework})`;
+          await server.db.insertInto("notes").values({ owner: "carol", body: note }).execute();
+          await shows(a, a.page.locator("#mine li", { hasText: note }));
+          assert.ok(!(await a.page.locator("#mine").textContent())?.includes("alice"));
+          await assertNotReloaded(a);
+        } finally {
+          await alice.context.addCookies([{ name: "user", value: "alice", url: server.url }]);
+          await a.page.close();
+        }
+      });
+
       test("an Inertia navigation moves the subscription to the new page", async () => {
         const a = await openLive(alice, board);
         const first = await subscriptionOf(a.page);

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Hono } from "hono";
+import { setCookie } from "hono/cookie";
 import type { Generated } from "kysely";
 import { upkeepMiddleware } from "../../../src/hono/index.ts";
 import { cookie, createUpkeep, type Upkeep } from "../../../src/index.ts";
@@ -124,6 +125,12 @@ export async function startFixtureServer(options: { databasePath: string; assets
         count: async () => (await db.selectFrom("cards").select(["id"]).where("board_id", "=", 2).execute()).length,
       }),
     );
+    // Signing in as someone else: the cookie changes while the page (and its connection) stays open.
+    app.post(`/${framework}/viewer`, async (c) => {
+      const { name, back } = await c.req.json<{ name: string; back: string }>();
+      setCookie(c, "user", name, { path: "/" });
+      return inertia.redirect(c, back);
+    });
     app.post(`/${framework}/boards/:id/cards`, async (c) => {
       const id = Number(c.req.param("id"));
       const { title } = await c.req.json<{ title: string }>(); // Inertia posts JSON

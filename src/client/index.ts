@@ -134,6 +134,7 @@ let counter = 0;
 
 export class UpkeepStreamSource extends HTMLElement {
   #sub: Subscription | null = null;
+  #identityRetried = false;
   /** Patches are applied strictly in arrival order, even while Turbo is still loading. */
   #queue = Promise.resolve();
 
@@ -195,6 +196,13 @@ export class UpkeepStreamSource extends HTMLElement {
         reloadPage(message.reason ?? "reload");
         return;
       case WIRE.msg.error:
+        // A token rendered with the viewer's current cookies (they signed in or out since the window's connection
+        // opened): open the connection again, once, so that it carries them.
+        if (message.code === "token_identity_mismatch" && !this.#identityRetried && manager) {
+          this.#identityRetried = true;
+          manager.drop();
+          return;
+        }
         console.warn(`upkeep: ${message.code}: ${message.message}`);
         this.#leave();
         if (RELOAD_CODES.has(message.code)) reloadPage(message.code);

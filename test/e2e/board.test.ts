@@ -124,6 +124,21 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
     await a.page.close();
   });
 
+  test("signing in with a Turbo form keeps the page live (the connection is opened again with the new cookie)", async () => {
+    const a = await openLive("/");
+    await a.page.getByLabel("Your name").fill("Grace");
+    await a.page.getByRole("button", { name: "Sign in" }).click();
+    await a.page.locator("#greeting").getByText("Grace").waitFor();
+    await withTimeout(a.socket.waitFor("subscribed", 2), "the signed-in page's subscription");
+    rawWrite("update boards set name = ? where id = 3", "Hiring, renamed after signing in");
+    await a.page.getByText("Hiring, renamed after signing in").waitFor();
+    const reloads = await a.page.evaluate(() => (window as any).__upkeep.reloads);
+    assert.deepEqual(reloads, [], "no reload was needed");
+    assert.deepEqual(a.errors, []);
+    await a.page.context().clearCookies();
+    await a.page.close();
+  });
+
   test("after a SIGKILL and a write while the server is down, the restarted server brings the page up to date", async () => {
     const a = await openLive("/boards/1");
     await server.kill();

@@ -22,6 +22,7 @@ export async function buildSpaClient(outDir: string): Promise<void> {
       outDir,
       emptyOutDir: true,
       copyPublicDir: false,
+      chunkSizeWarningLimit: 4096, // one module with React and Inertia in it, on purpose
       rollupOptions: { input: join(here, "main.tsx"), output: { entryFileNames: "app.js" } },
     },
   });

@@ -3,6 +3,7 @@
 export type { MatchResult, MissReason, QueryDependency } from "./analysis/types.ts";
 export { cookie, header } from "./capture/context.ts";
 export { createIdentifiersTable, depends, IDENTIFIERS_TABLE, touch } from "./capture/identifiers.ts";
+export type { ChangefeedAccess, ChangefeedOptions } from "./changefeed/http.ts";
 export {
   BACKOFF_DEFAULTS,
   DATA_TUNING,
@@ -24,6 +25,7 @@ export {
   type Partial,
   partial,
 } from "./render/frames.ts";
+export { consoleLogger, type UpkeepLogger } from "./telemetry.ts";
 export {
   createUpkeep,
   type Served,

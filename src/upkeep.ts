@@ -6,13 +6,17 @@ import { serve as serveNode } from "@hono/node-server";
 import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
 import { createIdentifiersTable } from "./capture/identifiers.ts";
+import type { ChangefeedOptions } from "./changefeed/http.ts";
 import { DELIVERY_TUNING } from "./constants.ts";
 import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
+import { type ChangesOptions, changes } from "./ledger/changes.ts";
+import { history, type RowAt, rowAt } from "./ledger/history.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
-import type { Ledger } from "./ledger/types.ts";
+import type { Fact, Ledger, Row } from "./ledger/types.ts";
 import type { FetchApp } from "./render/page.ts";
+import { consoleLogger, startTelemetry, type UpkeepLogger } from "./telemetry.ts";
 import { fetchAppOf, type NodeListener } from "./web/inject.ts";
 
 export interface UpkeepOptions {
@@ -43,6 +47,12 @@ export interface UpkeepOptions {
   origins?: string[];
   /** What the ledger does when tables appear while the app runs: regenerate the triggers (default) or report. */
   schemaChanges?: "refresh" | "report";
+  /** Serve the ledger as a changefeed at /upkeep/changes (SSE and JSON long-poll) to callers `authorize` admits.
+   *  Off by default. */
+  changefeed?: ChangefeedOptions;
+  /** Where Upkeep's log records go: any logger with pino's methods (`info`, `warn`, `error` taking a record and a
+   *  message). Default: the console. */
+  logger?: UpkeepLogger;
   /** Render `partial`s and `Collection`s on their own when only they are affected (default true). false replays
    *  the whole page for every affecting write, as if the app marked no frames (for comparisons and diagnosis). */
   frames?: boolean;
@@ -59,6 +69,10 @@ export interface UpkeepStats {
   bytes: number;
   /** Whole-body patches sent where a narrower one could not be proven, by reason. */
   deoptimizations: Readonly<Record<Deoptimization, number>>;
+  /** Pages refused (served as ordinary pages, or an error in development and tests), by refusal code. */
+  refusals: Readonly<Record<string, number>>;
+  /** Data mode: prop values or patches pushed to browsers. */
+  propsPushed: number;
   factsPlanned: number;
   /** Facts planned against every read of their table (TRUNCATE, an image the capture could not build). */
   factsTableWide: number;
@@ -88,6 +102,10 @@ export interface Served {
 
 export class Upkeep {
   readonly mode: Mode;
+  /** Where Upkeep's log records go (UpkeepOptions.logger). */
+  logger: UpkeepLogger = consoleLogger;
+  /** The changefeed's settings, when it is served (UpkeepOptions.changefeed). */
+  changefeed: ChangefeedOptions | null = null;
   readonly refusals: "throw" | "warn";
   readonly ledger: Ledger;
   readonly hub: Hub;
@@ -157,7 +175,10 @@ export class Upkeep {
     const prune = async () => {
       await this.hub.holdPosition(); // this process's own hold, renewed to what it needs now
       await this.ledger.prune({ olderThanMs: retentionMs, atOrBelow: this.hub.lowestOffset() }).catch((error) => {
-        console.error(`upkeep: pruning the ledger failed: ${(error as Error).message}`);
+        this.logger.error(
+          { event: "upkeep.prune_failed", err: (error as Error).message },
+          `upkeep: pruning the ledger failed: ${(error as Error).message}`,
+        );
       });
     };
     const timer = setInterval(prune, everyMs);
@@ -181,6 +202,8 @@ export class Upkeep {
       messages: hub.stats.messages,
       bytes: hub.stats.bytes,
       deoptimizations: { ...hub.stats.deoptimizations },
+      refusals: { ...hub.stats.refusals },
+      propsPushed: hub.stats.propsPushed,
       factsPlanned: hub.stats.factsPlanned,
       factsTableWide: hub.stats.factsTableWide,
       resyncs: hub.stats.resyncs,
@@ -191,6 +214,26 @@ export class Upkeep {
       lag: Math.max(0, head - hub.position),
       incarnation: this.ledger.incarnation,
     };
+  }
+
+  /** The ledger's facts after an offset, from Node (see upkeep/ledger's `changes`). */
+  changes(options: ChangesOptions = {}): AsyncGenerator<Fact> {
+    return changes(this.ledger, options);
+  }
+
+  /** Every retained fact of one row, oldest first (see upkeep/ledger's `history`). */
+  history(table: string, key: Row): Promise<Fact[]> {
+    return history(this.ledger, table, key);
+  }
+
+  /** One row as of an offset, within retention (see upkeep/ledger's `rowAt`). */
+  rowAt(table: string, key: Row, offset: number): Promise<RowAt> {
+    return rowAt(this.ledger, table, key, offset);
+  }
+
+  /** Runs `close` when the instance closes (after the hub stops, before the ledger closes). */
+  onClose(close: () => Promise<void>): void {
+    this.closers.push(close);
   }
 
   /** Every fact committed before the call planned, and its renders sent. */
@@ -224,6 +267,8 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     );
   }
   const mode = options.mode ?? defaultMode();
+  const logger = options.logger ?? consoleLogger;
+  const log = (level: "warn" | "error", message: string) => logger[level]({ event: "upkeep.log" }, message);
   if (options.identifiers) {
     const db = new Kysely<any>({ dialect: createDialect(options.database) });
     await createIdentifiersTable(db).finally(() => db.destroy());
@@ -233,6 +278,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     database: options.database,
     exclude: options.exclude,
     schemaChanges: options.schemaChanges,
+    log,
   });
   const hub = new Hub({
     ledger,
@@ -242,11 +288,16 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     coalesceMs: options.coalesceMs,
     origins: options.origins,
     frames: options.frames,
-    log: (level, message) => (level === "error" ? console.error(message) : console.warn(message)),
+    log,
   });
   await hub.start();
+  const telemetry = await startTelemetry(hub, ledger);
+  hub.instruments = telemetry.instruments;
   const refusals = options.refusals ?? (mode === "production" ? "warn" : "throw");
   const upkeep = new Upkeep({ database: options.database, mode, refusals, ledger, hub });
+  upkeep.logger = logger;
+  upkeep.changefeed = options.changefeed ?? null;
+  upkeep.onClose(async () => telemetry.stop());
   const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
   if (retentionMs > 0) upkeep.retain(retentionMs);
   return upkeep;

@@ -148,6 +148,8 @@ export class Follower {
   private ingest(facts: Fact[]): void {
     this.#host.dirtied(planBatch(this.#host.registry, facts).dirtied);
     this.#host.stats.factsPlanned += facts.length;
+    const newest = facts[facts.length - 1];
+    if (newest) this.#host.stats.lastCommitAt = Date.parse(newest.committedAt) || this.#host.stats.lastCommitAt;
     for (const fact of facts) {
       if (!isTableWide(fact)) continue;
       this.#host.stats.factsTableWide++;

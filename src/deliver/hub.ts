@@ -42,8 +42,16 @@ import { FrameRenderer } from "./frame-render.ts";
 import { deliverLatest, digestOf, htmlDigest, originOf, sendTo } from "./patch.ts";
 import { regroup, replayRequest } from "./replay.ts";
 import { createStats, type Deoptimization, type HubStats } from "./stats.ts";
-import { groupToken } from "./token.ts";
-import type { HubOptions, RegisteredRender, Sink, SubscribeRequest, SubscriptionHub } from "./types.ts";
+import { pageToken } from "./token.ts";
+import {
+  type HubInstruments,
+  type HubOptions,
+  NO_INSTRUMENTS,
+  type RegisteredRender,
+  type Sink,
+  type SubscribeRequest,
+  type SubscriptionHub,
+} from "./types.ts";
 
 export type { Deoptimization, HubStats } from "./stats.ts";
 export type { HubOptions, Mode, RegisteredRender } from "./types.ts";
@@ -56,8 +64,10 @@ export class Hub implements SubscriptionHub {
   /** Reads the ledger and plans each batch (follower.ts). */
   private readonly follower: Follower;
   app: FetchApp | null = null;
-  private readonly options: Required<Omit<HubOptions, "log" | "registry" | "origins" | "frames">> &
+  private readonly options: Required<Omit<HubOptions, "log" | "registry" | "origins" | "frames" | "instruments">> &
     Pick<HubOptions, "log" | "origins">;
+  /** Spans and delivery latency (src/telemetry.ts); set by createUpkeep when OpenTelemetry is present. */
+  instruments: HubInstruments;
   /** Facts planned again after a render registered its reads (catch-up.ts). */
   private readonly catchUps: CatchUps;
   private holdTimer: NodeJS.Timeout | null = null;
@@ -90,30 +100,28 @@ export class Hub implements SubscriptionHub {
       coalesceMs: options.coalesceMs ?? DELIVERY_TUNING.coalesceMs,
     };
     this.frames = options.frames ?? true;
+    this.instruments = options.instruments ?? NO_INSTRUMENTS;
     this.frameRenderer = new FrameRenderer(this.stats, this.registry);
     this.propRenderer = new PropRenderer(this.stats, this.registry);
-    this.catchUps = new CatchUps({
-      ledger: options.ledger,
-      isClosed: () => this.closed,
-      markPageDirty: (group) => this.markPageDirty(group),
-      dirtied: (frames) => this.dirtied(frames),
-      scheduleReplay: (group) => this.scheduleReplay(group),
-      checkIdle: () => this.checkIdle(),
-    });
-    this.follower = new Follower({
+    // One host for the catch-ups and the follower: the hub's scheduling, seen from each.
+    const host = {
       ledger: options.ledger,
       registry: this.registry,
       stats: this.stats,
       coalesceMs: this.options.coalesceMs,
-      log: (level, message) => this.options.log?.(level, message),
-      logOnce: (level, key, message) => this.logOnce(level, key, message),
+      isClosed: () => this.closed,
+      log: (level: "warn" | "error", message: string) => this.options.log?.(level, message),
+      logOnce: (level: "warn" | "error", key: string, message: string) => this.logOnce(level, key, message),
+      markPageDirty: (group: PageGroup) => this.markPageDirty(group),
+      dirtied: (frames: readonly GroupFrame[]) => this.dirtied(frames),
+      scheduleReplay: (group: PageGroup) => this.scheduleReplay(group),
       renderDirty: () => this.renderDirty(),
-      dirtied: (frames) => this.dirtied(frames),
-      markPageDirty: (group) => this.markPageDirty(group),
       renderDue: () => this.renderDue(),
-      reloadAll: (group, reason) => this.reloadAll(group, reason),
+      reloadAll: (group: PageGroup, reason: ReloadReason) => this.reloadAll(group, reason),
       checkIdle: () => this.checkIdle(),
-    });
+    };
+    this.catchUps = new CatchUps(host);
+    this.follower = new Follower(host);
   }
 
   get ledger(): Ledger {
@@ -215,7 +223,11 @@ export class Hub implements SubscriptionHub {
     }
     this.due.delete(group);
     this.rendering.add(group);
-    group.local.rendering = (group.dirty ? this.render(group) : this.renderFrames(group))
+    const kind = group.dirty ? "page" : group.format === "html" ? "frames" : "props";
+    group.local.rendering = this.instruments
+      .span("upkeep.render", { "upkeep.url": group.url, "upkeep.kind": kind }, () =>
+        kind === "page" ? this.render(group) : this.renderFrames(group),
+      )
       .catch((error) => {
         this.options.log?.("error", `upkeep: replay of ${group.url} failed: ${(error as Error).stack}`);
         this.reloadAll(group, "render_failed");
@@ -265,6 +277,12 @@ export class Hub implements SubscriptionHub {
     if (recorded && capture.renderOffset < this.position)
       this.catchUps.page(target, capture.renderOffset, this.position);
     this.deliver(target);
+    this.delivered();
+  }
+
+  /** A render caused by planned facts was sent: its latency from the newest fact's commit. */
+  private delivered(): void {
+    if (this.stats.lastCommitAt > 0) this.instruments.delivered(Date.now() - this.stats.lastCommitAt);
   }
 
   /** Sends the group's latest render to the subscribers showing an older one (a patch, or data mode's delta). */
@@ -285,6 +303,7 @@ export class Hub implements SubscriptionHub {
     if ("fallback" in result) return this.replayInstead(group, result.fallback);
     if (offset < this.position) this.catchUps.frames(group, result.changed, offset, this.position);
     this.deliver(group, "actions" in result ? { before: result.before, actions: result.actions } : undefined);
+    this.delivered();
   }
 
   private replayInstead(group: PageGroup, reason: Deoptimization): void {
@@ -332,20 +351,18 @@ export class Hub implements SubscriptionHub {
       this.deliver(group);
       if (offset < this.position) this.catchUps.page(group, offset, this.position);
     }
-    // The same HTML as the group's latest render (the common case) reuses its digest: compare, do not hash.
-    const rendered = (html === group.page?.text ? htmlDigest(group) : null) ?? digestOf(html);
+    const incarnation = this.ledger.incarnation;
     const claims = {
       url: capture.url,
       origin,
       identity,
       inputs,
-      incarnation: this.ledger.incarnation,
+      incarnation,
       offset,
-      rendered,
       ...(doc ? { format: doc.kind } : {}),
     };
-    const token = groupToken(group, claims, this.options.secret, this.options.tokenTtlMs);
-    return { token: token.value, offset, incarnation: this.ledger.incarnation };
+    const token = pageToken(group, claims, html, this.options.secret, this.options.tokenTtlMs);
+    return { token, offset, incarnation };
   }
 
   /**

@@ -39,6 +39,10 @@ export interface HubStats {
   resyncs: number;
   /** Whole-body morphs sent where a narrower patch could not be proven, by reason. */
   deoptimizations: Record<Deoptimization, number>;
+  /** Pages refused (not kept live), by refusal code. */
+  refusals: Record<string, number>;
+  /** Commit time (ms epoch) of the newest fact planned; 0 before any. */
+  lastCommitAt: number;
 }
 
 /** Every counter at zero. */
@@ -64,5 +68,7 @@ export function createStats(): HubStats {
     factsTableWide: 0,
     resyncs: 0,
     deoptimizations,
+    refusals: {},
+    lastCommitAt: 0,
   };
 }

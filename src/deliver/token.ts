@@ -3,6 +3,8 @@
 // constant time before the payload is parsed, so nothing an attacker controls reaches JSON.parse unverified.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { ConfigError, SubscriptionTokenError } from "../errors.ts";
+import type { PageGroup } from "../register/registry.ts";
+import { digestOf, htmlDigest } from "./patch.ts";
 
 export interface TokenClaims {
   /** The page URL (path and query) the token subscribes to. */
@@ -123,6 +125,21 @@ function isClaims(value: unknown): value is TokenClaims {
     (c.rendered === undefined || typeof c.rendered === "string") &&
     (c.origin === undefined || typeof c.origin === "string")
   );
+}
+
+/**
+ * The token of a page rendered into `group` as `html` (the same HTML as the group's latest render, the common case,
+ * reuses its digest: compared, not hashed).
+ */
+export function pageToken(
+  group: PageGroup,
+  claims: Omit<TokenClaims, "exp" | "rendered">,
+  html: string,
+  secret: string,
+  ttlMs: number,
+): string {
+  const rendered = (html === group.page?.text ? htmlDigest(group) : null) ?? digestOf(html);
+  return groupToken(group, { ...claims, rendered }, secret, ttlMs).value;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface HubOptions {
    *  refused. Default: any (tokens are bound to the page's own origin either way). */
   origins?: string[];
   log?: (level: "warn" | "error", message: string) => void;
+  /** Spans and latency for telemetry (src/telemetry.ts). */
+  instruments?: HubInstruments;
 }
 
 export interface RegisteredRender {
@@ -30,3 +32,16 @@ export interface RegisteredRender {
   offset: number;
   incarnation: string;
 }
+
+/** What the hub reports to telemetry while it works. */
+export interface HubInstruments {
+  /** Runs a render inside a span (when tracing is on). */
+  span<T>(name: string, attributes: Record<string, string | number>, run: () => Promise<T>): Promise<T>;
+  /** A render caused by planned facts was sent, `latencyMs` after the newest of them committed. */
+  delivered(latencyMs: number): void;
+}
+
+export const NO_INSTRUMENTS: HubInstruments = {
+  span: (_name, _attributes, run) => run(),
+  delivered: () => {},
+};

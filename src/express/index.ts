@@ -19,7 +19,10 @@ type Next = (error?: unknown) => void;
 export function upkeepExpress(upkeep: Upkeep): (req: IncomingMessage, res: ServerResponse, next: Next) => void {
   return (req, res, next) => {
     res.once("upkeep:error", (error: unknown) => {
-      if (upkeep.mode !== "production") console.error(`upkeep: ${(error as Error)?.message ?? error}`);
+      upkeep.logger.error(
+        { event: "upkeep.response_failed", url: req.url, err: (error as Error)?.message ?? String(error) },
+        `upkeep: ${req.url}: ${(error as Error)?.message ?? error}`,
+      );
     });
     handleNode(upkeep, req, res, () => next()).catch(next);
   };

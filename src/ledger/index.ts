@@ -8,8 +8,10 @@ import { openSqliteLedger } from "./sqlite/ledger.ts";
 import type { InstallReport, Ledger, LedgerOptions } from "./types.ts";
 import { parseDatabaseUrl } from "./url.ts";
 
+export { type ChangesOptions, changes } from "./changes.ts";
 export { bytesToHex, toJsonSafe } from "./decode.ts";
 export { createDialect, type DialectHooks } from "./dialect.ts";
+export { history, type RowAt, rowAt } from "./history.ts";
 export * from "./types.ts";
 export { type ParsedDatabase, parseDatabaseUrl } from "./url.ts";
 

@@ -191,7 +191,10 @@ export function live(upkeep: Upkeep, listener: NodeListener): NodeListener {
     handleNode(upkeep, req, res, () => listener(req, res)).catch((error: unknown) => {
       if (!res.headersSent) res.statusCode = 500;
       res.end();
-      console.error(`upkeep: ${(error as Error).stack ?? error}`);
+      upkeep.logger.error(
+        { event: "upkeep.request_failed", url: req.url, err: (error as Error)?.message ?? String(error) },
+        `upkeep: ${req.url}: ${(error as Error)?.stack ?? error}`,
+      );
     });
   };
   return wrapped;

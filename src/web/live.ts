@@ -8,6 +8,7 @@
 import { readFile } from "node:fs/promises";
 import * as nodeModule from "node:module";
 import { createCapture, type PageCapture, parseCookies, recordInput } from "../capture/context.ts";
+import { CHANGES_PATH, handleChanges } from "../changefeed/http.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import type { RefusedBoundaryError } from "../errors.ts";
@@ -219,9 +220,11 @@ const warnedRefusals = new WeakMap<Upkeep, Set<string>>();
  */
 export function refuse(upkeep: Upkeep, capture: PageCapture): LiveResponse | null {
   const refusal = capture.refusals[0] as RefusedBoundaryError;
+  const counts = upkeep.hub.stats.refusals;
+  counts[refusal.code] = (counts[refusal.code] ?? 0) + 1;
   if (upkeep.refusals === "throw") {
     if (upkeep.mode !== "development") throw refusal;
-    console.error(JSON.stringify(refusalRecord(refusal, capture.url)));
+    upkeep.logger.error(refusalRecord(refusal, capture.url));
     return {
       status: 500,
       headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
@@ -236,7 +239,10 @@ export function refuse(upkeep: Upkeep, capture: PageCapture): LiveResponse | nul
   }
   if (!warned.has(key)) {
     warned.add(key);
-    console.warn(`${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`);
+    upkeep.logger.warn(
+      { ...refusalRecord(refusal, capture.url), level: "warn" },
+      `${refusal.message}\n  page: ${capture.url} (served as an ordinary, non-live page)`,
+    );
   }
   return null;
 }
@@ -293,6 +299,16 @@ export function isOwnPath(path: string): boolean {
 /** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. */
 export async function serveOwn(upkeep: Upkeep, request: Request, path: string): Promise<Response | null> {
   if (path === WIRE.eventsPath) return handleEventStream(request, upkeep.hub);
+  if (path === CHANGES_PATH) {
+    if (upkeep.changefeed) return handleChanges(request, upkeep.ledger, upkeep.changefeed);
+    return new Response(
+      JSON.stringify({
+        error: "changefeed_off",
+        message: "the changefeed is off; pass createUpkeep({ changefeed: { authorize } }) to serve it",
+      }),
+      { status: 404, headers: { "content-type": "application/json" } },
+    );
+  }
   if (path === WIRE.turboScriptPath) return javascript(await staticFile(turboPath));
   if (path.startsWith(WIRE.clientPath)) {
     const name = path.slice(WIRE.clientPath.length);

@@ -12,8 +12,17 @@
 // reloads carry no `upkeep` key and keep the subscription; the marker is written back into the page object with each
 // update, so a history entry always holds the offset its props show.
 //
+// Patches apply to each prop's value as the server last sent it, which a partial reload of the page's own may have
+// overtaken; the result is shown. A prop the page was told to fetch itself is fetched again rather than patched, until
+// a whole value comes.
+//
 // While a full visit is in flight, incoming props wait: the page they belong to may be replaced under them. When the
-// visit finishes they are applied if their page is still shown, and dropped otherwise (the new page is fresh).
+// visit finishes they are applied if their page is still shown, and dropped otherwise (the new page is fresh). Props
+// also wait until Inertia reports its first page (its router cannot replace props before).
+//
+// Reloads: a `reload` message or a token error makes one full Inertia visit of the page (router.reload()), at most
+// CLIENT_TUNING.maxReloads times per URL within reloadWindowMs; `token_identity_mismatch` first opens the connection
+// again (the viewer signed in or out since it opened).
 //
 // Debugging and browser tests: window.__upkeepInertia (state, subscription, offset, propsApplied, reloads,
 // partialReloads, messages, drop()).

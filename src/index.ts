@@ -17,6 +17,7 @@ export type { ClientMessage, ServerMessage, SubscribeRequest } from "./deliver/t
 export * from "./errors.ts";
 export { install, openLedger, uninstall } from "./ledger/index.ts";
 export type { Fact, Ledger, LedgerOptions, Operation, Row } from "./ledger/types.ts";
+export { PRESENCE_TABLE, type PresenceOptions, presence } from "./presence.ts";
 export {
   Collection,
   type CollectionProps,

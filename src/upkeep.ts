@@ -7,14 +7,16 @@ import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
 import { createIdentifiersTable } from "./capture/identifiers.ts";
 import type { ChangefeedOptions } from "./changefeed/http.ts";
-import { DELIVERY_TUNING } from "./constants.ts";
+import { DELIVERY_TUNING, LEDGER } from "./constants.ts";
 import { type Deoptimization, Hub, type Mode } from "./deliver/hub.ts";
 import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
+import type { InspectOptions } from "./inspect/options.ts";
 import { type ChangesOptions, changes } from "./ledger/changes.ts";
 import { history, type RowAt, rowAt } from "./ledger/history.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
 import type { Fact, Ledger, Row } from "./ledger/types.ts";
+import { createPresenceTable, Presence, type PresenceOptions } from "./presence.ts";
 import type { FetchApp } from "./render/page.ts";
 import { consoleLogger, startTelemetry, type UpkeepLogger } from "./telemetry.ts";
 import { fetchAppOf, type NodeListener } from "./web/inject.ts";
@@ -34,6 +36,9 @@ export interface UpkeepOptions {
   install?: boolean;
   /** Create the table of explicit identifiers (`touch`/`depends`) before installing. Default false. */
   identifiers?: boolean;
+  /** Record who views each page (src/presence.ts): `{ label(headers) }` names a subscriber's viewer; renders read
+   *  the viewers of their page with `presence(db)`. Creates the `upkeep_presence` table before installing. */
+  presence?: PresenceOptions;
   /** Tables never captured. */
   exclude?: string[];
   /** Subscription token lifetime. */
@@ -50,6 +55,8 @@ export interface UpkeepOptions {
   /** Serve the ledger as a changefeed at /upkeep/changes (SSE and JSON long-poll) to callers `authorize` admits.
    *  Off by default. */
   changefeed?: ChangefeedOptions;
+  /** Who may see the inspector at /upkeep/inspect outside development (where it is always on). */
+  inspect?: InspectOptions;
   /** Where Upkeep's log records go: any logger with pino's methods (`info`, `warn`, `error` taking a record and a
    *  message). Default: the console. */
   logger?: UpkeepLogger;
@@ -106,6 +113,10 @@ export class Upkeep {
   logger: UpkeepLogger = consoleLogger;
   /** The changefeed's settings, when it is served (UpkeepOptions.changefeed). */
   changefeed: ChangefeedOptions | null = null;
+  /** Who views which page, when presence is on (UpkeepOptions.presence). */
+  presence: Presence | null = null;
+  /** Who may see the inspector outside development (UpkeepOptions.inspect). */
+  inspect: InspectOptions | null = null;
   readonly refusals: "throw" | "warn";
   readonly ledger: Ledger;
   readonly hub: Hub;
@@ -269,9 +280,14 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   const mode = options.mode ?? defaultMode();
   const logger = options.logger ?? consoleLogger;
   const log = (level: "warn" | "error", message: string) => logger[level]({ event: "upkeep.log" }, message);
-  if (options.identifiers) {
+  if (options.identifiers || options.presence) {
     const db = new Kysely<any>({ dialect: createDialect(options.database) });
-    await createIdentifiersTable(db).finally(() => db.destroy());
+    try {
+      if (options.identifiers) await createIdentifiersTable(db);
+      if (options.presence) await createPresenceTable(db);
+    } finally {
+      await db.destroy();
+    }
   }
   if (options.install) await install({ database: options.database, exclude: options.exclude });
   const ledger = await openLedger({
@@ -297,6 +313,13 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   const upkeep = new Upkeep({ database: options.database, mode, refusals, ledger, hub });
   upkeep.logger = logger;
   upkeep.changefeed = options.changefeed ?? null;
+  upkeep.inspect = options.inspect ?? null;
+  if (options.presence) {
+    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence);
+    hub.presence = present;
+    upkeep.presence = present;
+    upkeep.onClose(() => present.close());
+  }
   upkeep.onClose(async () => telemetry.stop());
   const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
   if (retentionMs > 0) upkeep.retain(retentionMs);

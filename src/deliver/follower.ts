@@ -32,7 +32,12 @@ export interface FollowerHost {
   checkIdle(): void;
 }
 
+/** How many of the last planned facts are kept for the inspector. */
+const RECENT_FACTS = 20;
+
 export class Follower {
+  /** The last facts planned, oldest first (the inspector shows them). */
+  readonly recent: Fact[] = [];
   /** Offset of the last fact planned. */
   position = 0;
   readonly #host: FollowerHost;
@@ -147,6 +152,8 @@ export class Follower {
 
   private ingest(facts: Fact[]): void {
     this.#host.dirtied(planBatch(this.#host.registry, facts).dirtied);
+    this.recent.push(...facts.slice(-RECENT_FACTS));
+    if (this.recent.length > RECENT_FACTS) this.recent.splice(0, this.recent.length - RECENT_FACTS);
     this.#host.stats.factsPlanned += facts.length;
     const newest = facts[facts.length - 1];
     if (newest) this.#host.stats.lastCommitAt = Date.parse(newest.committedAt) || this.#host.stats.lastCommitAt;

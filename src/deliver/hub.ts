@@ -20,7 +20,7 @@
 
 import { randomUUID } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
-import { DELIVERY_TUNING, LEDGER_TUNING } from "../constants.ts";
+import { DELIVERY_TUNING } from "../constants.ts";
 import { NotSettledError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import type { ReloadReason } from "../protocol.ts";
@@ -39,7 +39,8 @@ import { CatchUps } from "./catch-up.ts";
 import { deliverData, groupOfPartial, mergeProps, PropRenderer, propsOf } from "./data.ts";
 import { Follower } from "./follower.ts";
 import { FrameRenderer } from "./frame-render.ts";
-import { deliverLatest, digestOf, htmlDigest, originOf, sendTo } from "./patch.ts";
+import { PositionHold } from "./hold.ts";
+import { deliverLatest, htmlDigest, originOf, sendTo } from "./patch.ts";
 import { regroup, replayRequest } from "./replay.ts";
 import { createStats, type Deoptimization, type HubStats } from "./stats.ts";
 import { pageToken } from "./token.ts";
@@ -70,7 +71,8 @@ export class Hub implements SubscriptionHub {
   instruments: HubInstruments;
   /** Facts planned again after a render registered its reads (catch-up.ts). */
   private readonly catchUps: CatchUps;
-  private holdTimer: NodeJS.Timeout | null = null;
+  /** This process's hold on the ledger (hold.ts). */
+  private readonly hold: PositionHold;
   private readonly logged = new Set<string>();
   private closed = false;
   private idleWaiters: Array<() => void> = [];
@@ -85,6 +87,12 @@ export class Hub implements SubscriptionHub {
   private readonly propRenderer: PropRenderer;
   /** Whether frames are rendered on their own (HubOptions.frames). */
   readonly frames: boolean;
+  /** The last facts planned, oldest first (the inspector shows them with the frames each reached). */
+  get recentFacts(): readonly Fact[] {
+    return this.follower.recent;
+  }
+  /** Told when subscribers join and leave (src/presence.ts), when presence is on. */
+  presence: { joined(subscriber: Subscriber): void; left(subscriber: Subscriber): void } | null = null;
 
   /** Offset of the last fact planned. */
   get position(): number {
@@ -120,6 +128,12 @@ export class Hub implements SubscriptionHub {
       reloadAll: (group: PageGroup, reason: ReloadReason) => this.reloadAll(group, reason),
       checkIdle: () => this.checkIdle(),
     };
+    this.hold = new PositionHold(
+      options.ledger,
+      this.processId,
+      () => this.lowestOffset(),
+      (key, message) => this.logOnce("warn", key, message),
+    );
     this.catchUps = new CatchUps(host);
     this.follower = new Follower(host);
   }
@@ -132,22 +146,12 @@ export class Hub implements SubscriptionHub {
     this.follower.start(await this.ledger.head());
     this.sweepTimer = setInterval(() => this.registry.sweep(this.options.idleGroupMs), this.options.idleGroupMs);
     this.sweepTimer.unref();
-    // Pruning (by any process) never cuts below what this process still needs, while it lives.
-    await this.holdPosition();
-    this.holdTimer = setInterval(() => void this.holdPosition(), LEDGER_TUNING.holdLeaseMs / 4);
-    this.holdTimer.unref();
+    await this.hold.start();
   }
 
   /** Records (renews) this process's position hold at the lowest offset it still needs. */
-  async holdPosition(): Promise<void> {
-    if (this.closed) return;
-    await this.ledger.holdPosition(this.processId, this.lowestOffset()).catch((error) => {
-      this.logOnce(
-        "warn",
-        `hold:${(error as Error).message}`,
-        `upkeep: could not record this process's position in the ledger: ${(error as Error).message}`,
-      );
-    });
+  holdPosition(): Promise<void> {
+    return this.hold.renew();
   }
 
   /**
@@ -157,7 +161,6 @@ export class Hub implements SubscriptionHub {
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    if (this.holdTimer) clearInterval(this.holdTimer);
     await this.follower.stop();
     for (;;) {
       const running = [...this.catchUps.running];
@@ -165,7 +168,7 @@ export class Hub implements SubscriptionHub {
       if (running.length === 0) break;
       await Promise.allSettled(running);
     }
-    await this.ledger.releasePosition(this.processId).catch(() => {});
+    await this.hold.stop();
   }
 
   private logOnce(level: "warn" | "error", key: string, message: string): void {
@@ -312,8 +315,10 @@ export class Hub implements SubscriptionHub {
   }
 
   private reloadAll(group: PageGroup, reason: ReloadReason): void {
-    for (const subscriber of group.local.subscribers)
+    for (const subscriber of group.local.subscribers) {
       sendTo(subscriber, { type: "reload", id: subscriber.id, reason }, this.stats);
+      this.presence?.left(subscriber);
+    }
     group.local.subscribers.clear();
     this.registry.drop(group);
   }
@@ -400,6 +405,7 @@ export class Hub implements SubscriptionHub {
     group.local.subscribers.add(subscriber);
     group.touchedAt = Date.now();
     sink.send({ type: "subscribed", id: request.id, offset });
+    this.presence?.joined(subscriber);
     if (group.renderOffset < 0)
       this.markPageDirty(group); // this process never saw the page: replay to learn its reads
     else if (offset < group.renderOffset) deliverLatest(group, this.stats);
@@ -407,7 +413,7 @@ export class Hub implements SubscriptionHub {
     this.scheduleReplay(group);
     return () => {
       const current = subscriber.group;
-      current.local.subscribers.delete(subscriber);
+      if (current.local.subscribers.delete(subscriber)) this.presence?.left(subscriber);
       current.touchedAt = Date.now();
     };
   }

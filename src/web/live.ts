@@ -12,6 +12,7 @@ import { CHANGES_PATH, handleChanges } from "../changefeed/http.ts";
 import { WIRE } from "../constants.ts";
 import { handleEventStream } from "../deliver/sse.ts";
 import type { RefusedBoundaryError } from "../errors.ts";
+import { handleInspect } from "../inspect/http.ts";
 import type { DataDocument } from "../render/data.ts";
 import { escapeHtml, injectMarker, liveMarker, type ReplaySlot } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
@@ -299,6 +300,8 @@ export function isOwnPath(path: string): boolean {
 /** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. */
 export async function serveOwn(upkeep: Upkeep, request: Request, path: string): Promise<Response | null> {
   if (path === WIRE.eventsPath) return handleEventStream(request, upkeep.hub);
+  const inspected = await handleInspect(upkeep, request, path);
+  if (inspected) return inspected;
   if (path === CHANGES_PATH) {
     if (upkeep.changefeed) return handleChanges(request, upkeep.ledger, upkeep.changefeed);
     return new Response(

@@ -2,10 +2,10 @@
 import { createInertiaApp, router } from "@inertiajs/vue3";
 import { createApp, h } from "vue";
 import { live } from "../../../../src/client/inertia-vue.ts";
-import Board from "./Board.vue";
-import Other from "./Other.vue";
+import BoardPage from "./BoardPage.vue";
+import OtherPage from "./OtherPage.vue";
 
-const pages: Record<string, any> = { Board, Other };
+const pages: Record<string, any> = { Board: BoardPage, Other: OtherPage };
 
 createInertiaApp({
   resolve: (name: string) => pages[name],

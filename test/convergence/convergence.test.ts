@@ -20,7 +20,7 @@ async function check(dialect: Dialect, url: string | undefined, diagnostic: (mes
   }
 }
 
-describe("convergence: every live page equals a fresh GET after settling", { timeout: 300_000 }, () => {
+describe("convergence: every live page equals a fresh GET after settling", { timeout: 900_000 }, () => {
   test("sqlite", async (t) => {
     await check("sqlite", undefined, (m) => t.diagnostic(m));
   });

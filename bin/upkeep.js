@@ -3,12 +3,16 @@
 // package has no source, only the built JavaScript in dist/.
 import { existsSync } from "node:fs";
 
-const source = new URL("../src/ledger/cli.ts", import.meta.url);
-const { main } = await import(
-  existsSync(source) ? source.href : new URL("../dist/ledger/cli.js", import.meta.url).href
+const [command] = process.argv.slice(2);
+// `init` sets Upkeep up in an app; every other command is the ledger's.
+const name = command === "init" ? "init" : "cli";
+const source = new URL(`../src/ledger/${name}.ts`, import.meta.url);
+const module = await import(
+  existsSync(source) ? source.href : new URL(`../dist/ledger/${name}.js`, import.meta.url).href
 );
+const run = name === "init" ? (argv) => module.init(argv.slice(1)) : module.main;
 
-main(process.argv.slice(2)).then(
+run(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },

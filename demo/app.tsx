@@ -16,7 +16,7 @@ import { setCookie } from "hono/cookie";
 import { html, raw } from "hono/html";
 import type { Child, FC } from "hono/jsx";
 import { cookie, upkeepMiddleware } from "../src/hono/index.ts";
-import { Collection, partial, type Upkeep } from "../src/index.ts";
+import { Collection, partial, type Upkeep, type UpkeepStats } from "../src/index.ts";
 import { type CardStatus, type Database, STATUSES } from "./schema.ts";
 
 export const VIEWER_COOKIE = "viewer";
@@ -24,14 +24,87 @@ export const VIEWER_COOKIE = "viewer";
 const STATUS_LABELS: Record<CardStatus, string> = { todo: "To do", doing: "Doing", done: "Done" };
 
 const STYLE = `
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
-.columns { display: grid; grid-template-columns: repeat(3, 1fr); gap: 1rem; }
-.column { background: #f4f5f7; border-radius: 8px; padding: 0.75rem; }
-.cards { list-style: none; padding: 0; margin: 0 0 0.75rem; }
-.card { background: white; border-radius: 6px; padding: 0.5rem; margin-bottom: 0.5rem; box-shadow: 0 1px 2px #0002; }
-.card form { display: inline; }
-.card .actions { margin-top: 0.35rem; font-size: 0.85em; }
-table.boards td, table.boards th { padding: 0.25rem 0.75rem; text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 0; color: #1d2330; background: #fafbfc; }
+header { display: flex; align-items: center; gap: 1rem; padding: 0.6rem 1.5rem; background: #fff; border-bottom: 1px solid #e3e6ec; }
+header h1 { font-size: 1.15rem; margin: 0; flex: 1; }
+main { display: grid; grid-template-columns: 1fr 19rem; gap: 1.25rem; padding: 1.25rem 1.5rem; align-items: start; }
+.columns { display: grid; grid-template-columns: repeat(3, 1fr); gap: 0.9rem; }
+.column { background: #eef0f4; border-radius: 8px; padding: 0.6rem; }
+.column h2 { font-size: 0.95rem; margin: 0.1rem 0.2rem 0.5rem; }
+.cards { list-style: none; padding: 0; margin: 0 0 0.5rem; min-height: 1rem; }
+.card { background: #fff; border-radius: 6px; padding: 0.45rem 0.55rem; margin-bottom: 0.4rem; box-shadow: 0 1px 2px #0002;
+  display: flex; align-items: start; gap: 0.4rem; }
+.card .title { flex: 1; font-weight: 500; }
+.menu { position: relative; }
+.menu summary { list-style: none; cursor: pointer; padding: 0 0.35rem; border-radius: 4px; color: #5b6375; }
+.menu summary::-webkit-details-marker { display: none; }
+.menu[open] summary { background: #e3e6ec; }
+.menu .actions { position: absolute; right: 0; z-index: 2; background: #fff; border: 1px solid #d5d9e2; border-radius: 6px;
+  padding: 0.5rem; box-shadow: 0 4px 12px #0002; display: grid; gap: 0.35rem; min-width: 14rem; font-size: 0.85em; }
+.menu .actions form { display: flex; gap: 0.3rem; }
+.add-card { display: flex; gap: 0.3rem; } .add-card input { flex: 1; min-width: 0; }
+#connection { font-size: 0.8rem; padding: 0.15rem 0.6rem; border-radius: 1rem; background: #e3e6ec; color: #5b6375; }
+#connection[data-state="live"] { background: #dff3e4; color: #1f7a3d; }
+#connection[data-state="reconnecting"] { background: #fff1d6; color: #8a5a00; }
+#connection[data-state="offline"] { background: #fde2e0; color: #b3261e; }
+.panel { background: #fff; border: 1px solid #e3e6ec; border-radius: 8px; padding: 0.6rem 0.8rem; font-size: 0.82rem; }
+.panel h2 { font-size: 0.95rem; margin: 0.2rem 0 0.5rem; }
+.panel ol { list-style: none; padding: 0; margin: 0; }
+.panel li { padding: 0.35rem 0; border-top: 1px solid #f0f1f4; }
+.panel .cost { color: #5b6375; }
+@keyframes upkeep-flash { from { background-color: #fff3b0; } to { background-color: transparent; } }
+.patched { animation: upkeep-flash 1.2s ease-out; }
+table.boards { background: #fff; border-collapse: collapse; }
+table.boards td, table.boards th { padding: 0.35rem 0.9rem; text-align: left; border-bottom: 1px solid #eef0f4; }
+`;
+
+/**
+ * The browser side of the demo's chrome: a connection indicator driven by the client's states (live, reconnecting,
+ * offline, with the offset the page shows), and a brief highlight on each element a patch changed. Neither is part
+ * of what Upkeep keeps live: the indicator is permanent across morphs, and the highlight is a class added and removed
+ * in the browser.
+ */
+const CHROME_SCRIPT = `
+const indicator = document.getElementById("connection");
+const show = () => {
+  const debug = window.__upkeep;
+  if (!indicator || !debug) return;
+  const status = debug.state;
+  const state = status === "open" ? "live" : status === "closed" ? "offline" : "reconnecting";
+  const offsets = Object.values(debug.appliedOffsets ?? {});
+  indicator.dataset.state = state;
+  indicator.textContent = state + (offsets.length ? " · offset " + Math.max(...offsets) : "");
+};
+document.addEventListener("upkeep:state", show);
+document.addEventListener("turbo:before-stream-render", () => setTimeout(show));
+window.addEventListener("offline", show);
+setInterval(show, 1000);
+const flash = (node) => {
+  const element = node.nodeType === 1 ? node : node.parentElement;
+  const target = element?.closest("li, tr, h1, small, p") ?? element;
+  if (!target || target.closest("#connection, upkeep-stream-source, header")) return;
+  target.classList.remove("patched");
+  void target.offsetWidth;
+  target.classList.add("patched");
+  setTimeout(() => target.classList.remove("patched"), 1300);
+};
+// Only what a patch really changed: new elements, text whose value differs, attributes whose value differs.
+new MutationObserver((records) => {
+  for (const record of records) {
+    if (record.type === "childList") record.addedNodes.forEach((node) => node.nodeType === 1 && flash(node));
+    else if (record.type === "characterData" && record.oldValue !== record.target.data) flash(record.target);
+    else if (record.type === "attributes" && !["class", "open"].includes(record.attributeName ?? "")) {
+      if (record.oldValue !== record.target.getAttribute(record.attributeName)) flash(record.target);
+    }
+  }
+}).observe(document.body, {
+  subtree: true,
+  childList: true,
+  characterData: true,
+  characterDataOldValue: true,
+  attributes: true,
+  attributeOldValue: true,
+});
 `;
 
 interface Card {
@@ -49,51 +122,62 @@ const Layout: FC<{ title: string; children?: Child }> = ({ title, children }) =>
       <title>{title}</title>
       <style>{raw(STYLE)}</style>
       <script type="module" src="/upkeep/turbo.js"></script>
+      <script type="module">{raw(CHROME_SCRIPT)}</script>
     </head>
     <body>{children}</body>
   </html>
 );
 
+/** The connection indicator: kept by the browser across morphs (its text is the client's state, not page data). */
+const Connection = () => (
+  <span id="connection" data-state="connecting" data-turbo-permanent>
+    connecting…
+  </span>
+);
+
 const CardItem = partial("card", ({ card, boards }: { card: Card; boards: { id: number; name: string }[] }) => (
   <li id={`card_${card.id}`} class="card">
-    <strong class="title">{card.title}</strong>
-    <div class="actions">
-      <form method="post" action={`/cards/${card.id}/rename`}>
-        <input name="title" value={card.title} aria-label="New title" required />
-        <button type="submit">Rename</button>
-      </form>
-      {STATUSES.filter((s) => s !== card.status).map((s) => (
-        <form method="post" action={`/cards/${card.id}/move`}>
-          <input type="hidden" name="status" value={s} />
-          <button type="submit">→ {STATUS_LABELS[s]}</button>
+    <span class="title">{card.title}</span>
+    <details class="menu">
+      <summary aria-label={`Actions for ${card.title}`}>⋯</summary>
+      <div class="actions">
+        <form method="post" action={`/cards/${card.id}/rename`}>
+          <input name="title" value={card.title} aria-label="New title" required />
+          <button type="submit">Rename</button>
         </form>
-      ))}
-      <form method="post" action={`/cards/${card.id}/reorder`}>
-        <input type="hidden" name="direction" value="up" />
-        <button type="submit" aria-label="Move up">
-          ↑
-        </button>
-      </form>
-      <form method="post" action={`/cards/${card.id}/reorder`}>
-        <input type="hidden" name="direction" value="down" />
-        <button type="submit" aria-label="Move down">
-          ↓
-        </button>
-      </form>
-      <form method="post" action={`/cards/${card.id}/board`}>
-        <select name="board_id" aria-label="Move to board">
-          {boards.map((b) => (
-            <option value={String(b.id)} selected={b.id === card.board_id}>
-              {b.name}
-            </option>
-          ))}
-        </select>
-        <button type="submit">Move</button>
-      </form>
-      <form method="post" action={`/cards/${card.id}/delete`}>
-        <button type="submit">Delete</button>
-      </form>
-    </div>
+        {STATUSES.filter((s) => s !== card.status).map((s) => (
+          <form method="post" action={`/cards/${card.id}/move`}>
+            <input type="hidden" name="status" value={s} />
+            <button type="submit">→ {STATUS_LABELS[s]}</button>
+          </form>
+        ))}
+        <form method="post" action={`/cards/${card.id}/reorder`}>
+          <input type="hidden" name="direction" value="up" />
+          <button type="submit" aria-label="Move up">
+            ↑
+          </button>
+        </form>
+        <form method="post" action={`/cards/${card.id}/reorder`}>
+          <input type="hidden" name="direction" value="down" />
+          <button type="submit" aria-label="Move down">
+            ↓
+          </button>
+        </form>
+        <form method="post" action={`/cards/${card.id}/board`}>
+          <select name="board_id" aria-label="Move to board">
+            {boards.map((b) => (
+              <option value={String(b.id)} selected={b.id === card.board_id}>
+                {b.name}
+              </option>
+            ))}
+          </select>
+          <button type="submit">Move</button>
+        </form>
+        <form method="post" action={`/cards/${card.id}/delete`}>
+          <button type="submit">Delete</button>
+        </form>
+      </div>
+    </details>
   </li>
 ));
 
@@ -106,22 +190,29 @@ function boardList(viewer: string | undefined, rows: unknown) {
     <title>Boards</title>
     <style>${raw(STYLE)}</style>
     <script type="module" src="/upkeep/turbo.js"></script>
+    <script type="module">${raw(CHROME_SCRIPT)}</script>
   </head>
   <body>
-    <p id="greeting">Hello, ${viewer ?? "guest"}.</p>
-    <form method="post" action="/viewer">
-      <input name="name" placeholder="Your name" aria-label="Your name" />
-      <button type="submit">Sign in</button>
-    </form>
-    <h1>Boards</h1>
-    <table class="boards">
-      <thead><tr><th>Board</th><th>To do</th><th>Doing</th><th>Done</th></tr></thead>
-      ${rows}
-    </table>
-    <form method="post" action="/boards">
-      <input name="name" placeholder="New board" aria-label="New board" required />
-      <button type="submit">Create board</button>
-    </form>
+    <header>
+      <h1>Boards</h1>
+      <span id="connection" data-state="connecting" data-turbo-permanent>connecting…</span>
+      <span id="greeting">Hello, ${viewer ?? "guest"}.</span>
+      <form method="post" action="/viewer">
+        <input name="name" placeholder="Your name" aria-label="Your name" />
+        <button type="submit">Sign in</button>
+      </form>
+    </header>
+    <main style="display:block">
+      <table class="boards">
+        <thead><tr><th>Board</th><th>To do</th><th>Doing</th><th>Done</th></tr></thead>
+        ${rows}
+      </table>
+      <form method="post" action="/boards" class="add-card" style="max-width:24rem;margin-top:1rem">
+        <input name="name" placeholder="New board" aria-label="New board" required />
+        <button type="submit">Create board</button>
+      </form>
+      <p><a href="/spa">The same board as an Inertia app →</a></p>
+    </main>
   </body>
 </html>`;
 }
@@ -138,10 +229,73 @@ function isStatus(value: string | undefined): value is CardStatus {
 }
 
 /** The demo application: pass an Upkeep instance whose database holds the demo schema (see schema.ts). */
-export function createDemoApp(upkeep: Upkeep, options: { live?: boolean } = {}): Hono {
+/** One write in the activity panel: what it was, and what keeping every open page live cost. */
+const ActivityItem = partial(
+  "activity",
+  ({ activity }: { activity: { id: number; summary: string; cost: string } }) => (
+    <li id={`activity_${activity.id}`}>
+      <strong>{activity.summary}</strong>
+      <br />
+      <span class="cost">{activity.cost}</span>
+    </li>
+  ),
+);
+
+/** "rename card 3" from "POST /cards/3/rename". */
+function describeWrite(path: string): string {
+  const card = /^\/cards\/(\d+)\/(\w+)$/.exec(path);
+  if (card) return `${card[2]} card ${card[1]}`;
+  const board = /^\/boards\/(\d+)\/cards$/.exec(path);
+  if (board) return `add a card to board ${board[1]}`;
+  return path === "/boards" ? "create a board" : path === "/viewer" ? "sign in" : `POST ${path}`;
+}
+
+function describeCost(before: UpkeepStats, after: UpkeepStats): string {
+  const d = (key: "renders" | "frameRenders" | "messages" | "bytes" | "factsPlanned") => after[key] - before[key];
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+  const parts = [count(d("factsPlanned"), "fact")];
+  if (d("renders") > 0) parts.push(count(d("renders"), "page replay"));
+  if (d("frameRenders") > 0) parts.push(count(d("frameRenders"), "frame render"));
+  const actions = Object.entries(after.actions)
+    .map(([name, n]) => [name, n - (before.actions[name] ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => `${name} ×${n}`);
+  const broadened = Object.entries(after.deoptimizations)
+    .map(([name, n]) => [name, n - (before.deoptimizations[name as keyof typeof before.deoptimizations] ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => `${name} ×${n}`);
+  parts.push(`${count(d("messages"), "message")}, ${d("bytes")} B`);
+  if (actions.length > 0) parts.push(actions.join(", "));
+  if (broadened.length > 0) parts.push(`broadened: ${broadened.join(", ")}`);
+  return parts.join(" · ");
+}
+
+export interface DemoOptions {
+  /** false: the plain app, without Upkeep (for comparisons). */
+  live?: boolean;
+  /** Record what each write cost in demo_activity and show it beside the board (the demo server turns it on). */
+  activity?: boolean;
+}
+
+export function createDemoApp(upkeep: Upkeep, options: DemoOptions = {}): Hono {
   const db = upkeep.db<Database>();
   const app = new Hono();
   if (options.live !== false) app.use(upkeepMiddleware(upkeep));
+  if (options.activity) {
+    // After each write has settled, record what it cost: the panel beside the board is a live collection of these
+    // rows, so Upkeep itself shows them. (Overlapping writes share their counts.)
+    app.use(async (c, next) => {
+      if (c.req.method !== "POST") return next();
+      const before = await upkeep.stats();
+      await next();
+      const summary = describeWrite(c.req.path);
+      void (async () => {
+        await upkeep.settle();
+        const cost = describeCost(before, await upkeep.stats());
+        await db.insertInto("demo_activity").values({ summary, cost }).execute();
+      })().catch(() => {});
+    });
+  }
 
   // A row of the board list counts its board's cards with its own read: a new card re-renders that row alone.
   const BoardRow = partial("board", async ({ board }: { board: { id: number; name: string } }) => {
@@ -220,15 +374,31 @@ export function createDemoApp(upkeep: Upkeep, options: { live?: boolean } = {}):
     const viewer = cookie(c, VIEWER_COOKIE);
     return c.html(
       <Layout title={board.name}>
-        <nav>
-          <a href="/">All boards</a> <span id="greeting">Signed in as {viewer ?? "guest"}</span>
-        </nav>
-        <h1 id="board_name">{board.name}</h1>
-        <div class="columns">
-          {STATUSES.map((status) => (
-            <Column boardId={id} status={status} boards={boards} />
-          ))}
-        </div>
+        <header>
+          <h1 id="board_name">{board.name}</h1>
+          <Connection />
+          <nav>
+            <a href="/">All boards</a> <span id="greeting">Signed in as {viewer ?? "guest"}</span>
+          </nav>
+        </header>
+        <main>
+          <div class="columns">
+            {STATUSES.map((status) => (
+              <Column boardId={id} status={status} boards={boards} />
+            ))}
+          </div>
+          {options.activity ? (
+            <aside class="panel">
+              <h2>Latest writes, and what each cost</h2>
+              <Collection
+                id="activity"
+                tag="ol"
+                of={db.selectFrom("demo_activity").selectAll().orderBy("id", "desc").limit(8)}
+                item={ActivityItem}
+              />
+            </aside>
+          ) : null}
+        </main>
       </Layout>,
     );
   });

@@ -29,7 +29,7 @@ const { seeded } = await prepareDemoDatabase(database);
 if (seeded) console.log(`Seeded ${database} with demo boards.`);
 
 const upkeep = await createUpkeep({ database, secret, install: true });
-const app = createDemoApp(upkeep);
+const app = createDemoApp(upkeep, { activity: true });
 // The same board as an Inertia app (data mode) under /spa: its React client is built at start-up.
 const { createSpaApp, SPA_PREFIX } = await import("./spa/app.ts");
 const { buildSpaClient, serveSpaClient, spaHead } = await import("./spa/client/build.ts");

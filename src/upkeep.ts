@@ -80,6 +80,8 @@ export interface UpkeepStats {
   refusals: Readonly<Record<string, number>>;
   /** Data mode: prop values or patches pushed to browsers. */
   propsPushed: number;
+  /** The Turbo Stream actions frame renders chose, once per render (replace, after, prepend, remove …). */
+  actions: Readonly<Record<string, number>>;
   factsPlanned: number;
   /** Facts planned against every read of their table (TRUNCATE, an image the capture could not build). */
   factsTableWide: number;
@@ -214,6 +216,7 @@ export class Upkeep {
       bytes: hub.stats.bytes,
       deoptimizations: { ...hub.stats.deoptimizations },
       refusals: { ...hub.stats.refusals },
+      actions: { ...hub.stats.actions },
       propsPushed: hub.stats.propsPushed,
       factsPlanned: hub.stats.factsPlanned,
       factsTableWide: hub.stats.factsTableWide,

@@ -305,6 +305,10 @@ export class Hub implements SubscriptionHub {
     if (!result) return;
     if ("fallback" in result) return this.replayInstead(group, result.fallback);
     if (offset < this.position) this.catchUps.frames(group, result.changed, offset, this.position);
+    if ("actions" in result) {
+      for (const [, action] of result.actions.matchAll(/<turbo-stream action="([a-z]+)"/g))
+        this.stats.actions[action as string] = (this.stats.actions[action as string] ?? 0) + 1;
+    }
     this.deliver(group, "actions" in result ? { before: result.before, actions: result.actions } : undefined);
     this.delivered();
   }

@@ -41,6 +41,8 @@ export interface HubStats {
   deoptimizations: Record<Deoptimization, number>;
   /** Pages refused (not kept live), by refusal code. */
   refusals: Record<string, number>;
+  /** The Turbo Stream actions frame renders chose (replace, after, prepend, remove …), once per render. */
+  actions: Record<string, number>;
   /** Commit time (ms epoch) of the newest fact planned; 0 before any. */
   lastCommitAt: number;
 }
@@ -69,6 +71,7 @@ export function createStats(): HubStats {
     resyncs: 0,
     deoptimizations,
     refusals: {},
+    actions: {},
     lastCommitAt: 0,
   };
 }

@@ -163,6 +163,38 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
     await a.page.close();
   });
 
+  test("the demo shows Upkeep at work: card menus, the connection state, highlights and what each write cost", async () => {
+    const a = await openLive("/boards/1");
+    const b = await openLive("/boards/1");
+    await b.page.locator("#connection[data-state='live']").waitFor();
+
+    assert.match((await b.page.locator("#connection").textContent()) ?? "", /^live · offset \d+$/);
+    // Rename card 3 through its menu in one page; the other page shows it, highlighted, and the write's cost.
+    await a.page.getByLabel("Actions for Pricing page copy").click();
+    await a.page.locator("#card_3 input[name=title]").fill("Pricing, renamed from the menu");
+    await a.page.locator("#card_3").getByRole("button", { name: "Rename" }).click();
+    await cardTitle(b.page, 3).getByText("Pricing, renamed from the menu").waitFor();
+    await b.page.locator("#card_3.patched").waitFor();
+    const entry = b.page.locator("#activity li").first();
+    await entry.getByText("rename card 3").waitFor();
+    assert.match((await entry.textContent()) ?? "", /frame renders?.*replace ×1/);
+    // Only what the patches changed is highlighted: the renamed card and the new activity entry.
+    const highlighted = await b.page.evaluate(() => [...document.querySelectorAll(".patched")].map((e) => e.id));
+    assert.ok(
+      highlighted.every((id) => id === "card_3" || id.startsWith("activity_")),
+      `highlighted: ${highlighted.join(", ")}`,
+    );
+    const shot = join(tmpdir(), "upkeep-demo-board.png");
+    await b.page.setViewportSize({ width: 1280, height: 720 });
+    // caret "initial": hiding the caret restyles every input, which the demo would highlight as changed.
+    await b.page.screenshot({ path: shot, caret: "initial" });
+
+    console.log(`# demo screenshot: ${shot}`);
+    assert.deepEqual(b.errors, []);
+    await a.page.close();
+    await b.page.close();
+  });
+
   test("after a SIGKILL and a write while the server is down, the restarted server brings the page up to date", async () => {
     const a = await openLive("/boards/1");
     await server.kill();

@@ -4,6 +4,9 @@
 //   DATABASE_URL  (default file:./data/demo.sqlite; postgres://… runs the same app on PostgreSQL)
 //   UPKEEP_SECRET (at least 32 characters; a fixed development secret is used when unset)
 // The database is created, its tables made and seeded when new; Upkeep installs its ledger triggers at start.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { register } from "tsx/esm/api";
 import { createUpkeep } from "../src/index.ts";
 import { prepareDemoDatabase } from "./schema.ts";
@@ -27,8 +30,15 @@ if (seeded) console.log(`Seeded ${database} with demo boards.`);
 
 const upkeep = await createUpkeep({ database, secret, install: true });
 const app = createDemoApp(upkeep, { activity: true });
+// The same board as an Inertia app (data mode) under /spa: its React client is built at start-up.
+const { createSpaApp, SPA_PREFIX } = await import("./spa/app.ts");
+const { buildSpaClient, serveSpaClient, spaHead } = await import("./spa/client/build.ts");
+const spaClient = mkdtempSync(join(tmpdir(), "upkeep-spa-client-"));
+await buildSpaClient(spaClient);
+serveSpaClient(app, spaClient);
+app.route(SPA_PREFIX, createSpaApp(upkeep, { head: spaHead }).app);
 const { url } = await upkeep.serve(app, { port, hostname });
-console.log(`Upkeep demo listening on ${url}`);
+console.log(`Upkeep demo listening on ${url} (the Inertia version: ${url}${SPA_PREFIX})`);
 
 let closing = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

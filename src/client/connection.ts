@@ -298,7 +298,8 @@ function openEventStreams(env: Environment, base: string, callbacks: TransportCa
         if (closed || sources.get(sub.id) !== source) return;
         deliverParsed(event.data, callbacks.message);
       };
-      for (const type of [WIRE.msg.ack, WIRE.msg.patch, WIRE.msg.reload]) source.addEventListener(type, onMessage);
+      for (const type of [WIRE.msg.ack, WIRE.msg.patch, WIRE.msg.reload, WIRE.msg.props, WIRE.msg.value])
+        source.addEventListener(type, onMessage);
       // "error" is both a server event (a MessageEvent with data) and the stream failing (a plain Event).
       source.addEventListener("error", (event: Event) => {
         if (typeof (event as MessageEvent).data === "string") {

@@ -54,3 +54,15 @@ export const CLIENT_TUNING = Object.freeze({
   maxReloads: 3,
   reloadWindowMs: 30_000,
 } as const);
+
+/** Token and ledger problems a page (or a live resource) can only fix by loading again: a fresh token, the current
+ * identity, the new ledger. Other error codes leave it as it is. */
+export const RELOAD_CODES: ReadonlySet<string> = new Set([
+  "token_expired",
+  "token_identity_mismatch",
+  "token_incarnation_mismatch",
+  "token_forged",
+  "token_malformed",
+  "incarnation_mismatch",
+  "offset_too_old",
+]);

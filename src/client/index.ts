@@ -7,23 +7,12 @@
 // Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
 
 import { ConnectionManager, type Subscription } from "./connection.ts";
-import { CLIENT_TUNING, WIRE } from "./constants.ts";
+import { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
 
 export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
 export { ConnectionManager } from "./connection.ts";
-export { CLIENT_TUNING, WIRE } from "./constants.ts";
+export { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
 export { IDLE, transition } from "./state.ts";
-
-/** Token problems the page can only fix by rendering again (a fresh token, the current identity, the new ledger). */
-const RELOAD_CODES = new Set([
-  "token_expired",
-  "token_identity_mismatch",
-  "token_incarnation_mismatch",
-  "token_forged",
-  "token_malformed",
-  "incarnation_mismatch",
-  "offset_too_old",
-]);
 
 /** What the page exposes as window.__upkeep, for debugging and browser tests. */
 interface DebugView {
@@ -145,6 +134,7 @@ let counter = 0;
 
 export class UpkeepStreamSource extends HTMLElement {
   #sub: Subscription | null = null;
+  #identityRetried = false;
   /** Patches are applied strictly in arrival order, even while Turbo is still loading. */
   #queue = Promise.resolve();
 
@@ -206,6 +196,13 @@ export class UpkeepStreamSource extends HTMLElement {
         reloadPage(message.reason ?? "reload");
         return;
       case WIRE.msg.error:
+        // A token rendered with the viewer's current cookies (they signed in or out since the window's connection
+        // opened): open the connection again, once, so that it carries them.
+        if (message.code === "token_identity_mismatch" && !this.#identityRetried && manager) {
+          this.#identityRetried = true;
+          manager.drop();
+          return;
+        }
         console.warn(`upkeep: ${message.code}: ${message.message}`);
         this.#leave();
         if (RELOAD_CODES.has(message.code)) reloadPage(message.code);

@@ -124,6 +124,45 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
     await a.page.close();
   });
 
+  test("the Inertia board under /spa: a card added in one page shows in the other", async () => {
+    const open = async () => {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT);
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`${server.url}/spa/boards/1`);
+      await page.waitForFunction(() => (window as any).__upkeepInertia?.state === "live");
+      return { page, errors };
+    };
+    const a = await open();
+    const b = await open();
+    const title = `From the SPA ${Date.now()}`;
+    await a.page.getByLabel("New card in Doing").fill(title);
+    await a.page.locator("#column_doing button[type=submit]").click();
+    await b.page.locator("#cards_doing").getByText(title).waitFor();
+    await a.page.locator("#cards_doing").getByText(title).waitFor();
+    // And the HTML board shows the same write.
+    const html = await openLive("/boards/1");
+    await html.page.locator("#cards_doing").getByText(title).waitFor();
+    assert.deepEqual([...a.errors, ...b.errors, ...html.errors], []);
+    for (const p of [a.page, b.page, html.page]) await p.close();
+  });
+
+  test("signing in with a Turbo form keeps the page live (the connection is opened again with the new cookie)", async () => {
+    const a = await openLive("/");
+    await a.page.getByLabel("Your name").fill("Grace");
+    await a.page.getByRole("button", { name: "Sign in" }).click();
+    await a.page.locator("#greeting").getByText("Grace").waitFor();
+    await withTimeout(a.socket.waitFor("subscribed", 2), "the signed-in page's subscription");
+    rawWrite("update boards set name = ? where id = 3", "Hiring, renamed after signing in");
+    await a.page.getByText("Hiring, renamed after signing in").waitFor();
+    const reloads = await a.page.evaluate(() => (window as any).__upkeep.reloads);
+    assert.deepEqual(reloads, [], "no reload was needed");
+    assert.deepEqual(a.errors, []);
+    await a.page.context().clearCookies();
+    await a.page.close();
+  });
+
   test("the demo shows Upkeep at work: card menus, the connection state, highlights and what each write cost", async () => {
     const a = await openLive("/boards/1");
     const b = await openLive("/boards/1");

@@ -9,7 +9,7 @@ import type { FrameCapture, FrameKind } from "../capture/context.ts";
 import type { Fact } from "../ledger/types.ts";
 import { depsKey } from "../plan/planner.ts";
 import type { Sink } from "../protocol.ts";
-import type { DataDocument } from "../render/data.ts";
+import { type DataDocument, documentText, withProps } from "../render/data.ts";
 import type { AnyRecipe } from "../render/frames.ts";
 import { idCounts } from "../render/scan.ts";
 import { type PageParts, PageText } from "./page-text.ts";
@@ -286,18 +286,40 @@ export class MemoryRegistry implements PageRegistry {
   recordRender(group: PageGroup, render: RenderRecord): boolean {
     if (render.offset < group.renderOffset) return false;
     group.renderOffset = render.offset;
+    // Data mode: props the group's browsers loaded themselves (deferred, optional) that this render did not evaluate
+    // (a first visit defers them) stay with the group — their frames indexed, their values in its document — so a
+    // new visitor's registration neither stops them being live nor makes the others' pages look changed.
+    const before = group.page?.data;
+    const fresh = render.doc;
+    const carried =
+      fresh?.kind === "inertia" && before
+        ? group.frames.filter(
+            (f) => f.kind === "prop" && !f.removed && !fresh.props.has(f.id) && before.props.has(f.id),
+          )
+        : [];
+    let doc = fresh;
+    let html = render.html;
+    if (fresh && before && carried.length > 0) {
+      const names = new Set(carried.map((f) => f.id));
+      doc = withProps(
+        fresh,
+        new Map([...before.props].filter(([name]) => names.has(name))),
+        new Set([...before.reloadOnly].filter((name) => names.has(name))),
+      );
+      html = documentText(doc);
+    }
     // The same HTML as the group's current version keeps that version (and its digest): subscribers showing it
     // still show exactly the group's page.
-    if (group.page?.text !== render.html) {
+    if (group.page?.text !== html) {
       group.local.htmlDigest = null;
-      group.page = PageText.of(render.html);
-      if (render.doc) group.page.data = render.doc;
+      group.page = PageText.of(html);
+      if (doc) group.page.data = doc;
     }
     group.local.parts = null;
     group.inputs = render.inputs;
     group.deps = render.deps;
     group.touchedAt = Date.now();
-    this.unindex(group.frames);
+    this.unindex(carried.length > 0 ? group.frames.filter((f) => !carried.includes(f)) : group.frames);
     const frames: GroupFrame[] = [];
     // A data document's frames are its props, each named once.
     group.local.ids = !render.root
@@ -320,8 +342,15 @@ export class MemoryRegistry implements PageRegistry {
         renderOffset: render.offset,
         dirty: false,
       });
+    const page = frames[0] as GroupFrame;
+    for (const frame of carried) {
+      (frame as { parent: GroupFrame | null }).parent = page;
+      page.children.push(frame);
+      frames.push(frame);
+    }
     group.frames = frames;
     group.local.dirtyFrames.clear();
+    for (const frame of carried) if (frame.dirty) group.local.dirtyFrames.add(frame);
     this.index(frames);
     return true;
   }

@@ -270,10 +270,15 @@ for (const dialect of DIALECTS) {
       });
       const others = (await loaded.json()).props.others;
       assert.deepEqual(others, []);
+      // Another visit of the page by the same viewer (a second tab's first visit defers the prop again) keeps it live
+      // for the first, and does not make its page look changed.
+      const again = await app.request("/board/a", { headers: { cookie: "viewer=dave", "x-inertia": "true" } });
+      assert.ok(!("others" in (await again.json()).props));
       await exec("insert into items (list, title, pos) values ('z', 'deferred', 1)");
       const message = page.messages.at(-1);
       assert.ok(message?.type === "props", JSON.stringify(message));
       assert.deepEqual(Object.keys({ ...message.props, ...message.patches }), ["others"]);
+      assert.equal(page.reloaded, false);
       page.close();
     });
 

@@ -132,6 +132,7 @@ export function createInertia(options: InertiaOptions): Inertia {
     const all: Record<string, PropSource | InertiaProp> = { errors: always({}), ...options.share, ...pageProps };
     const chosen: Array<[string, PropSource, boolean]> = [];
     const deferred: Record<string, string[]> = {};
+    const skipped = new Set<string>();
     for (const [name, entry] of Object.entries(all)) {
       const rule = entry instanceof InertiaProp ? entry : null;
       const source = rule ? rule.source : (entry as PropSource);
@@ -140,6 +141,7 @@ export function createInertia(options: InertiaOptions): Inertia {
       else if (partial) {
         if ((only === null || only.includes(name)) && !except.includes(name)) chosen.push([name, source, reload]);
       } else if ((rule?.kind === "defer" || rule?.kind === "optional") && !include.has(name)) {
+        skipped.add(name);
         if (rule.kind === "defer") {
           const group = deferred[rule.group] ?? [];
           group.push(name);
@@ -169,6 +171,7 @@ export function createInertia(options: InertiaOptions): Inertia {
       version,
       props,
       reloadOnly: new Set(chosen.filter(([, , reload]) => reload).map(([name]) => name)),
+      skipped,
     };
 
     const respond = async (marker: unknown): Promise<Response> => {

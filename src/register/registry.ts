@@ -294,7 +294,7 @@ export class MemoryRegistry implements PageRegistry {
     const carried =
       fresh?.kind === "inertia" && before
         ? group.frames.filter(
-            (f) => f.kind === "prop" && !f.removed && !fresh.props.has(f.id) && before.props.has(f.id),
+            (f) => f.kind === "prop" && !f.removed && fresh.skipped?.has(f.id) === true && before.props.has(f.id),
           )
         : [];
     let doc = fresh;

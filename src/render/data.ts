@@ -21,6 +21,9 @@ export interface DataDocument {
   readonly props: ReadonlyMap<string, string>;
   /** Props the browser reloads itself instead of receiving their values. */
   readonly reloadOnly: ReadonlySet<string>;
+  /** Inertia: props this render left out on purpose (deferred or optional on a first visit), which browsers may
+   *  hold from a load of their own. */
+  readonly skipped?: ReadonlySet<string>;
 }
 
 /** A document's canonical text: equal documents have equal texts (a group's page version is this text). */

@@ -3,6 +3,17 @@
 // stops holding the horizon back within a lease; a clean shutdown releases it at once.
 import { LEDGER_TUNING } from "../constants.ts";
 import type { Ledger } from "../ledger/types.ts";
+import type { PageRegistry } from "../register/registry.ts";
+
+/** The lowest offset a process still needs: the planner's position, or an older subscriber's or group's render. */
+export function lowestNeeded(registry: PageRegistry, position: number): number {
+  let lowest = position;
+  for (const group of registry.groups()) {
+    for (const subscriber of group.local.subscribers) lowest = Math.min(lowest, subscriber.offset);
+    if (group.local.subscribers.size === 0 && group.renderOffset >= 0) lowest = Math.min(lowest, group.renderOffset);
+  }
+  return lowest;
+}
 
 export class PositionHold {
   readonly #ledger: Ledger;

@@ -21,7 +21,7 @@
 import { randomUUID } from "node:crypto";
 import { deriveIdentity, type PageCapture } from "../capture/context.ts";
 import { DELIVERY_TUNING } from "../constants.ts";
-import { NotSettledError } from "../errors.ts";
+import { FaultLog } from "../ledger/core.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import type { ReloadReason } from "../protocol.ts";
 import type { PageText } from "../register/page-text.ts";
@@ -39,9 +39,10 @@ import { CatchUps } from "./catch-up.ts";
 import { deliverData, groupOfPartial, mergeProps, PropRenderer, propsOf } from "./data.ts";
 import { Follower } from "./follower.ts";
 import { FrameRenderer } from "./frame-render.ts";
-import { PositionHold } from "./hold.ts";
+import { lowestNeeded, PositionHold } from "./hold.ts";
 import { deliverLatest, htmlDigest, originOf, sendTo } from "./patch.ts";
 import { regroup, replayRequest } from "./replay.ts";
+import { Settling } from "./settle.ts";
 import { createStats, type Deoptimization, type HubStats } from "./stats.ts";
 import { pageToken } from "./token.ts";
 import {
@@ -73,9 +74,11 @@ export class Hub implements SubscriptionHub {
   private readonly catchUps: CatchUps;
   /** This process's hold on the ledger (hold.ts). */
   private readonly hold: PositionHold;
-  private readonly logged = new Set<string>();
+  /** Faults logged once each (the ledger's FaultLog). */
+  private readonly faults: FaultLog;
   private closed = false;
-  private idleWaiters: Array<() => void> = [];
+  /** Waiters of settle() (settle.ts). */
+  private readonly settling: Settling;
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Groups that may be due a render (a flag was set since they were last scheduled). */
   private readonly due = new Set<PageGroup>();
@@ -111,6 +114,7 @@ export class Hub implements SubscriptionHub {
     this.instruments = options.instruments ?? NO_INSTRUMENTS;
     this.frameRenderer = new FrameRenderer(this.stats, this.registry);
     this.propRenderer = new PropRenderer(this.stats, this.registry);
+    this.faults = new FaultLog((level, message) => this.options.log?.(level, message));
     // One host for the catch-ups and the follower: the hub's scheduling, seen from each.
     const host = {
       ledger: options.ledger,
@@ -119,21 +123,27 @@ export class Hub implements SubscriptionHub {
       coalesceMs: this.options.coalesceMs,
       isClosed: () => this.closed,
       log: (level: "warn" | "error", message: string) => this.options.log?.(level, message),
-      logOnce: (level: "warn" | "error", key: string, message: string) => this.logOnce(level, key, message),
+      logOnce: (level: "warn" | "error", key: string, message: string) => this.faults.once(level, key, message),
       markPageDirty: (group: PageGroup) => this.markPageDirty(group),
       dirtied: (frames: readonly GroupFrame[]) => this.dirtied(frames),
       scheduleReplay: (group: PageGroup) => this.scheduleReplay(group),
       renderDirty: () => this.renderDirty(),
       renderDue: () => this.renderDue(),
       reloadAll: (group: PageGroup, reason: ReloadReason) => this.reloadAll(group, reason),
-      checkIdle: () => this.checkIdle(),
+      checkIdle: () => this.settling.check(),
     };
     this.hold = new PositionHold(
       options.ledger,
       this.processId,
       () => this.lowestOffset(),
-      (key, message) => this.logOnce("warn", key, message),
+      (key, message) => this.faults.once("warn", key, message),
     );
+    this.settling = new Settling({
+      ledger: options.ledger,
+      position: () => this.position,
+      busy: () => this.busy(),
+      hasApp: () => this.app !== null,
+    });
     this.catchUps = new CatchUps(host);
     this.follower = new Follower(host);
   }
@@ -169,13 +179,6 @@ export class Hub implements SubscriptionHub {
       await Promise.allSettled(running);
     }
     await this.hold.stop();
-  }
-
-  private logOnce(level: "warn" | "error", key: string, message: string): void {
-    if (this.logged.has(key)) return;
-    if (this.logged.size > 1000) this.logged.clear();
-    this.logged.add(key);
-    this.options.log?.(level, message);
   }
 
   /** Frames a batch made dirty: a page frame makes its group due a replay, any other frame a frame render. */
@@ -239,7 +242,7 @@ export class Hub implements SubscriptionHub {
         group.local.rendering = null;
         this.rendering.delete(group);
         this.scheduleReplay(group);
-        this.checkIdle();
+        this.settling.check();
       });
   }
 
@@ -428,50 +431,14 @@ export class Hub implements SubscriptionHub {
     return this.catchUps.running.size > 0 || this.rendering.size > 0 || this.renderDue();
   }
 
-  private checkIdle(): void {
-    if (this.busy()) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  /**
-   * Resolves once every fact committed before the call has been planned, and every render it caused has been
-   * sent. For tests and benchmarks.
-   */
-  async settle(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const target = await this.ledger.sync();
-    for (;;) {
-      if (this.position >= target && !this.busy()) return;
-      if (Date.now() > deadline) {
-        const why = this.app ? "" : "; no app to replay pages through: call upkeep.serve(app) or upkeep.use(app)";
-        throw new NotSettledError(
-          `not settled after ${timeoutMs} ms (planned ${this.position} of ${target}${why})`,
-          this.app
-            ? "a replay is still running or failing: check the log for replay errors"
-            : "call upkeep.serve(app) or upkeep.use(app)",
-        );
-      }
-      this.ledger.poke();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 5);
-        this.idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  /** Resolves once every fact committed before the call is planned and its renders sent (settle.ts). */
+  settle(timeoutMs = 30_000): Promise<void> {
+    return this.settling.settle(timeoutMs);
   }
 
   /** The lowest offset this process still needs: the planner's position or an older subscriber's. */
   lowestOffset(): number {
-    let lowest = this.position;
-    for (const group of this.registry.groups()) {
-      for (const subscriber of group.local.subscribers) lowest = Math.min(lowest, subscriber.offset);
-      if (group.local.subscribers.size === 0 && group.renderOffset >= 0) lowest = Math.min(lowest, group.renderOffset);
-    }
-    return lowest;
+    return lowestNeeded(this.registry, this.position);
   }
 
   /** Why each page group did or did not react to a fact (see upkeep/testing). */

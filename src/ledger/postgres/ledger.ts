@@ -14,9 +14,9 @@ import { type FactRow, toFact } from "./facts.ts";
 import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
 import {
   type CaptureMode,
-  formatBytes,
   type LogicalNames,
   logicalNames,
+  slotLagMessage,
   slotMissingError,
   slotState,
 } from "./logical.ts";
@@ -165,10 +165,7 @@ class PostgresLedger implements Ledger {
       }
       if (state.lagBytes > this.#maxSlotLagBytes && Date.now() - this.#lagWarnedAt >= LEDGER_TUNING.slotLagWarnMs) {
         this.#lagWarnedAt = Date.now();
-        this.#faults.log(
-          "warn",
-          `Upkeep's replication slot ${this.#logical.slot} is ${formatBytes(state.lagBytes)} behind and keeps ${formatBytes(state.retainedBytes)} of WAL on the server${state.active ? "" : " (no process is decoding it)"}: WAL is kept until Upkeep confirms it, and can fill the disk.\n  fix: keep one process with the ledger open (it consumes the slot), or run \`npx upkeep uninstall --database ${this.database}\` to drop the slot; \`npx upkeep doctor\` shows the details`,
-        );
+        this.#faults.log("warn", slotLagMessage(this.database, this.#logical.slot, state));
       }
     } catch (error) {
       if (!this.#closed)

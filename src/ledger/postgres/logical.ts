@@ -256,6 +256,11 @@ export async function slotState(db: Queryable, slot: string): Promise<SlotState>
   };
 }
 
+/** The warning for a slot past its lag bound: how far behind it is, what it keeps, and the fix. */
+export function slotLagMessage(database: string, slot: string, state: SlotState): string {
+  return `Upkeep's replication slot ${slot} is ${formatBytes(state.lagBytes)} behind and keeps ${formatBytes(state.retainedBytes)} of WAL on the server${state.active ? "" : " (no process is decoding it)"}: WAL is kept until Upkeep confirms it, and can fill the disk.\n  fix: keep one process with the ledger open (it consumes the slot), or run \`npx upkeep uninstall --database ${database}\` to drop the slot; \`npx upkeep doctor\` shows the details`;
+}
+
 export function slotMissingError(database: string, slot: string): LogicalCaptureError {
   return new LogicalCaptureError(
     "slot_missing",

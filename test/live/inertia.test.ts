@@ -191,6 +191,41 @@ for (const dialect of DIALECTS) {
       page.close();
     });
 
+    it("a browser resuming from an offset behind the page's latest render catches up with props, not HTML", async () => {
+      // The page as a browser got it, before a write that another browser's subscription makes the server render.
+      const headers = { host: "localhost", accept: "text/html", "x-inertia": "true", cookie: "viewer=alice" };
+      const response = await app.request("/board/resume", { headers });
+      const marker = (await response.json()).upkeep as { token: string; offset: number };
+      const other = await openLiveProps(upkeep, app, "/board/resume", viewer("alice"));
+      await exec("insert into items (list, title, pos) values ('resume', 'while away', 1)");
+      assert.equal(other.messages.at(-1)?.type, "props");
+      // The first browser comes back (a new connection) with the offset it shows.
+      const messages: Array<{ type: string; offset?: number; props?: Record<string, unknown> }> = [];
+      const stop = await upkeep.hub.subscribe(
+        { id: "resumed", token: marker.token, offset: marker.offset, incarnation: upkeep.ledger.incarnation, headers },
+        {
+          send(message) {
+            messages.push(message);
+            return true;
+          },
+        },
+      );
+      await upkeep.settle();
+      assert.deepEqual(
+        messages.map((m) => m.type),
+        ["subscribed", "props"],
+        JSON.stringify(messages),
+      );
+      assert.ok(messages[1]!.offset! > marker.offset);
+      const items = (messages[1]!.props ?? {}).items as Array<{ title: string }>;
+      assert.deepEqual(
+        items.map((item) => item.title),
+        ["while away"],
+      );
+      stop();
+      other.close();
+    });
+
     it("a small change to a large prop is sent as an RFC 6902 patch", async () => {
       for (let i = 0; i < 5; i++)
         await fixture!.exec(`insert into items (list, title, pos) values ('p', 'item ${i} with a longer title', ${i})`);

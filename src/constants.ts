@@ -63,7 +63,9 @@ export const DATA_TUNING = Object.freeze({
 export const DELIVERY_TUNING = {
   /** After a batch makes a page dirty, facts committed within this window join the same replay. */
   coalesceMs: 3,
-  maxSubscriptionsPerConnection: 32,
+  /** A browser's tabs share one connection, so this bounds the live pages of one browser (beyond it, a tab opens
+   *  a connection of its own: CLIENT_TUNING.maxSharedSubscriptions). */
+  maxSubscriptionsPerConnection: CLIENT_TUNING.maxSharedSubscriptions,
   maxInboundMessageBytes: 16 * 1024,
   tokenTtlMs: 24 * 60 * 60 * 1000,
   /** How long a rendered page's registration waits for its first subscriber. */

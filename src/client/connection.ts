@@ -36,15 +36,30 @@ export interface ManagerEnvironment {
   onState?: (state: ConnectionState) => void;
   onMessage?: (message: any) => void;
   warn?: (text: string, detail?: unknown) => void;
+  /**
+   * The browser's shared connection (tabs.ts): when given, each connection attempt first asks it for a link to the
+   * tab that holds the socket, and opens its own transport only when it answers null.
+   */
+  link?: LinkProvider;
 }
 /** What a transport offers the manager. */
-interface TransportHandle {
+export interface TransportHandle {
   subscribe(sub: Subscription): void;
   unsubscribe(id: string): void;
   close(): void;
+  /** Drops the connection behind the transport as a network failure would (a link asks its leader tab to). */
+  drop?(): void;
 }
 
-interface TransportCallbacks {
+/** Opens links to the browser's shared connection (tabs.ts). */
+export interface LinkProvider {
+  /** A link for one connection attempt, or null to open a transport of this window's own. */
+  open(callbacks: TransportCallbacks): TransportHandle | null;
+  /** Calls `wake` whenever waiting out a backoff is pointless (the shared connection is open again). */
+  onWake(wake: () => void): void;
+}
+
+export interface TransportCallbacks {
   opened(): void;
   failed(why: string, code?: number): void;
   message(message: any): void;
@@ -72,6 +87,16 @@ export class ConnectionManager {
       lingerMs: CLIENT_TUNING.lingerMs,
       ...env,
     };
+    env.link?.onWake(() => this.wake());
+  }
+
+  /** Opens the connection now, before any subscription (it stays open until close()); retries at once in backoff. */
+  connect(): void {
+    const s = this.state.status;
+    if (s === "idle" || s === "closed") {
+      this.#cancelLinger();
+      this.#dispatch({ type: "connect", now: this.#env.now(), transport: this.#preferred() });
+    } else if (s === "backoff") this.wake();
   }
 
   /** Starts following a page; connects if needed. Re-adding an id replaces it. */
@@ -90,13 +115,15 @@ export class ConnectionManager {
   remove(id: string, { linger = true }: { linger?: boolean } = {}): void {
     if (!this.subscriptions.delete(id)) return;
     if (this.state.status === "open") this.#transport?.unsubscribe(id);
-    if (linger && this.subscriptions.size === 0) {
-      this.#cancelLinger();
-      this.#lingerTimer = this.#env.setTimeout(() => {
-        this.#lingerTimer = null;
-        if (this.subscriptions.size === 0) this.#dispatch({ type: "stop", now: this.#env.now() });
-      }, this.#env.lingerMs);
-    }
+    if (linger && this.subscriptions.size === 0) this.#linger();
+  }
+
+  #linger() {
+    this.#cancelLinger();
+    this.#lingerTimer = this.#env.setTimeout(() => {
+      this.#lingerTimer = null;
+      if (this.subscriptions.size === 0) this.#dispatch({ type: "stop", now: this.#env.now() });
+    }, this.#env.lingerMs);
   }
 
   /** Retry at once if waiting out a backoff (network back online, page visible again). */
@@ -106,6 +133,7 @@ export class ConnectionManager {
 
   /** Drops the current connection as if the network failed (for tests and debugging); it reconnects with backoff. */
   drop() {
+    if (this.#transport?.drop) return this.#transport.drop();
     if (this.state.status === "open" || this.state.status === "connecting") {
       this.#dispatch({ type: "failed", epoch: this.state.epoch, now: this.#env.now() });
     }
@@ -188,6 +216,8 @@ export class ConnectionManager {
       },
       message: (message: any) => this.#receive(epoch, message),
     };
+    const link = this.#env.link?.open(callbacks);
+    if (link) return link;
     const base = this.#env.baseUrl ?? globalThis.location?.href ?? "http://localhost/";
     return kind === "sse" ? openEventStreams(this.#env, base, callbacks) : openWebSocket(this.#env, base, callbacks);
   }

@@ -53,6 +53,13 @@ export const CLIENT_TUNING = Object.freeze({
   /** More reloads than this for one URL within reloadWindowMs stop reloading (a server refusing every token). */
   maxReloads: 3,
   reloadWindowMs: 30_000,
+  /** Tabs of one browser share one connection: subscriptions it carries before a further tab opens its own (the
+   *  server's default `maxSubscriptions` per connection is the same number). */
+  maxSharedSubscriptions: 32,
+  /** A tab whose link no leader tab answers within this opens a connection of its own. */
+  leaderAnswerMs: 5_000,
+  /** How often the leader tab looks for tabs that closed without saying so, to end their subscriptions. */
+  tabSweepMs: 5_000,
 } as const);
 
 /** Token and ledger problems a page (or a live resource) can only fix by loading again: a fresh token, the current

@@ -3,21 +3,27 @@
 // connection, feeds every patch's Turbo Stream HTML to @hotwired/turbo, remembers the offset the page has reached,
 // and reloads the page (once) when the server says it cannot be brought up to date incrementally.
 //
+// The tabs of one browser share one connection (tabs.ts); connection="window" gives the window one of its own.
 // Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
 // Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
 
 import { ConnectionManager, type Subscription } from "./connection.ts";
 import { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
+import { browserShare, type TabShare } from "./tabs.ts";
 
 export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
 export { ConnectionManager } from "./connection.ts";
 export { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
 export { IDLE, transition } from "./state.ts";
+export { browserShare, TabShare } from "./tabs.ts";
 
 /** What the page exposes as window.__upkeep, for debugging and browser tests. */
 interface DebugView {
   state: string;
   transport: string;
+  /** This tab's part in the browser's shared connection: leader (holds the socket), follower, direct (a socket of
+   *  its own: the shared one was full or unanswered), or window (sharing is off or unavailable). */
+  readonly role: string;
   appliedOffsets: Record<string, number>;
   messagesReceived: number;
   patchesApplied: number;
@@ -47,6 +53,9 @@ const debug: DebugView = {
   messagesReceived: 0,
   patchesApplied: 0,
   reloads: [],
+  get role() {
+    return share ? share.role : "window";
+  },
   get subscriptions() {
     return manager ? [...manager.subscriptions.keys()] : [];
   },
@@ -56,12 +65,20 @@ const debug: DebugView = {
 };
 
 let manager: ConnectionManager | null = null;
+let share: TabShare | null = null;
 
 function sharedManager(element: Element): ConnectionManager {
   if (!manager) {
-    manager = new ConnectionManager({
+    const paths = {
       socketPath: element.getAttribute("socket-path") ?? WIRE.socketPath,
       eventsPath: element.getAttribute("events-path") ?? WIRE.eventsPath,
+      warn: (text: string) => console.warn(text),
+    };
+    // The tabs of the browser share one connection unless the page says connection="window".
+    share = element.getAttribute("connection") === "window" ? null : browserShare(paths);
+    manager = new ConnectionManager({
+      ...paths,
+      link: share ?? undefined,
       onState(state) {
         debug.state = state.status;
         debug.transport = state.transport;
@@ -70,7 +87,6 @@ function sharedManager(element: Element): ConnectionManager {
       onMessage() {
         debug.messagesReceived = manager?.messagesReceived ?? debug.messagesReceived + 1;
       },
-      warn: (text) => console.warn(text),
     });
     addEventListener("online", () => manager?.wake());
     document.addEventListener("visibilitychange", () => {

@@ -34,6 +34,7 @@ import { RELOAD_CODES, WIRE } from "./constants.ts";
 import { applyJsonPatch, type JsonPatchOperation } from "./json-patch.ts";
 import {
   type ConnectionOptions,
+  connectionRole,
   connectionState,
   type LiveState,
   nextSubscriptionId,
@@ -95,6 +96,8 @@ export interface LiveDebug {
   /** Partial reloads (router.reload({ only })) made for props the server asked the page to fetch. */
   partialReloads: number;
   messages: number;
+  /** This tab's part in the browser's shared connection (leader, follower, direct), or window when not shared. */
+  readonly role: string;
   /** Drops the connection as a network failure would; it reconnects and resumes from the offset shown. */
   drop(): void;
 }
@@ -189,6 +192,9 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
     reloads: [],
     partialReloads: 0,
     messages: 0,
+    get role() {
+      return options.subscriptions ? "window" : connectionRole();
+    },
     drop: () => (subscriptions as Partial<ConnectionManager>).drop?.(),
   };
   if (options.debug ?? typeof window !== "undefined") globalThis.window.__upkeepInertia = debug;

@@ -1,5 +1,5 @@
 // Data mode's share of the browser client: one ConnectionManager per window for every live Inertia page and live
-// JSON resource (one WebSocket carries them all), the connection state as data mode reports it, subscription ids,
+// JSON resource (one WebSocket, shared with the browser's other tabs (tabs.ts), carries them all), the connection state as data mode reports it, subscription ids,
 // and the guard that keeps a server refusing every token from causing a reload loop.
 //
 // Erasable TypeScript, shipped compiled.
@@ -7,6 +7,7 @@
 import { ConnectionManager, type Subscription } from "./connection.ts";
 import { CLIENT_TUNING, WIRE } from "./constants.ts";
 import type { ConnectionState } from "./state.ts";
+import { browserShare, type TabShare } from "./tabs.ts";
 
 /** What a live page or resource shows about its connection: `live` when the connection is open. */
 export type LiveState = "connecting" | "live" | "reconnecting" | "offline";
@@ -19,9 +20,12 @@ export interface ConnectionOptions {
   socketPath?: string;
   /** Where the server mounts the event streams (default /upkeep/events). */
   eventsPath?: string;
+  /** "browser" (default): the tabs of the browser share one connection; "window": this window opens its own. */
+  connection?: "browser" | "window";
 }
 
 let manager: ConnectionManager | null = null;
+let share: TabShare | null = null;
 let state: LiveState = "offline";
 let everOpened = false;
 const listeners = new Set<(state: LiveState) => void>();
@@ -42,16 +46,21 @@ function liveState(connection: ConnectionState): LiveState {
 /** The window's connection for data mode, created on first use (the first caller's paths win). */
 export function windowConnection(options: ConnectionOptions = {}): ConnectionManager {
   if (!manager) {
-    manager = new ConnectionManager({
+    const paths = {
       socketPath: options.socketPath ?? WIRE.socketPath,
       eventsPath: options.eventsPath ?? WIRE.eventsPath,
+      warn: (text: string) => console.warn(text),
+    };
+    share = options.connection === "window" ? null : browserShare(paths);
+    manager = new ConnectionManager({
+      ...paths,
+      link: share ?? undefined,
       onState(connection) {
         const next = liveState(connection);
         if (next === state) return;
         state = next;
         for (const listener of listeners) listener(next);
       },
-      warn: (text) => console.warn(text),
     });
     if (typeof addEventListener === "function") addEventListener("online", () => manager?.wake());
     if (typeof document !== "undefined") {
@@ -61,6 +70,11 @@ export function windowConnection(options: ConnectionOptions = {}): ConnectionMan
     }
   }
   return manager;
+}
+
+/** This tab's part in the browser's shared connection (leader, follower, direct), or window when not shared. */
+export function connectionRole(): string {
+  return share ? share.role : "window";
 }
 
 /** The data-mode connection's state now. */

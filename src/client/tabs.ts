@@ -1,0 +1,235 @@
+// One connection per browser: the tabs of an origin share one socket. The tab that holds a Web Lock (the leader)
+// runs a relay (relay.ts) with the real connection; every tab — the leader's own too — reaches it through links
+// over BroadcastChannel (tab-wire.ts names the channels and messages). A ConnectionManager asks this module for a
+// link on each connection attempt, so everything it does — resubscribing with each page's offset, backoff,
+// identity reconnects — works unchanged over a link.
+//
+// Why nothing is lost or applied twice when the leader changes:
+// - A tab applies server messages itself and records the offset it reached; the leader only forwards.
+// - A link is "open" exactly while its leader's connection is open. When that connection is lost, or the leader
+//   tab closes (its "gone", or the next leader's announcement), the link fails, the tab's manager backs off, and
+//   its next link subscribes each page again with the offset the page shows — the same resume a lost WebSocket
+//   gets. Messages still in flight for the old link are dropped by the manager's epoch guard.
+// - When the leader tab closes, its lock passes to a waiting tab, whose relay opens a socket at once and announces
+//   it; the announcement wakes every tab's backoff.
+// - A link the relay does not answer within CLIENT_TUNING.leaderAnswerMs (a leader tab that hangs), or one the
+//   relay refuses because the shared socket is full, makes its tab open a connection of its own (the old way).
+//
+// Erasable TypeScript, shipped compiled.
+
+import type { LinkProvider, ManagerEnvironment, TransportCallbacks, TransportHandle } from "./connection.ts";
+import { CLIENT_TUNING } from "./constants.ts";
+import { Relay } from "./relay.ts";
+import {
+  type Announcement,
+  type ControlMessage,
+  type InboxMessage,
+  TAB_WIRE,
+  type TabEnvironment,
+} from "./tab-wire.ts";
+
+interface LinkHandler {
+  control(message: Announcement): void;
+  inbox(message: InboxMessage): void;
+  end(why: string): void;
+}
+
+export class TabShare implements LinkProvider {
+  /** True once this tab opens connections of its own (no leader answered, or the shared socket was full). */
+  direct = false;
+  relay: Relay | null = null;
+  #links = new Map<string, LinkHandler>();
+  #wakers = new Set<() => void>();
+  #control: BroadcastChannel | null = null;
+  #inbox: BroadcastChannel | null = null;
+  #release: Array<() => void> = [];
+  #abort: AbortController | null = null;
+  #counter = 0;
+
+  readonly env: TabEnvironment;
+
+  constructor(env: TabEnvironment) {
+    this.env = env;
+    this.start();
+  }
+
+  get tabId(): string {
+    return this.env.tabId;
+  }
+
+  /** What this tab is to the shared connection: leader (holds the socket), follower, or direct (its own socket). */
+  get role(): "leader" | "follower" | "direct" {
+    return this.direct ? "direct" : this.relay ? "leader" : "follower";
+  }
+
+  /** Joins the browser's tabs: listens, holds this tab's lock, and waits to become the leader. */
+  start(): void {
+    if (this.#control) return;
+    const { env } = this;
+    this.#control = new env.BroadcastChannel(TAB_WIRE.control(env.key));
+    this.#control.onmessage = (event) => this.#onControl(event.data);
+    this.#inbox = new env.BroadcastChannel(TAB_WIRE.inbox(env.key, env.tabId));
+    this.#inbox.onmessage = (event) => this.#onInbox(event.data);
+    const abort = new AbortController();
+    this.#abort = abort;
+    const hold = () =>
+      new Promise<void>((resolve) => {
+        this.#release.push(resolve);
+      });
+    env.locks.request(TAB_WIRE.tabLock(env.key, env.tabId), hold).catch(() => {});
+    env.locks
+      .request(TAB_WIRE.leaderLock(env.key), { signal: abort.signal }, () => {
+        if (abort.signal.aborted) return;
+        this.relay = new Relay(env.tabId, env);
+        return hold();
+      })
+      .catch(() => {}); // aborted: this tab left before it became the leader
+  }
+
+  /** Leaves (the page is hidden for good or frozen): links end, the relay says it is gone, locks are released. */
+  stop(): void {
+    if (!this.#control) return;
+    for (const link of [...this.#links.values()]) link.end("the page was hidden");
+    this.relay?.close();
+    this.relay = null;
+    this.#abort?.abort();
+    for (const release of this.#release.splice(0)) release();
+    this.#control.close();
+    this.#inbox?.close();
+    this.#control = this.#inbox = null;
+  }
+
+  onWake(wake: () => void): void {
+    this.#wakers.add(wake);
+  }
+
+  open(callbacks: TransportCallbacks): TransportHandle | null {
+    if (this.direct || !this.#control) return null;
+    return this.#link(callbacks);
+  }
+
+  #post(message: ControlMessage): void {
+    this.#control?.postMessage(message);
+  }
+
+  #onControl(message: ControlMessage): void {
+    if (typeof message !== "object" || message === null) return;
+    if (message.t !== "state" && message.t !== "gone") return;
+    for (const link of [...this.#links.values()]) link.control(message);
+    // The shared connection is open (again): a tab waiting out a backoff links now.
+    if (message.t === "state" && message.status === "open") for (const wake of this.#wakers) wake();
+  }
+
+  #onInbox(message: InboxMessage): void {
+    if (typeof message !== "object" || message === null) return;
+    this.#links.get(message.link)?.inbox(message);
+  }
+
+  #link(callbacks: TransportCallbacks): TransportHandle {
+    const id = `${this.env.tabId}.${++this.#counter}`;
+    const tab = this.env.tabId;
+    let leader: string | null = null;
+    let opened = false;
+    let done = false;
+    const answerTimer = this.env.setTimeout(() => {
+      if (done || leader !== null) return;
+      this.direct = true;
+      this.env.warn?.("upkeep: no tab answered for the shared connection; this tab opens its own");
+      fail("no leader tab answered");
+    }, this.env.answerMs ?? CLIENT_TUNING.leaderAnswerMs);
+    const end = () => {
+      if (done) return;
+      done = true;
+      this.env.clearTimeout(answerTimer);
+      this.#links.delete(id);
+      if (leader !== null) this.#post({ t: "bye", to: leader, link: id });
+    };
+    const fail = (why: string, code?: number) => {
+      if (done) return;
+      end();
+      callbacks.failed(why, code);
+    };
+    const hello = () => this.#post({ t: "hello", tab, link: id });
+    this.#links.set(id, {
+      control: (m) => {
+        if (m.t === "gone") {
+          if (m.from === leader) fail("the tab holding the connection closed");
+          return;
+        }
+        if (leader === null) leader = m.from;
+        else if (m.from !== leader) return fail("the tab holding the connection changed");
+        if (m.closedBy !== null) return fail(`${m.closedBy}`, m.closedBy);
+        if (m.status === "open") {
+          if (!opened) {
+            opened = true;
+            callbacks.opened();
+          }
+        } else if (opened) {
+          fail("the shared connection was lost");
+        } else if (m.status === "idle" || m.status === "closed") {
+          hello(); // this leader has not heard this link yet (it became the leader after the hello)
+        }
+      },
+      inbox: (m) => {
+        if (m.t === "full") {
+          this.direct = true;
+          return fail("the shared connection carries as many pages as it may");
+        }
+        if (opened && !done) callbacks.message(m.message);
+      },
+      end: (why) => fail(why),
+    });
+    hello();
+    return {
+      subscribe: (sub) => {
+        if (done || leader === null) return;
+        const { id: subId, token, incarnation, offset, transport } = sub;
+        this.#post({ t: "sub", to: leader, tab, link: id, sub: { id: subId, token, incarnation, offset, transport } });
+      },
+      unsubscribe: (subId) => {
+        if (!done && leader !== null) this.#post({ t: "unsub", to: leader, link: id, id: subId });
+      },
+      close: end,
+      drop: () => {
+        if (!done && leader !== null && opened) this.#post({ t: "drop", to: leader, link: id });
+        else fail("dropped");
+      },
+    };
+  }
+}
+
+const shares = new Map<string, TabShare>();
+
+/**
+ * The window's share of the browser's connection for these paths, or null where tabs cannot share one (no
+ * BroadcastChannel, or no Web Locks: an insecure origin, an old browser); the caller then opens its own.
+ */
+export function browserShare(manager: ManagerEnvironment): TabShare | null {
+  const g = globalThis as any;
+  const locks = g.navigator?.locks;
+  if (typeof g.BroadcastChannel !== "function" || !locks || typeof g.addEventListener !== "function") return null;
+  const key = `${manager.socketPath ?? ""}|${manager.eventsPath ?? ""}`;
+  let share = shares.get(key);
+  if (!share) {
+    const tabId = typeof g.crypto?.randomUUID === "function" ? g.crypto.randomUUID() : `${Math.random()}`.slice(2);
+    share = new TabShare({
+      key,
+      tabId,
+      BroadcastChannel: g.BroadcastChannel,
+      locks,
+      manager,
+      setTimeout: (fn, ms) => g.setTimeout(fn, ms),
+      clearTimeout: (handle) => g.clearTimeout(handle),
+      setInterval: (fn, ms) => g.setInterval(fn, ms),
+      clearInterval: (handle) => g.clearInterval(handle),
+      warn: manager.warn,
+    });
+    shares.set(key, share);
+    const joined = share;
+    g.addEventListener("pagehide", () => joined.stop());
+    g.addEventListener("pageshow", (event: { persisted?: boolean }) => {
+      if (event.persisted) joined.start();
+    });
+  }
+  return share;
+}

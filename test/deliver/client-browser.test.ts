@@ -17,7 +17,9 @@ import { listen, stop } from "./support.ts";
 const chromiumPath = process.env.UPKEEP_CHROMIUM ?? "/usr/bin/chromium";
 const turboFile = new URL("../../node_modules/@hotwired/turbo/dist/turbo.es2017-esm.js", import.meta.url);
 
-function page(title: string, id: string, attrs = "", link = ""): string {
+/** A page whose window keeps a connection of its own (connection="window"), so the scripted hub sees the page's own
+ *  subscription ids; `/shared` leaves it out and subscribes through the browser's shared connection. */
+function page(title: string, id: string, attrs = 'connection="window"', link = ""): string {
   return `<!doctype html><html><head><title>${title}</title></head><body>
 <h1 id="title">${title}</h1><div id="target">initial</div>${link}
 <${WIRE.streamSourceTag} ${WIRE.tokenAttr}="tok-${id}" ${WIRE.offsetAttr}="5" ${WIRE.incarnationAttr}="inc" id="${id}" data-turbo-permanent ${attrs}></${WIRE.streamSourceTag}>
@@ -53,12 +55,14 @@ describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromi
     const n = gets[url.pathname];
     const html =
       url.pathname === "/sse"
-        ? page("sse", `upkeep_sse_${n}`, 'transport="sse"')
+        ? page("sse", `upkeep_sse_${n}`, 'transport="sse" connection="window"')
         : url.pathname === "/two"
           ? page("two", `upkeep_two_${n}`)
           : url.pathname === "/reload"
             ? page("reload", `upkeep_reload_${n}`)
-            : page("one", `upkeep_one_${n}`, "", '<a id="nav" href="/two">two</a>');
+            : url.pathname === "/shared"
+              ? page("shared", `upkeep_shared_${n}`, "")
+              : page("one", `upkeep_one_${n}`, 'connection="window"', '<a id="nav" href="/two">two</a>');
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
   }
 
@@ -129,6 +133,20 @@ describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromi
     assert.equal(gets["/reload"], 2);
     await p.waitForFunction(() => document.getElementById("upkeep_reload_2") !== null);
     await p.close();
+  });
+
+  test("by default the page subscribes through its browser's shared connection, as <link>~<id>", async () => {
+    const p = await open("/shared");
+    const live = () => [...hub.live.keys()].find((id) => id.endsWith("~upkeep_shared_1"));
+    await hub.until(() => live() !== undefined);
+    assert.equal(await p.evaluate(() => (window as any).__upkeep.role), "leader");
+    const id = live()!;
+    assert.equal(hub.live.get(id)!.request.offset, 5);
+    hub.send(id, { type: "patch", id, offset: 6, html: replace("shared six") });
+    await p.waitForFunction(() => document.getElementById("target")?.textContent === "shared six");
+    await p.waitForFunction(() => (window as any).__upkeep.appliedOffsets.upkeep_shared_1 === 6);
+    await p.close();
+    await hub.until(() => hub.unsubscribed.includes(id));
   });
 
   test('transport="sse" delivers patches over an event stream', async () => {

@@ -41,9 +41,9 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Open `path` in a new tab and wait until its live subscription is acknowledged. */
+  /** Open `path` in a browser of its own (its own connection) and wait until its subscription is acknowledged. */
   async function openLive(path: string): Promise<{ page: Page; socket: SocketLog; errors: string[] }> {
-    const page = await browser.newPage();
+    const page = await browser.newWindow();
     page.setDefaultTimeout(STEP_TIMEOUT);
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(String(e)));
@@ -126,7 +126,7 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
 
   test("the Inertia board under /spa: a card added in one page shows in the other", async () => {
     const open = async () => {
-      const page = await browser.newPage();
+      const page = await browser.newWindow();
       page.setDefaultTimeout(STEP_TIMEOUT);
       const errors: string[] = [];
       page.on("pageerror", (e) => errors.push(String(e)));

@@ -59,7 +59,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
 
   /** Opens `path`, waits until its props are live, and marks the document (a full reload would lose the mark). */
   async function openLive(browser: Browser, path: string, transport?: "sse"): Promise<Opened> {
-    const page = await browser.newPage();
+    const page = await browser.newWindow();
     // The fixture apps pass this to live({ transport }).
     if (transport) await page.addInitScript((t) => Object.assign(window, { __upkeepTransport: t }), transport);
     page.setDefaultTimeout(STEP_TIMEOUT);
@@ -99,6 +99,9 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
     assert.deepEqual(state, { same: true, reloads: [] }, "the page was updated in place, never reloaded");
   }
 
+  /** Whether a frame's id is the page's subscription: on the socket it is `<link>~<id>` (the browser's shared
+   *  connection names each tab's link). */
+  const sameId = (wire: unknown, id: string) => typeof wire === "string" && wire.endsWith(`~${id}`);
   const subscriptionOf = (page: Page) => page.evaluate(() => (window as any).__upkeepInertia.subscription as string);
 
   function shell(statement: string): void {
@@ -229,7 +232,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
         }, first);
         const second = await subscriptionOf(a.page);
         // The server has the new subscription (and, sent on the same socket right after it, the old one's end).
-        await until(() => a.socket.frames.some((f) => f.type === "subscribed" && f.id === second));
+        await until(() => a.socket.frames.some((f) => f.type === "subscribed" && sameId(f.id, second)));
         const seen = a.socket.frames.length;
         const count = Number(await a.page.locator("#count").textContent());
 
@@ -246,10 +249,10 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
           .waitFor();
         const later = a.socket.frames.slice(seen);
         assert.ok(
-          later.every((f) => f.id !== first),
+          later.every((f) => !sameId(f.id, first)),
           `no message for the page left behind: ${JSON.stringify(later)}`,
         );
-        assert.ok(later.some((f) => f.type === "props" && f.id === second));
+        assert.ok(later.some((f) => f.type === "props" && sameId(f.id, second)));
 
         // Back to the board with the browser's back button: Inertia restores the page from its history entry, with
         // the marker and offset of the props it holds; it subscribes again and catches up.
@@ -315,7 +318,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
             .execute();
           await shows(a, a.page.locator("#cards li", { hasText: `During the drop (${framework})` }));
           // The same subscription, subscribed again on the new socket from the offset it had reached.
-          await until(() => a.socket.frames.filter((f) => f.type === "subscribed" && f.id === sub).length === 2);
+          await until(() => a.socket.frames.filter((f) => f.type === "subscribed" && sameId(f.id, sub)).length === 2);
           await assertNotReloaded(a);
 
           const sse = await openLive(bob, board, "sse");

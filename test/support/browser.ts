@@ -1,9 +1,8 @@
 // Browser end-to-end support: Debian's Chromium driven by playwright-core, and the demo server as a child process
 // (so a test can SIGKILL it and start it again on the same port).
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page, type WebSocket as PwWebSocket } from "playwright-core";
 import { WIRE } from "../../src/constants.ts";
@@ -32,25 +31,33 @@ export function browserSkip(): string | false {
 }
 
 export interface Browser {
+  /** One browser profile: its pages are tabs of one browser, which share one Upkeep connection. */
   context: BrowserContext;
+  /** A new tab in `context`. */
   newPage(): Promise<Page>;
+  /**
+   * A page in a profile of its own that starts with `context`'s cookies: another browser of the same viewer, with
+   * a connection of its own (closing the page closes its profile).
+   */
+  newWindow(): Promise<Page>;
   close(): Promise<void>;
 }
 
-/** A headless Chromium with a fresh user-data-dir (removed on close). */
+/** A headless Chromium with one default profile (see Browser). */
 export async function launchBrowser(): Promise<Browser> {
-  const userDataDir = mkdtempSync(join(tmpdir(), "upkeep-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
+  const context = await browser.newContext();
   return {
     context,
     newPage: () => context.newPage(),
+    async newWindow() {
+      const own = await browser.newContext({ storageState: await context.storageState() });
+      const page = await own.newPage();
+      page.once("close", () => void own.close().catch(() => {}));
+      return page;
+    },
     async close() {
-      await context.close().catch(() => {});
-      rmSync(userDataDir, { recursive: true, force: true });
+      await browser.close().catch(() => {});
     },
   };
 }

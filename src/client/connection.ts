@@ -7,7 +7,7 @@
 
 import { BACKOFF, type BackoffOptions } from "./backoff.ts";
 import { CLIENT_TUNING, WIRE } from "./constants.ts";
-import { type ConnectionEvent, type ConnectionState, IDLE, transition } from "./state.ts";
+import { type ConnectionEvent, type ConnectionState, IDLE, type Transport, transition } from "./state.ts";
 
 export interface Subscription {
   id: string;
@@ -53,8 +53,9 @@ export interface TransportHandle {
 
 /** Opens links to the browser's shared connection (tabs.ts). */
 export interface LinkProvider {
-  /** A link for one connection attempt, or null to open a transport of this window's own. */
-  open(callbacks: TransportCallbacks): TransportHandle | null;
+  /** A link for one connection attempt (`transport`: the one this window would use), or null to open a transport of
+   *  this window's own. */
+  open(callbacks: TransportCallbacks, transport: Transport): TransportHandle | null;
   /** Calls `wake` whenever waiting out a backoff is pointless (the shared connection is open again). */
   onWake(wake: () => void): void;
 }
@@ -90,12 +91,13 @@ export class ConnectionManager {
     env.link?.onWake(() => this.wake());
   }
 
-  /** Opens the connection now, before any subscription (it stays open until close()); retries at once in backoff. */
-  connect(): void {
+  /** Opens the connection now, before any subscription (it stays open until close()); retries at once in backoff.
+   *  `transport` is the one to try first (default: what the subscriptions prefer). */
+  connect(transport?: Transport): void {
     const s = this.state.status;
     if (s === "idle" || s === "closed") {
       this.#cancelLinger();
-      this.#dispatch({ type: "connect", now: this.#env.now(), transport: this.#preferred() });
+      this.#dispatch({ type: "connect", now: this.#env.now(), transport: transport ?? this.#preferred() });
     } else if (s === "backoff") this.wake();
   }
 
@@ -216,7 +218,7 @@ export class ConnectionManager {
       },
       message: (message: any) => this.#receive(epoch, message),
     };
-    const link = this.#env.link?.open(callbacks);
+    const link = this.#env.link?.open(callbacks, kind);
     if (link) return link;
     const base = this.#env.baseUrl ?? globalThis.location?.href ?? "http://localhost/";
     return kind === "sse" ? openEventStreams(this.#env, base, callbacks) : openWebSocket(this.#env, base, callbacks);

@@ -51,10 +51,10 @@ export class Relay {
       onState: (state) => this.#stateChanged(state),
     });
     this.#sweepTimer = env.setInterval(() => this.#sweep(), env.sweepMs ?? CLIENT_TUNING.tabSweepMs);
-    // A tab becomes the leader because it has (or had) pages to keep live: the socket opens at once, and the
-    // announcement wakes the tabs waiting out a backoff. With no link it closes after the linger delay.
-    this.manager.connect();
+    // The socket opens on the first hello, with that link's transport; with no link it closes after the linger.
+    // The announcement makes tabs that were waiting (for a leader, or out a backoff) say hello.
     this.#idle();
+    this.#announce();
   }
 
   /** Relayed subscriptions now (tests, the debug view). */
@@ -81,7 +81,7 @@ export class Relay {
     if (this.#closed || typeof m !== "object" || m === null) return;
     if (m.t === "hello") {
       this.#link(m.link, m.tab);
-      this.manager.connect();
+      this.manager.connect(m.transport === "sse" ? "sse" : "websocket");
       this.#announce();
       return;
     }

@@ -29,8 +29,9 @@ export interface RelayedSubscription {
 }
 
 export type ControlMessage =
-  /** A new link wants the connection: the leader opens it (if needed) and announces its state. */
-  | { t: "hello"; tab: string; link: string }
+  /** A new link wants the connection: the leader opens it (if needed, with the link's transport) and announces its
+   *  state. */
+  | { t: "hello"; tab: string; link: string; transport: Transport }
   | { t: "sub"; to: string; tab: string; link: string; sub: RelayedSubscription }
   | { t: "unsub"; to: string; link: string; id: string }
   /** The link closed: its subscriptions end. */

@@ -10,8 +10,8 @@
 //   tab closes (its "gone", or the next leader's announcement), the link fails, the tab's manager backs off, and
 //   its next link subscribes each page again with the offset the page shows — the same resume a lost WebSocket
 //   gets. Messages still in flight for the old link are dropped by the manager's epoch guard.
-// - When the leader tab closes, its lock passes to a waiting tab, whose relay opens a socket at once and announces
-//   it; the announcement wakes every tab's backoff.
+// - When the leader tab closes, its lock passes to a waiting tab, whose relay announces itself; the announcement
+//   wakes every tab's backoff, and the first link's hello opens the socket (with that tab's transport).
 // - A link the relay does not answer within CLIENT_TUNING.leaderAnswerMs (a leader tab that hangs), or one the
 //   relay refuses because the shared socket is full, makes its tab open a connection of its own (the old way).
 //
@@ -20,6 +20,7 @@
 import type { LinkProvider, ManagerEnvironment, TransportCallbacks, TransportHandle } from "./connection.ts";
 import { CLIENT_TUNING } from "./constants.ts";
 import { Relay } from "./relay.ts";
+import type { Transport } from "./state.ts";
 import {
   type Announcement,
   type ControlMessage,
@@ -45,6 +46,8 @@ export class TabShare implements LinkProvider {
   #release: Array<() => void> = [];
   #abort: AbortController | null = null;
   #counter = 0;
+  /** The leader of the last announcement heard. */
+  #leader: string | null = null;
 
   readonly env: TabEnvironment;
 
@@ -103,9 +106,9 @@ export class TabShare implements LinkProvider {
     this.#wakers.add(wake);
   }
 
-  open(callbacks: TransportCallbacks): TransportHandle | null {
+  open(callbacks: TransportCallbacks, transport: Transport): TransportHandle | null {
     if (this.direct || !this.#control) return null;
-    return this.#link(callbacks);
+    return this.#link(callbacks, transport);
   }
 
   #post(message: ControlMessage): void {
@@ -116,8 +119,11 @@ export class TabShare implements LinkProvider {
     if (typeof message !== "object" || message === null) return;
     if (message.t !== "state" && message.t !== "gone") return;
     for (const link of [...this.#links.values()]) link.control(message);
-    // The shared connection is open (again): a tab waiting out a backoff links now.
-    if (message.t === "state" && message.status === "open") for (const wake of this.#wakers) wake();
+    // A new leader, or the shared connection open (again): a tab waiting out a backoff links now.
+    if (message.t !== "state") return;
+    const newLeader = message.from !== this.#leader;
+    this.#leader = message.from;
+    if (newLeader || message.status === "open") for (const wake of this.#wakers) wake();
   }
 
   #onInbox(message: InboxMessage): void {
@@ -125,7 +131,7 @@ export class TabShare implements LinkProvider {
     this.#links.get(message.link)?.inbox(message);
   }
 
-  #link(callbacks: TransportCallbacks): TransportHandle {
+  #link(callbacks: TransportCallbacks, transport: Transport): TransportHandle {
     const id = `${this.env.tabId}.${++this.#counter}`;
     const tab = this.env.tabId;
     let leader: string | null = null;
@@ -149,7 +155,7 @@ export class TabShare implements LinkProvider {
       end();
       callbacks.failed(why, code);
     };
-    const hello = () => this.#post({ t: "hello", tab, link: id });
+    const hello = () => this.#post({ t: "hello", tab, link: id, transport });
     this.#links.set(id, {
       control: (m) => {
         if (m.t === "gone") {

@@ -283,9 +283,11 @@ export function createDemoApp(upkeep: Upkeep, options: DemoOptions = {}): Hono {
   if (options.live !== false) app.use(upkeepMiddleware(upkeep));
   if (options.activity) {
     // After each write has settled, record what it cost: the panel beside the board is a live collection of these
-    // rows, so Upkeep itself shows them. (Overlapping writes share their counts.)
+    // rows, so Upkeep itself shows them. Work still in flight from earlier writes (such as the previous entry's own
+    // insert) settles first, so that it is not counted as this write's. (Overlapping writes share their counts.)
     app.use(async (c, next) => {
       if (c.req.method !== "POST") return next();
+      await upkeep.settle();
       const before = await upkeep.stats();
       await next();
       const summary = describeWrite(c.req.path);

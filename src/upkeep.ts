@@ -13,7 +13,7 @@ import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
 import type { InspectOptions } from "./inspect/options.ts";
 import { type ChangesOptions, changes } from "./ledger/changes.ts";
-import { history, type RowAt, rowAt } from "./ledger/history.ts";
+import { history, type RowAt, type RowHistory, rowAt } from "./ledger/history.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
 import type { Fact, Ledger, Row } from "./ledger/types.ts";
 import { createPresenceTable, Presence, type PresenceOptions } from "./presence.ts";
@@ -240,8 +240,9 @@ export class Upkeep {
     return changes(this.ledger, options);
   }
 
-  /** Every retained fact of one row, oldest first (see upkeep/ledger's `history`). */
-  history(table: string, key: Row): Promise<Fact[]> {
+  /** Every retained fact of one row, oldest first, and the table's horizon after which they are complete (see
+   *  upkeep/ledger's `history`). */
+  history(table: string, key: Row): Promise<RowHistory> {
     return history(this.ledger, table, key);
   }
 

@@ -117,18 +117,25 @@ export class NotSettledError extends UpkeepError {
   }
 }
 
-/** Reading below the pruned horizon. */
+/** Reading below the pruned horizon (of every table, or of `table` under its own retention). */
 export class OffsetTooOldError extends UpkeepError {
   readonly requested: number;
   readonly oldest: number;
-  constructor(requested: number, oldest: number) {
+  /** The table whose horizon the offset is below (null: the horizon every table shares). */
+  readonly table: string | null;
+  constructor(requested: number, oldest: number, table: string | null = null) {
     super(
       "offset_too_old",
-      `Facts after offset ${requested} were pruned; the oldest available offset is ${oldest}.`,
-      "rebuild from a fresh read (a browser reloads the page), or keep facts longer (retention window)",
+      table === null
+        ? `Facts after offset ${requested} were pruned; the oldest available offset is ${oldest}.`
+        : `Facts of ${table} after offset ${requested} were pruned (its horizon is ${oldest - 1}); the oldest offset available for ${table} is ${oldest}.`,
+      table === null
+        ? "rebuild from a fresh read (a browser reloads the page), or keep facts longer (createUpkeep({ retentionMs }) or retention.default)"
+        : `rebuild from a fresh read (a browser reloads the page), or keep ${table}'s facts longer: createUpkeep({ retention: { tables: { ${JSON.stringify(table)}: { windowMs } } } }), or "forever" for its whole history`,
     );
     this.requested = requested;
     this.oldest = oldest;
+    this.table = table;
   }
 }
 

@@ -15,8 +15,18 @@ export {
 } from "./constants.ts";
 export type { ClientMessage, ServerMessage, SubscribeRequest } from "./deliver/types.ts";
 export * from "./errors.ts";
+export type { RowAt, RowHistory } from "./ledger/history.ts";
 export { install, openLedger, uninstall } from "./ledger/index.ts";
-export type { Fact, Ledger, LedgerOptions, Operation, Row } from "./ledger/types.ts";
+export type {
+  Fact,
+  Horizons,
+  Ledger,
+  LedgerOptions,
+  Operation,
+  Retention,
+  RetentionPolicy,
+  Row,
+} from "./ledger/types.ts";
 export { PRESENCE_TABLE, type PresenceOptions, presence } from "./presence.ts";
 export {
   Collection,

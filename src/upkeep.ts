@@ -13,9 +13,10 @@ import { attachWebSocket } from "./deliver/websocket.ts";
 import { ConfigError } from "./errors.ts";
 import type { InspectOptions } from "./inspect/options.ts";
 import { type ChangesOptions, changes } from "./ledger/changes.ts";
-import { history, type RowAt, rowAt } from "./ledger/history.ts";
+import { history, type RowAt, type RowHistory, rowAt } from "./ledger/history.ts";
 import { createDialect, install, openLedger } from "./ledger/index.ts";
-import type { Fact, Ledger, Row } from "./ledger/types.ts";
+import { checkPolicy, resolveRetention, windowsOf } from "./ledger/retention.ts";
+import type { Fact, Ledger, Retention, Row } from "./ledger/types.ts";
 import { createPresenceTable, Presence, type PresenceOptions } from "./presence.ts";
 import type { FetchApp } from "./render/page.ts";
 import { consoleLogger, startTelemetry, type UpkeepLogger } from "./telemetry.ts";
@@ -50,8 +51,12 @@ export interface UpkeepOptions {
   tokenTtlMs?: number;
   /** After a write makes a page dirty, later commits within this window join the same replay. Default 3 ms. */
   coalesceMs?: number;
-  /** Facts older than this (and below every subscriber of this process) are pruned. Default 7 days; 0 keeps all. */
+  /** The default retention window: facts older than this (and below every subscriber of this process) are pruned.
+   *  Default 7 days; 0 keeps every fact. The same as `retention.default: { windowMs }` (give one of them). */
   retentionMs?: number;
+  /** Retention per table (docs/ledger.md, Retention): `{ default, tables: { audit_log: "forever", sessions:
+   *  "minimal", events: { windowMs } } }`. Tables not named follow `default` (default: `{ windowMs: retentionMs }`). */
+  retention?: Retention;
   /** Origins (scheme://host[:port]) pages may subscribe from (checked against the connection's Origin header).
    *  Default: any; a token subscribes only the page's own URL and origin either way. */
   origins?: string[];
@@ -124,6 +129,9 @@ export class Upkeep {
   presence: Presence | null = null;
   /** Who may see the inspector outside development (UpkeepOptions.inspect). */
   inspect: InspectOptions | null = null;
+  /** The retention policies in force (UpkeepOptions.retention and retentionMs, checked): `default`, and the tables
+   *  with their own. Pruning is off when every policy is "forever". */
+  retention: Required<Retention> = { default: "forever", tables: {} };
   readonly refusals: "throw" | "warn";
   readonly ledger: Ledger;
   readonly hub: Hub;
@@ -186,20 +194,29 @@ export class Upkeep {
   }
 
   /**
-   * Prune facts older than `retentionMs` that this process no longer needs (planned, and below every subscriber's
-   * offset), now and then periodically. A browser asking for pruned offsets is told to reload.
+   * Prune what the retention policies let go (a number: every table's window), now and then periodically (hourly,
+   * or every shortest window when shorter), never a fact this process still needs (planned, and at or above every
+   * subscriber's offset) nor one above another live process's hold. A browser asking for pruned offsets of a table
+   * its page read is told to reload.
    */
-  retain(retentionMs: number, everyMs = Math.min(retentionMs, DELIVERY_TUNING.retentionCheckMs)): void {
+  retain(retention: number | Retention, everyMs?: number): void {
+    const policies =
+      typeof retention === "number"
+        ? resolveRetention(undefined, checkPolicy({ windowMs: retention }, "retain()"), "retain()")
+        : resolveRetention(retention, checkPolicy({ windowMs: DELIVERY_TUNING.retentionMs }, "retain()"), "retain()");
+    const windows = windowsOf(policies).filter((w) => w > 0);
+    const every = everyMs ?? Math.min(DELIVERY_TUNING.retentionCheckMs, ...windows);
+    const options = { retention: { default: policies.default, tables: Object.fromEntries(policies.tables) } };
     const prune = async () => {
       await this.hub.holdPosition(); // this process's own hold, renewed to what it needs now
-      await this.ledger.prune({ olderThanMs: retentionMs, atOrBelow: this.hub.lowestOffset() }).catch((error) => {
+      await this.ledger.prune({ ...options, atOrBelow: this.hub.lowestOffset() }).catch((error) => {
         this.logger.error(
           { event: "upkeep.prune_failed", err: (error as Error).message },
           `upkeep: pruning the ledger failed: ${(error as Error).message}`,
         );
       });
     };
-    const timer = setInterval(prune, everyMs);
+    const timer = setInterval(prune, every);
     timer.unref();
     this.closers.push(async () => clearInterval(timer));
   }
@@ -240,8 +257,9 @@ export class Upkeep {
     return changes(this.ledger, options);
   }
 
-  /** Every retained fact of one row, oldest first (see upkeep/ledger's `history`). */
-  history(table: string, key: Row): Promise<Fact[]> {
+  /** Every retained fact of one row, oldest first, and the table's horizon after which they are complete (see
+   *  upkeep/ledger's `history`). */
+  history(table: string, key: Row): Promise<RowHistory> {
     return history(this.ledger, table, key);
   }
 
@@ -272,6 +290,20 @@ function defaultMode(): Mode {
   return env === "production" ? "production" : env === "test" ? "test" : "development";
 }
 
+/** The retention policies of createUpkeep's options, checked before anything is opened. */
+function retentionOf(options: UpkeepOptions) {
+  const where = "createUpkeep({ retention })";
+  if (options.retentionMs !== undefined && options.retention?.default !== undefined) {
+    throw new ConfigError(
+      "createUpkeep was given both retentionMs and retention.default.",
+      "retentionMs is the default policy's window: pass one of them",
+    );
+  }
+  const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
+  const fallback = retentionMs === 0 ? "forever" : checkPolicy({ windowMs: retentionMs }, "the default (retentionMs)");
+  return resolveRetention(options.retention, fallback, where);
+}
+
 export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   if (!options.database) {
     throw new ConfigError(
@@ -285,6 +317,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
       "pass { secret: process.env.UPKEEP_SECRET } with a long random value shared by all processes of the app",
     );
   }
+  const retention = retentionOf(options);
   const mode = options.mode ?? defaultMode();
   const logger = options.logger ?? consoleLogger;
   const log = (level: "warn" | "error", message: string) => logger[level]({ event: "upkeep.log" }, message);
@@ -332,7 +365,14 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
     upkeep.onClose(() => present.close());
   }
   upkeep.onClose(async () => telemetry.stop());
-  const retentionMs = options.retentionMs ?? DELIVERY_TUNING.retentionMs;
-  if (retentionMs > 0) upkeep.retain(retentionMs);
+  const named = [...retention.tables.keys()].filter((table) => !ledger.capturedTables().has(table));
+  if (named.length > 0)
+    log(
+      "warn",
+      `upkeep: retention names ${named.join(", ")}, not captured (yet): a policy applies to a table's facts once it is captured; check the names (as queries name the tables)`,
+    );
+  upkeep.retention = { default: retention.default, tables: Object.fromEntries(retention.tables) };
+  const pruned = [retention.default, ...retention.tables.values()].some((policy) => policy !== "forever");
+  if (pruned) upkeep.retain(upkeep.retention);
   return upkeep;
 }

@@ -8,14 +8,16 @@
 //       stream has caught up with the ledger's head; resumes from `Last-Event-ID`.
 //     otherwise → JSON `{ incarnation, offset, facts, upToDate }`; with `live=true` and nothing new, it waits up to
 //       `longPollMs` for the next fact (long-poll). Continue with `after=<offset>`.
-//   Every response carries `upkeep-incarnation`. A cursor below the oldest kept fact answers 409 `cursor_too_old`
-//   with the oldest offset and what to do; a cursor from another incarnation answers 409 `incarnation_changed`.
+//   Every response carries `upkeep-incarnation`. A cursor below the horizon of one of the tables asked for (every
+//   table when none are) answers 409 `cursor_too_old` with the oldest offset valid for those tables, the table, and
+//   what to do; a cursor from another incarnation answers 409 `incarnation_changed`.
 //
 // Backpressure: facts are read from the ledger only as fast as the consumer takes them (the SSE stream pulls one batch
 // at a time), so each connection holds at most one batch (`batchFacts`). Overflow policy: nothing is dropped — a
 // consumer too slow for the retention window falls below the horizon and gets `cursor_too_old` (an SSE error event,
 // then the stream ends), from which it resynchronises.
 import { IncarnationMismatchError, OffsetTooOldError } from "../errors.ts";
+import { horizonOf } from "../ledger/core.ts";
 import { toJsonSafe } from "../ledger/decode.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 
@@ -99,8 +101,10 @@ export async function handleChanges(request: Request, ledger: Ledger, options: C
       { error: "incarnation_changed", incarnation, resync: resyncHint(await ledger.head()) },
       incarnation,
     );
-  const horizon = await ledger.horizon();
-  if (after < horizon) return tooOld(after, horizon + 1, incarnation, await ledger.head());
+  // Too old only for the tables asked for (every table when none are): each table keeps facts by its own retention.
+  const only = tables ? { tables } : {};
+  const { horizon, table } = horizonOf(await ledger.horizons(), tables ?? undefined);
+  if (after < horizon) return tooOld(after, horizon + 1, table, incarnation, await ledger.head());
   const limit = options.batchFacts ?? 500;
   const keep = (fact: Fact) => !wanted || wanted.has(fact.table);
 
@@ -113,14 +117,15 @@ export async function handleChanges(request: Request, ledger: Ledger, options: C
     const timer = setTimeout(() => deadline.abort(), options.longPollMs ?? 20_000);
     request.signal?.addEventListener("abort", () => deadline.abort());
     try {
-      for await (const batch of ledger.follow(after, { limit, incarnation, signal: deadline.signal })) {
+      for await (const batch of ledger.follow(after, { limit, incarnation, signal: deadline.signal, ...only })) {
         cursor = (batch[batch.length - 1] as Fact).offset;
         facts.push(...batch.filter(keep));
         if (facts.length > 0 || !live || batch.length < limit) break;
       }
       if (!live && facts.length === 0) cursor = Math.max(cursor, after);
     } catch (error) {
-      if (error instanceof OffsetTooOldError) return tooOld(after, error.oldest, incarnation, await ledger.head());
+      if (error instanceof OffsetTooOldError)
+        return tooOld(after, error.oldest, error.table, incarnation, await ledger.head());
       if (error instanceof IncarnationMismatchError)
         return json(409, { error: "incarnation_changed", incarnation: ledger.incarnation }, incarnation);
       throw error;
@@ -139,7 +144,7 @@ export async function handleChanges(request: Request, ledger: Ledger, options: C
   const encoder = new TextEncoder();
   const abort = new AbortController();
   request.signal?.addEventListener("abort", () => abort.abort());
-  const batches = ledger.follow(after, { limit, incarnation, signal: abort.signal })[Symbol.asyncIterator]();
+  const batches = ledger.follow(after, { limit, incarnation, signal: abort.signal, ...only })[Symbol.asyncIterator]();
   let heartbeat: NodeJS.Timeout | undefined;
   /** The last offset the stream has passed, and the last one it announced as caught up. */
   let position = after;
@@ -180,7 +185,12 @@ export async function handleChanges(request: Request, ledger: Ledger, options: C
         } catch (error) {
           const body =
             error instanceof OffsetTooOldError
-              ? { error: "cursor_too_old", oldest: error.oldest, resync: resyncHint(await ledger.head()) }
+              ? {
+                  error: "cursor_too_old",
+                  oldest: error.oldest,
+                  ...(error.table ? { table: error.table } : {}),
+                  resync: resyncHint(await ledger.head()),
+                }
               : error instanceof IncarnationMismatchError
                 ? { error: "incarnation_changed", incarnation: ledger.incarnation }
                 : { error: "internal", message: (error as Error).message };
@@ -210,15 +220,20 @@ function resyncHint(head: number): string {
   return `read the current state of the tables you follow, then follow from after=${head}`;
 }
 
-function tooOld(after: number, oldest: number, incarnation: string, head: number): Response {
+/** 409 cursor_too_old: `oldest` is the oldest offset valid for the tables asked for; `table` the one whose retention
+ *  pruned past the cursor (absent: the horizon every table shares). */
+function tooOld(after: number, oldest: number, table: string | null, incarnation: string, head: number): Response {
   return json(
     409,
     {
       error: "cursor_too_old",
       after,
       oldest,
+      ...(table ? { table } : {}),
       incarnation,
-      message: `facts after ${after} were pruned; the oldest kept offset is ${oldest}`,
+      message: table
+        ? `facts of ${table} after ${after} were pruned by its retention; the oldest offset kept for the tables asked for is ${oldest}`
+        : `facts after ${after} were pruned; the oldest kept offset is ${oldest}`,
       resync: resyncHint(head),
     },
     incarnation,

@@ -34,7 +34,7 @@ import {
 } from "../register/registry.ts";
 import { type DataDocument, documentText } from "../render/data.ts";
 import { type FetchApp, replayPage } from "../render/page.ts";
-import { admit } from "./admission.ts";
+import { admit, tablesRead } from "./admission.ts";
 import { CatchUps } from "./catch-up.ts";
 import { deliverData, groupOfPartial, mergeProps, PropRenderer, propsOf } from "./data.ts";
 import { Follower } from "./follower.ts";
@@ -371,6 +371,7 @@ export class Hub implements SubscriptionHub {
       inputs,
       incarnation,
       offset,
+      tables: tablesRead(capture.queries),
       ...(doc ? { format: doc.kind } : {}),
     };
     const token = pageToken(group, claims, html, this.options.secret, this.options.tokenTtlMs);

@@ -25,6 +25,9 @@ export interface TokenClaims {
   rendered?: string;
   /** Data mode: "inertia" or "json" (absent: an HTML page). */
   format?: "inertia" | "json";
+  /** The tables the render read: a resume from `offset` is too old only below one of their horizons (absent: a
+   *  token from before tables were recorded; every table's horizon applies). */
+  tables?: string[];
 }
 
 /** Longest token accepted; anything longer is refused before any work is done. */
@@ -57,6 +60,7 @@ export function signToken(claims: TokenClaims, secret: string): string {
     ...(claims.origin === undefined ? {} : { origin: claims.origin }),
     ...(claims.rendered === undefined ? {} : { rendered: claims.rendered }),
     ...(claims.format === undefined ? {} : { format: claims.format }),
+    ...(claims.tables === undefined ? {} : { tables: [...claims.tables] }),
   };
   if (!isClaims(body)) {
     throw new ConfigError(
@@ -123,6 +127,7 @@ function isClaims(value: unknown): value is TokenClaims {
     Number.isFinite(c.exp) &&
     (c.format === undefined || c.format === "inertia" || c.format === "json") &&
     (c.rendered === undefined || typeof c.rendered === "string") &&
+    (c.tables === undefined || (Array.isArray(c.tables) && c.tables.every((t) => typeof t === "string"))) &&
     (c.origin === undefined || typeof c.origin === "string")
   );
 }
@@ -142,28 +147,42 @@ export function pageToken(
   return groupToken(group, { ...claims, rendered }, secret, ttlMs).value;
 }
 
+/** The last token signed for a group's render, with what it was signed for. */
+export interface GroupTokenCache {
+  offset: number;
+  exp: number;
+  rendered: string;
+  /** The claims' tables, joined (absent: none claimed). */
+  tables?: string;
+  value: string;
+}
+
 /**
  * The token for a page of `group` rendered with `claims`: pages of one group rendered at the same offset with the
  * same HTML get the same claims, so the group's last token is reused until half its lifetime has passed.
  */
 export function groupToken(
-  group: { local: { token: { offset: number; exp: number; rendered: string; value: string } | null } },
+  group: { local: { token: GroupTokenCache | null } },
   claims: Omit<TokenClaims, "exp"> & { rendered: string },
   secret: string,
   ttlMs: number,
-): { offset: number; exp: number; rendered: string; value: string } {
+): GroupTokenCache {
   const now = Date.now();
   const cached = group.local.token;
+  const tables = claims.tables?.join("\0");
   if (
     cached &&
     cached.offset === claims.offset &&
     cached.rendered === claims.rendered &&
+    cached.tables === tables &&
     cached.exp - now >= ttlMs / 2
   ) {
     return cached;
   }
   const exp = now + ttlMs;
-  const token = { offset: claims.offset, exp, rendered: claims.rendered, value: signToken({ ...claims, exp }, secret) };
+  const value = signToken({ ...claims, exp }, secret);
+  const token: GroupTokenCache = { offset: claims.offset, exp, rendered: claims.rendered, value };
+  if (tables !== undefined) token.tables = tables;
   group.local.token = token;
   return token;
 }

@@ -86,7 +86,7 @@ const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const kv = (o) => Object.entries(o).map(([k, v]) => "<span><b>" + esc(k) + "</b> " + esc(typeof v === "object" ? JSON.stringify(v) : v) + "</span>").join("");
 function render(s) {
-  $("ledger").innerHTML = kv({ mode: s.mode, ledger: s.ledger.kind, incarnation: s.ledger.incarnation.slice(0, 12), head: s.ledger.head, horizon: s.ledger.horizon, position: s.ledger.position, lag: s.ledger.lag });
+  $("ledger").innerHTML = kv({ mode: s.mode, ledger: s.ledger.kind, incarnation: s.ledger.incarnation.slice(0, 12), head: s.ledger.head, horizon: s.ledger.horizon, ...(Object.keys(s.ledger.horizons).length ? { "table horizons": s.ledger.horizons } : {}), position: s.ledger.position, lag: s.ledger.lag });
   $("stats").innerHTML = kv(s.stats);
   $("groups").innerHTML = s.groups.map((g) => "<tr><td>" + esc(g.url) + " <span class=muted>" + esc(g.format) + (g.dirty ? " · dirty" : "") + " · @" + g.renderOffset + "</span></td><td>" + g.subscribers + "</td><td><code>" + esc(g.identity) + "</code> " + esc(g.inputs.join(", ") || "anonymous") + "</td><td>" +
     g.frames.map((f) => "<div><b>" + esc(f.kind + (f.id ? " #" + f.id : "")) + "</b>" + (f.partial ? " (" + esc(f.partial) + ")" : "") + (f.inputs.length ? " <span class=muted>inputs: " + esc(f.inputs.join(", ")) + "</span>" : "") + f.reads.map((r) => "<br><code>" + esc(r) + "</code>").join("") + "</div>").join("") + "</td></tr>").join("") || "<tr><td colspan=4 class=muted>no live pages</td></tr>";

@@ -1,12 +1,23 @@
-// What the inspector shows: a snapshot of this process's live state — the ledger's head and horizon, the planner's
+// What the inspector shows: a snapshot of this process's live state — the ledger's head and horizons, the planner's
 // position and lag, the counters, every page group with its frames, subscribers and reads, and the last facts
 // planned, each with the frames it reached and why the others were missed.
+import { horizonOf } from "../ledger/core.ts";
 import type { Upkeep } from "../upkeep.ts";
 
 export interface Snapshot {
   at: string;
   mode: string;
-  ledger: { kind: string; incarnation: string; head: number; horizon: number; position: number; lag: number };
+  ledger: {
+    kind: string;
+    incarnation: string;
+    head: number;
+    /** Every table's facts are complete above it (-1: unknown). */
+    horizon: number;
+    /** Tables whose own retention pruned them above the horizon every table shares, with their horizons. */
+    horizons: Record<string, number>;
+    position: number;
+    lag: number;
+  };
   stats: Record<string, unknown>;
   groups: Array<{
     url: string;
@@ -40,7 +51,8 @@ const frameName = (f: { kind: string; id: string }) => (f.kind === "page" ? "pag
 export async function snapshot(upkeep: Upkeep): Promise<Snapshot> {
   const hub = upkeep.hub;
   const stats = await upkeep.stats();
-  const horizon = await upkeep.ledger.horizon().catch(() => -1);
+  const horizons = await upkeep.ledger.horizons().catch(() => null);
+  const horizon = horizons ? horizonOf(horizons).horizon : -1;
   const groups = [...hub.registry.groups()].map((group) => ({
     url: group.url,
     format: group.format,
@@ -87,6 +99,7 @@ export async function snapshot(upkeep: Upkeep): Promise<Snapshot> {
       incarnation: stats.incarnation,
       head: stats.head,
       horizon,
+      horizons: horizons?.tables ?? {},
       position: stats.position,
       lag: stats.lag,
     },

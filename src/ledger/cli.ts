@@ -23,7 +23,9 @@ export const USAGE = `usage:
   with its fix and exits 1 when a problem is an error.
   tail prints one JSON object per fact per line and keeps following until interrupted (Ctrl-C);
   without --after it starts at the current head (only new facts); --tables keeps only those tables.
-  history prints every retained fact of one row, oldest first; with --at, the row as of that offset.`;
+  history prints every retained fact of one row, oldest first (and on stderr the table's horizon when its facts
+  were pruned: the history is complete after it); with --at, the row as of that offset, or an error naming the
+  table's horizon when the offset is below it.`;
 
 class UsageError extends Error {}
 
@@ -161,7 +163,12 @@ async function showHistory(database: string, table: string, key: Row, at: string
       console.log(JSON.stringify(toJsonSafe(await rowAt(ledger, table, key, Number(at)))));
       return 0;
     }
-    const facts = await history(ledger, table, key);
+    const { facts, horizon } = await history(ledger, table, key);
+    // On stderr, so that stdout stays one fact per line.
+    if (horizon > 0)
+      console.error(
+        `upkeep: ${table}'s facts at or below offset ${horizon} were pruned by its retention; its history is complete after ${horizon}`,
+      );
     if (facts.length > 0) process.stdout.write(`${facts.map(factLine).join("\n")}\n`);
     return 0;
   } finally {
@@ -178,7 +185,9 @@ async function tail(database: string, after: number | undefined, tables?: string
   process.once("SIGTERM", stop);
   try {
     const start = after ?? (await ledger.head());
-    for await (const batch of ledger.follow(start, { signal: abort.signal })) {
+    // With --tables, only those tables' retention decides whether --after is too old.
+    const only = keep ? { tables: [...keep] } : {};
+    for await (const batch of ledger.follow(start, { signal: abort.signal, ...only })) {
       const shown = keep ? batch.filter((fact) => keep.has(fact.table)) : batch;
       if (shown.length > 0) process.stdout.write(`${shown.map(factLine).join("\n")}\n`);
     }

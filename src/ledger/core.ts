@@ -1,7 +1,7 @@
 // Pieces both dialects share: waking followers, the follow loop, and the position checks every read makes.
 import { LEDGER_TUNING } from "../constants.ts";
 import { IncarnationMismatchError, InvalidOffsetError, LedgerMissingError, OffsetTooOldError } from "../errors.ts";
-import type { Fact, FollowOptions, ReadOptions } from "./types.ts";
+import type { Fact, FollowOptions, Horizons, ReadOptions } from "./types.ts";
 
 /** A generation counter with waiters: a follower records the generation before reading, and sleeps only while
  *  it is unchanged, so a wake between the read and the sleep is never lost. */
@@ -41,11 +41,48 @@ export class Waker {
 export interface Position {
   incarnation: string;
   head: number;
-  horizon: number;
+  horizons: Horizons;
+}
+
+/** The meta key of the floor horizon (every table), and the prefix of a table's own horizon. */
+export const FLOOR_KEY = "horizon";
+export const TABLE_HORIZON_PREFIX = "horizon:";
+
+/** The horizons from the meta table's rows (`horizon` and `horizon:<table>`; other keys are ignored). */
+export function parseHorizons(rows: Iterable<{ key: string; value: string | number | null }>): Horizons {
+  let floor = 0;
+  const own = new Map<string, number>();
+  for (const { key, value } of rows) {
+    if (key === FLOOR_KEY) floor = Number(value ?? 0);
+    else if (key.startsWith(TABLE_HORIZON_PREFIX)) own.set(key.slice(TABLE_HORIZON_PREFIX.length), Number(value ?? 0));
+  }
+  const tables: Record<string, number> = {};
+  for (const [table, horizon] of [...own].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (horizon > floor) tables[table] = horizon;
+  }
+  return { floor, tables };
+}
+
+/**
+ * The offset the facts of `tables` (default: every table) are complete above, and the table it comes from (null:
+ * the floor, which every table shares).
+ */
+export function horizonOf(horizons: Horizons, tables?: readonly string[]): { horizon: number; table: string | null } {
+  let horizon = horizons.floor;
+  let table: string | null = null;
+  const names = tables ?? Object.keys(horizons.tables);
+  for (const name of names) {
+    const own = horizons.tables[name];
+    if (own !== undefined && own > horizon) {
+      horizon = own;
+      table = name;
+    }
+  }
+  return { horizon, table };
 }
 
 /** Refuses offsets that cannot be trusted: another incarnation, beyond head (a restored older database), or
- *  below the pruned horizon. */
+ *  below the pruned horizon of the tables read (options.tables; default every table). */
 export function checkPosition(after: number, position: Position, ledgerIncarnation: string, options?: ReadOptions) {
   const expected = options?.incarnation ?? ledgerIncarnation;
   if (expected !== position.incarnation) throw new IncarnationMismatchError(expected, position.incarnation);
@@ -57,7 +94,8 @@ export function checkPosition(after: number, position: Position, ledgerIncarnati
       `offset ${after} is beyond the ledger head ${position.head}: the database was restored from an older copy`,
     );
   }
-  if (after < position.horizon) throw new OffsetTooOldError(after, position.horizon + 1);
+  const { horizon, table } = horizonOf(position.horizons, options?.tables);
+  if (after < horizon) throw new OffsetTooOldError(after, horizon + 1, table);
 }
 
 export function readLimit(options?: ReadOptions): number {
@@ -83,7 +121,11 @@ export async function* followFacts(
   const { signal } = options;
   while (!isClosed() && !signal?.aborted) {
     const generation = waker.generation;
-    const facts = await ledger.read(cursor, { limit: options.limit, incarnation });
+    const facts = await ledger.read(cursor, {
+      limit: options.limit,
+      incarnation,
+      ...(options.tables ? { tables: options.tables } : {}),
+    });
     if (facts.length > 0) {
       cursor = (facts[facts.length - 1] as Fact).offset;
       yield facts;

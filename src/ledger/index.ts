@@ -11,7 +11,7 @@ import { parseDatabaseUrl } from "./url.ts";
 export { type ChangesOptions, changes } from "./changes.ts";
 export { bytesToHex, toJsonSafe } from "./decode.ts";
 export { createDialect, type DialectHooks } from "./dialect.ts";
-export { history, type RowAt, rowAt } from "./history.ts";
+export { history, type RowAt, type RowHistory, rowAt } from "./history.ts";
 export * from "./types.ts";
 export { type ParsedDatabase, parseDatabaseUrl } from "./url.ts";
 

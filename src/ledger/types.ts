@@ -90,6 +90,12 @@ export interface LedgerOptions {
 export interface ReadOptions {
   /** Most facts returned (default LEDGER_TUNING.readBatch). */
   limit?: number;
+  /**
+   * The tables whose facts the caller uses: the offset is checked against their horizons only (OffsetTooOldError
+   * when it is below one of them). Facts of every table are still returned, but those of other tables may be
+   * incomplete (pruned by their own retention). Default: every table.
+   */
+  tables?: readonly string[];
   /** The incarnation the caller's offset belongs to; a different one throws IncarnationMismatchError. */
   incarnation?: string;
 }
@@ -98,11 +104,34 @@ export interface FollowOptions extends ReadOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * How long a table's facts are kept: "forever" (never pruned: the table's whole history stays readable),
+ * `{ windowMs }` (pruned once committed longer ago than the window) or "minimal" (pruned as soon as no live process
+ * holds them, whatever their age: no history). No policy prunes above a live hold or `atOrBelow`.
+ */
+export type RetentionPolicy = "forever" | "minimal" | { windowMs: number };
+
+/** Retention per table: `tables` names a policy per table (as queries name it), `default` covers the others. */
+export interface Retention {
+  default?: RetentionPolicy;
+  tables?: Readonly<Record<string, RetentionPolicy>>;
+}
+
 export interface PruneOptions {
-  /** Only facts committed longer ago than this are pruned. */
-  olderThanMs: number;
+  /** The default policy's window: facts of tables without their own policy are pruned once committed longer ago
+   *  than this. Give this or `retention.default`. */
+  olderThanMs?: number;
+  /** Policies per table (and the default, instead of `olderThanMs`). */
+  retention?: Retention;
   /** Only facts at or below this offset are pruned (e.g. the lowest live subscriber offset). */
   atOrBelow?: number;
+}
+
+/** The pruned horizons: facts of every table may be missing at or below `floor` (a prefix pruned for all), and
+ *  facts of a table in `tables` at or below its own horizon (only tables above the floor are listed). */
+export interface Horizons {
+  floor: number;
+  tables: Record<string, number>;
 }
 
 /**
@@ -115,8 +144,13 @@ export interface Ledger {
   readonly incarnation: string;
   /** Highest sequenced offset (0 when empty). */
   head(): Promise<number>;
-  /** Lowest offset still readable minus one: reading after anything below it throws OffsetTooOldError. */
-  horizon(): Promise<number>;
+  /**
+   * The offset every table's facts are complete above (the highest of the horizons): reading after anything below
+   * it throws OffsetTooOldError. With `tables`, the offset those tables' facts are complete above.
+   */
+  horizon(tables?: readonly string[]): Promise<number>;
+  /** The floor and each table's own horizon (see Horizons). */
+  horizons(): Promise<Horizons>;
   /** Facts with offset > after, in offset order, at most `limit`. */
   read(after: number, options?: ReadOptions): Promise<Fact[]>;
   /** Batches of facts with offset > after, forever (until the signal aborts or the ledger closes). The next
@@ -126,6 +160,8 @@ export interface Ledger {
   sync(): Promise<number>;
   /** Wake followers now: a commit made through Upkeep's own connection calls this. */
   poke(): void;
+  /** Removes the facts the retention policies let go (see PruneOptions); returns how many and horizon() after.
+   *  A configuration that is not valid throws ConfigError before anything is removed. */
   prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }>;
   /**
    * Record (and renew) that follower `id` (one per process) still needs every fact after `position`. Pruning

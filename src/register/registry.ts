@@ -106,7 +106,7 @@ export interface GroupRuntime {
   readonly subscribers: Set<Subscriber>;
   rendering: Promise<void> | null;
   /** The last token signed for a render of the group (reused by pages rendered at the same offset). */
-  token: { offset: number; exp: number; rendered: string; value: string } | null;
+  token: { offset: number; exp: number; rendered: string; tables?: string; value: string } | null;
   /** Digest of `html`, computed when first needed. */
   htmlDigest: string | null;
   /** Frames (not the page frame) that a fact made dirty, waiting to be rendered again. */

@@ -55,6 +55,9 @@ class FakeLedger implements Ledger {
   async horizon() {
     return 0;
   }
+  async horizons() {
+    return { floor: 0, tables: {} };
+  }
   async read(after: number, options?: ReadOptions) {
     this.reads++;
     return this.facts.slice(after, after + (options?.limit ?? 1000));

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
+import { openLedger } from "../../src/ledger/index.ts";
 import { POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
 import { freshDb } from "./harness.ts";
 
@@ -176,6 +177,57 @@ test("tail --tables keeps only those tables; history prints a row's facts and th
     const bad = run(["history", "--database", db.url, "--table", "a", "--key", "42"]);
     assert.equal(await bad.exit, 2);
     assert.match(bad.err(), /--key must be a JSON object/);
+  } finally {
+    await db.close();
+  }
+});
+
+test("history and tail follow the table's own retention: its horizon on stderr, an offset below it refused (SQLite)", async () => {
+  const db = await freshDb("sqlite");
+  try {
+    await db.exec("CREATE TABLE a (id integer PRIMARY KEY, v text)");
+    await db.exec("CREATE TABLE b (id integer PRIMARY KEY, v text)");
+    assert.equal(await run(["install", "--database", db.url]).exit, 0);
+    await db.exec("INSERT INTO a VALUES (1, 'first')"); // 1
+    await db.exec("INSERT INTO b VALUES (1, 'kept')"); // 2
+    await db.exec("UPDATE a SET v = 'second' WHERE id = 1"); // 3
+    const ledger = await openLedger({ database: db.url });
+    try {
+      await ledger.prune({ retention: { default: "forever", tables: { a: "minimal" } } });
+    } finally {
+      await ledger.close();
+    }
+    const pruned = run(["history", "--database", db.url, "--table", "a", "--key", '{"id": 1}']);
+    assert.equal(await pruned.exit, 0, pruned.err());
+    assert.equal(pruned.out(), "");
+    assert.match(pruned.err(), /a's facts at or below offset 3 were pruned by its retention/);
+    const kept = run(["history", "--database", db.url, "--table", "b", "--key", '{"id": 1}']);
+    assert.equal(await kept.exit, 0, kept.err());
+    assert.equal(kept.err(), "");
+    assert.deepEqual(JSON.parse(kept.out()).new, { id: 1, v: "kept" });
+    const at = run(["history", "--database", db.url, "--table", "a", "--key", '{"id": 1}', "--at", "1"]);
+    assert.equal(await at.exit, 1);
+    assert.match(at.err(), /Facts of a after offset 1 were pruned \(its horizon is 3\)/);
+    assert.match(at.err(), /fix: .*retention: \{ tables: \{ "a"/);
+    const all = run(["tail", "--database", db.url, "--after", "0"]);
+    assert.equal(await all.exit, 1);
+    assert.match(all.err(), /Facts of a after offset 0 were pruned/);
+    const onlyB = run(["tail", "--database", db.url, "--after", "0", "--tables", "b"]);
+    await new Promise<void>((resolve) => {
+      onlyB.child.stdout.on("data", () => {
+        if (onlyB.out().includes("\n")) resolve();
+      });
+    });
+    onlyB.child.kill("SIGINT");
+    assert.equal(await onlyB.exit, 0, onlyB.err());
+    assert.deepEqual(
+      onlyB
+        .out()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).offset),
+      [2],
+    );
   } finally {
     await db.close();
   }

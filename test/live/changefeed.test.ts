@@ -199,7 +199,8 @@ for (const dialect of DIALECTS) {
       await fixture!.exec("insert into items (list, title, pos) values ('hist', 'another row', 2)");
       await fixture!.exec(`delete from items where id = ${id}`);
       await upkeep.ledger.sync();
-      const facts = await upkeep.history("items", { id: Number(id) });
+      const { facts, horizon } = await upkeep.history("items", { id: Number(id) });
+      assert.equal(horizon, await upkeep.ledger.horizon(["items"]));
       assert.deepEqual(
         facts.map((f) => f.op),
         ["insert", "update", "update", "delete"],

@@ -9,7 +9,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { createCapture, runWithCapture } from "../../src/capture/context.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
-import { createTestDatabase, POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
+import { createTestDatabase, logicalSkipReason, POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
 import { SECRET } from "./fixture.ts";
 
 async function refusalsOf(upkeep: Upkeep, read: (db: any) => Promise<unknown>): Promise<string[]> {
@@ -18,10 +18,12 @@ async function refusalsOf(upkeep: Upkeep, read: (db: any) => Promise<unknown>): 
   return capture.refusals.map((r) => r.reason);
 }
 
+const logicalSkip = await logicalSkipReason();
+
 describe("uncaptured sources are refused", () => {
   for (const capture of ["triggers", "logical"] as const)
     test(`PostgreSQL (${capture}): views, partitioned tables, other schemas and excluded tables`, {
-      skip: postgresUrl() ? false : POSTGRES_SKIP_MESSAGE,
+      skip: !postgresUrl() ? POSTGRES_SKIP_MESSAGE : capture === "logical" ? logicalSkip : false,
     }, async () => {
       const database = await createTestDatabase("upkeep_uncaptured");
       const url = database.url as string;

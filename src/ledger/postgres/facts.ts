@@ -1,12 +1,14 @@
 // Facts as the PostgreSQL ledger stores them, decoded into Fact objects.
 import type { FaultLog } from "../core.ts";
-import { decodePgImage, type PgColumnCodec } from "../decode.ts";
+import { decodePgImage, type PgColumnCodec, pgCodecFor } from "../decode.ts";
 import type { Fact, Operation, Row } from "../types.ts";
+import type { Queryable } from "./schema.ts";
 
 export interface FactRow {
   incarnation: string;
   head: string;
-  horizon: string;
+  /** The meta table's horizon rows (key → value): the floor and each table's own. */
+  horizons: Record<string, string> | null;
   ledger_offset: string | null;
   tbl: string;
   op: Operation;
@@ -71,4 +73,22 @@ function reorder(row: Row | null, order: Iterable<string> | undefined): Row | nu
   for (const column of order) if (column in row) out[column] = row[column];
   for (const column of Object.keys(row)) if (!(column in out)) out[column] = row[column];
   return out;
+}
+
+/** How to decode each column of each table of the schema, by its type (table → column → codec). */
+export async function columnCodecs(db: Queryable, schema: string): Promise<Map<string, Map<string, PgColumnCodec>>> {
+  const { rows } = await db.query<{ table: string; column: string; type: string }>(
+    `SELECT c.relname AS table, a.attname AS column, t.typname AS type
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       JOIN pg_namespace ns ON ns.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
+      WHERE ns.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY c.relname, a.attnum`,
+    [schema],
+  );
+  const codecs = new Map<string, Map<string, PgColumnCodec>>();
+  for (const r of rows) {
+    if (!codecs.has(r.table)) codecs.set(r.table, new Map());
+    codecs.get(r.table)?.set(r.column, pgCodecFor(r.type));
+  }
+  return codecs;
 }

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { LEDGER } from "../../constants.ts";
-import { quoteIdent } from "../core.ts";
+import { quoteIdent, TABLE_HORIZON_PREFIX } from "../core.ts";
 import type { InstallReport } from "../types.ts";
 import {
   type CaptureChoice,
@@ -199,6 +199,11 @@ async function installOnce(
           [randomBytes(16).toString("hex")],
         );
         await client.query(`DELETE FROM ${n.holds}`);
+        // Tables' own horizons belong to the old log.
+        await client.query(`DELETE FROM ${n.meta} WHERE left(key, $1) = $2`, [
+          TABLE_HORIZON_PREFIX.length,
+          TABLE_HORIZON_PREFIX,
+        ]);
         // The new incarnation starts now: a slot that survived (its facts table was dropped) does not carry
         // changes committed before it into the new log.
         await client.query(`UPDATE ${n.meta} SET value = pg_current_wal_flush_lsn()::text WHERE key = 'lsn'`);

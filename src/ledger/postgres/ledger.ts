@@ -7,10 +7,20 @@ import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError, type UpkeepError } from "../../errors.ts";
-import { checkPosition, FaultLog, followFacts, ledgerError, type Position, readLimit, Waker } from "../core.ts";
-import { type PgColumnCodec, pgCodecFor } from "../decode.ts";
-import type { Fact, FollowOptions, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
-import { type FactRow, toFact } from "./facts.ts";
+import {
+  checkPosition,
+  FaultLog,
+  followFacts,
+  horizonOf,
+  ledgerError,
+  type Position,
+  parseHorizons,
+  readLimit,
+  Waker,
+} from "../core.ts";
+import type { PgColumnCodec } from "../decode.ts";
+import type { Fact, FollowOptions, Horizons, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
+import { columnCodecs, type FactRow, toFact } from "./facts.ts";
 import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
 import {
   type CaptureMode,
@@ -21,7 +31,7 @@ import {
   slotState,
 } from "./logical.ts";
 import { parseLsn } from "./pgoutput.ts";
-import { prunePostgres } from "./prune.ts";
+import { HORIZON_KEYS, prunePostgres, readHorizons } from "./prune.ts";
 import { currentSchema, type Names, names } from "./schema.ts";
 import { isMissingLedger, Sequencer } from "./sequencer.ts";
 import { StreamingConsumer } from "./stream.ts";
@@ -228,20 +238,7 @@ class PostgresLedger implements Ledger {
   }
 
   async #loadCodecs(): Promise<void> {
-    const { rows } = await this.#pool.query<{ table: string; column: string; type: string }>(
-      `SELECT c.relname AS table, a.attname AS column, t.typname AS type
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-         JOIN pg_namespace ns ON ns.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
-        WHERE ns.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY c.relname, a.attnum`,
-      [this.#n.schema],
-    );
-    const codecs = new Map<string, Map<string, PgColumnCodec>>();
-    for (const r of rows) {
-      if (!codecs.has(r.table)) codecs.set(r.table, new Map());
-      codecs.get(r.table)?.set(r.column, pgCodecFor(r.type));
-    }
-    this.#codecs = codecs;
+    this.#codecs = await columnCodecs(this.#pool, this.#n.schema);
   }
 
   async #tick(): Promise<void> {
@@ -284,24 +281,24 @@ class PostgresLedger implements Ledger {
     });
   }
 
-  async horizon(): Promise<number> {
-    return this.#guard(async () => {
-      const { rows } = await this.#pool.query<{ value: string }>(
-        `SELECT value FROM ${this.#n.meta} WHERE key = 'horizon'`,
-      );
-      return Number(rows[0]?.value ?? 0);
-    });
+  async horizon(tables?: readonly string[]): Promise<number> {
+    return horizonOf(await this.horizons(), tables).horizon;
+  }
+
+  async horizons(): Promise<Horizons> {
+    return this.#guard(() => readHorizons(this.#pool, this.#n));
   }
 
   async resync(): Promise<{ incarnation: string; head: number; horizon: number }> {
     return this.#guard(async () => {
       const { rows } = await this.#pool.query<{ key: string; value: string }>(
-        `SELECT key, value FROM ${this.#n.meta} WHERE key IN ('incarnation', 'head', 'horizon')`,
+        `SELECT key, value FROM ${this.#n.meta} WHERE key IN ('incarnation', 'head') OR ${HORIZON_KEYS}`,
       );
       const values = Object.fromEntries(rows.map((r) => [r.key, r.value]));
       this.#incarnation = values.incarnation as string;
       this.#captured = await capturedNow(this.#pool, this.#n.schema);
-      return { incarnation: this.#incarnation, head: Number(values.head ?? 0), horizon: Number(values.horizon ?? 0) };
+      const horizon = horizonOf(parseHorizons(rows)).horizon;
+      return { incarnation: this.#incarnation, head: Number(values.head ?? 0), horizon };
     });
   }
 
@@ -377,11 +374,11 @@ class PostgresLedger implements Ledger {
     // One statement, one snapshot: the position checks and the facts agree.
     const { rows } = await this.#guard(() =>
       this.#pool.query<FactRow>(
-        `SELECT m.incarnation, m.head, m.horizon, f.ledger_offset, f.tbl, f.op, f.key_columns,
+        `SELECT m.incarnation, m.head, m.horizons, f.ledger_offset, f.tbl, f.op, f.key_columns,
               f.old::text AS old, f.new::text AS new, f.txid, f.committed_at
          FROM (SELECT max(value) FILTER (WHERE key = 'incarnation') AS incarnation,
                       max(value) FILTER (WHERE key = 'head') AS head,
-                      max(value) FILTER (WHERE key = 'horizon') AS horizon
+                      json_object_agg(key, value) FILTER (WHERE ${HORIZON_KEYS}) AS horizons
                  FROM ${n.meta}) m
          LEFT JOIN LATERAL (SELECT * FROM ${n.facts} WHERE ledger_offset > $1 ORDER BY ledger_offset LIMIT $2) f
            ON true`,
@@ -392,7 +389,7 @@ class PostgresLedger implements Ledger {
     const position: Position = {
       incarnation: first.incarnation,
       head: Number(first.head),
-      horizon: Number(first.horizon),
+      horizons: parseHorizons(Object.entries(first.horizons ?? {}).map(([key, value]) => ({ key, value }))),
     };
     checkPosition(after, position, this.#incarnation, options);
     const facts = rows.filter((r) => r.ledger_offset !== null);

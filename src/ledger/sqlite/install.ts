@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { DatabaseSync } from "node:sqlite";
 import { LEDGER } from "../../constants.ts";
-import { quoteIdent } from "../core.ts";
+import { quoteIdent, TABLE_HORIZON_PREFIX } from "../core.ts";
 import { openSqlite } from "../dialect.ts";
 import type { InstallReport } from "../types.ts";
 import { applicationTables, captureTriggers, type TableInfo, type TriggerKind, triggerName } from "./triggers.ts";
@@ -110,6 +110,11 @@ export async function installSqlite(path: string, exclude: string[] = []): Promi
       if (freshLog) {
         setMeta(db, "incarnation", randomBytes(16).toString("hex"));
         setMeta(db, "horizon", "0");
+        // Tables' own horizons belong to the old log.
+        db.prepare(`DELETE FROM ${META} WHERE substr(key, 1, ?) = ?`).run(
+          TABLE_HORIZON_PREFIX.length,
+          TABLE_HORIZON_PREFIX,
+        );
         db.exec(`DELETE FROM ${HOLDS}`);
       }
       setMeta(db, "exclude", JSON.stringify([...exclude].sort()));

@@ -8,12 +8,22 @@
 import type { DatabaseSync } from "node:sqlite";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
-import { checkPosition, FaultLog, followFacts, ledgerError, type Position, readLimit, Waker } from "../core.ts";
+import {
+  checkPosition,
+  FaultLog,
+  followFacts,
+  horizonOf,
+  ledgerError,
+  type Position,
+  readLimit,
+  Waker,
+} from "../core.ts";
 import { decodeSqliteImage } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type {
   Fact,
   FollowOptions,
+  Horizons,
   Ledger,
   LedgerOptions,
   Operation,
@@ -35,9 +45,9 @@ import {
   tableExists,
   withTransaction,
 } from "./install.ts";
+import { pruneSqlite, readHorizons } from "./prune.ts";
 
 const FACTS = LEDGER.factsTable;
-const META = LEDGER.metaTable;
 const HOLDS = LEDGER.holdsTable;
 
 export async function openSqliteLedger(database: string, path: string, options: LedgerOptions): Promise<Ledger> {
@@ -180,14 +190,9 @@ class SqliteLedger implements Ledger {
   }
 
   #position(): Position {
-    const rows = all<{ key: string; value: string }>(
-      this.#db,
-      `SELECT key, value FROM ${META} WHERE key IN ('incarnation', 'horizon')`,
-    );
-    const values = Object.fromEntries(rows.map((r) => [r.key, r.value]));
     return {
-      incarnation: values.incarnation as string,
-      horizon: Number(values.horizon ?? 0),
+      incarnation: meta(this.#db, "incarnation") as string,
+      horizons: readHorizons(this.#db),
       head: this.#head(),
     };
   }
@@ -205,15 +210,19 @@ class SqliteLedger implements Ledger {
     return this.#guard(() => this.#head());
   }
 
-  async horizon(): Promise<number> {
-    return this.#guard(() => Number(meta(this.#db, "horizon") ?? 0));
+  async horizon(tables?: readonly string[]): Promise<number> {
+    return this.#guard(() => horizonOf(readHorizons(this.#db), tables).horizon);
+  }
+
+  async horizons(): Promise<Horizons> {
+    return this.#guard(() => readHorizons(this.#db));
   }
 
   async resync(): Promise<{ incarnation: string; head: number; horizon: number }> {
     const position = this.#guard(() => withTransaction(this.#db, "DEFERRED", () => this.#position()));
     this.#incarnation = position.incarnation;
     this.#captured = capturedNow(this.#db);
-    return { incarnation: position.incarnation, head: position.head, horizon: position.horizon };
+    return { incarnation: position.incarnation, head: position.head, horizon: horizonOf(position.horizons).horizon };
   }
 
   capturedTables(): ReadonlySet<string> {
@@ -264,37 +273,12 @@ class SqliteLedger implements Ledger {
   }
 
   async prune(options: PruneOptions): Promise<{ pruned: number; horizon: number }> {
-    const cutoff = (Date.now() - options.olderThanMs) / 1000; // `at` is seconds since the epoch
     return this.#guard(() =>
       withTransaction(this.#db, "IMMEDIATE", () => {
-        const head = this.#head();
-        const horizon = Number(meta(this.#db, "horizon") ?? 0);
-        const firstRecent = get<{ id: number }>(
-          this.#db,
-          `SELECT id FROM ${FACTS} WHERE at >= ? ORDER BY id LIMIT 1`,
-          cutoff,
-        )?.id;
-        // A live hold: some process still needs every fact after its position.
-        const held = tableExists(this.#db, HOLDS)
-          ? get<{ p: number | null }>(
-              this.#db,
-              `SELECT min(position) AS p FROM ${HOLDS} WHERE expires > ?`,
-              Date.now() / 1000,
-            )?.p
-          : null;
-        // Pruning removes a prefix of offsets: everything up to the first fact that must be kept.
-        let upTo = Math.min(
-          head,
-          options.atOrBelow ?? head,
-          firstRecent === undefined ? head : firstRecent - 1,
-          held ?? head,
-        );
-        upTo = Math.max(upTo, horizon);
         setMeta(this.#db, "pruning", "1");
-        const { changes } = this.#db.prepare(`DELETE FROM ${FACTS} WHERE id <= ?`).run(upTo);
+        const result = pruneSqlite(this.#db, this.#head(), options);
         setMeta(this.#db, "pruning", "0");
-        setMeta(this.#db, "horizon", String(upTo));
-        return { pruned: Number(changes), horizon: upTo };
+        return result;
       }),
     );
   }

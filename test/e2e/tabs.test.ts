@@ -149,6 +149,35 @@ describe("one connection per browser: five tabs in Chromium", { skip, timeout: 2
     for (const tab of live) await tab.page.close();
   });
 
+  test("a follower tab navigates with Turbo Drive and drops the shared socket: every tab stays live", async () => {
+    const leader = await openTab("/boards/1");
+    const follower = await openTab("/boards/1");
+    assert.deepEqual([await role(leader), await role(follower)], ["leader", "follower"]);
+    // Turbo Drive in the follower: its subscription moves to board 2 through the leader's socket.
+    await follower.page.getByRole("link", { name: "All boards" }).click();
+    await follower.page.waitForURL(`${server.url}/`);
+    await follower.page.locator('a[href="/boards/2"]').click();
+    await follower.page.waitForURL(`${server.url}/boards/2`);
+    await follower.page.waitForFunction(() => (window as any).__upkeep.subscriptions.length === 1);
+    rawWrite("update cards set title = ? where id = 6", "Board two, from a follower tab");
+    await follower.page.locator("#card_6 .title").getByText("Board two, from a follower tab").waitFor();
+    // The follower drops the connection (what a page rendered for new cookies does): the leader's socket is opened
+    // again, and both tabs resume from their offsets.
+    await follower.page.evaluate(() => (window as any).__upkeep.drop());
+    rawWrite("update cards set title = ? where id = 6", "Board two, after the drop");
+    rawWrite("update cards set title = ? where id = 1", "Board one, after the drop");
+    await follower.page.locator("#card_6 .title").getByText("Board two, after the drop").waitFor();
+    await leader.page.locator("#card_1 .title").getByText("Board one, after the drop").waitFor();
+    assert.equal(leader.sockets.opened, 2, "the leader opened its socket again");
+    assert.equal(leader.sockets.open + follower.sockets.open, 1, "still one socket");
+    assert.equal(follower.sockets.opened, 0, "the follower never opened one");
+    for (const tab of [leader, follower]) {
+      assert.deepEqual(await tab.page.evaluate(() => (window as any).__upkeep.reloads), []);
+      assert.deepEqual(tab.errors, []);
+      await tab.page.close();
+    }
+  });
+
   test('connection="window" opts a page out: its tab keeps a socket of its own', async () => {
     const { page, sockets } = await openTab("/boards/1");
     assert.equal(await role({ page, errors: [], sockets }), "leader", "the only tab leads");

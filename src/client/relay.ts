@@ -78,7 +78,8 @@ export class Relay {
   }
 
   #handle(m: ControlMessage): void {
-    if (this.#closed || typeof m !== "object" || m === null) return;
+    // Anything else on the channel (another version's message, a script of the page) is not the relay's business.
+    if (this.#closed || !wellFormed(m)) return;
     if (m.t === "hello") {
       this.#link(m.link, m.tab);
       this.manager.connect(m.transport === "sse" ? "sse" : "websocket");
@@ -198,5 +199,38 @@ export class Relay {
       this.#inboxes.set(tab, inbox);
     }
     inbox.postMessage(message);
+  }
+}
+
+const text = (value: unknown): value is string => typeof value === "string" && value.length > 0;
+
+/** Whether a control message has the fields its kind needs (state and gone are the relay's own: not handled). */
+function wellFormed(m: unknown): m is ControlMessage {
+  if (typeof m !== "object" || m === null) return false;
+  const c = m as Record<string, unknown>;
+  switch (c.t) {
+    case "hello":
+      return text(c.tab) && text(c.link);
+    case "sub": {
+      const sub = c.sub as Record<string, unknown> | null;
+      return (
+        text(c.to) &&
+        text(c.tab) &&
+        text(c.link) &&
+        typeof sub === "object" &&
+        sub !== null &&
+        text(sub.id) &&
+        text(sub.token) &&
+        typeof sub.incarnation === "string" &&
+        Number.isSafeInteger(sub.offset)
+      );
+    }
+    case "unsub":
+      return text(c.to) && text(c.link) && text(c.id);
+    case "bye":
+    case "drop":
+      return text(c.to) && text(c.link);
+    default:
+      return false;
   }
 }

@@ -116,8 +116,7 @@ export class TabShare implements LinkProvider {
   }
 
   #onControl(message: ControlMessage): void {
-    if (typeof message !== "object" || message === null) return;
-    if (message.t !== "state" && message.t !== "gone") return;
+    if (!isAnnouncement(message)) return; // the tabs' own messages to the leader, or not ours
     for (const link of [...this.#links.values()]) link.control(message);
     // A new leader, or the shared connection open (again): a tab waiting out a backoff links now.
     if (message.t !== "state") return;
@@ -202,6 +201,22 @@ export class TabShare implements LinkProvider {
       },
     };
   }
+}
+
+const STATUSES: ReadonlySet<unknown> = new Set(["idle", "connecting", "open", "backoff", "closed"]);
+
+/** A leader's well-formed announcement (anything else on the control channel is ignored). */
+function isAnnouncement(m: unknown): m is Announcement {
+  if (typeof m !== "object" || m === null) return false;
+  const a = m as Record<string, unknown>;
+  if (typeof a.from !== "string" || a.from === "") return false;
+  if (a.t === "gone") return true;
+  return (
+    a.t === "state" &&
+    STATUSES.has(a.status) &&
+    (a.closedBy === null || Number.isInteger(a.closedBy)) &&
+    (a.transport === "websocket" || a.transport === "sse")
+  );
 }
 
 const shares = new Map<string, TabShare>();

@@ -217,6 +217,44 @@ describe("one connection per browser (tabs over BroadcastChannel and Web Locks)"
     await eventually(() => transport.clients === 0, "closed");
   });
 
+  test("malformed messages on the tabs' channels are ignored: nothing fails, the pages stay live", async () => {
+    const b = browser(port);
+    const tab = b.open("a");
+    const other = b.open("b");
+    tab.subscribe("page", 1);
+    other.subscribe("page", 1);
+    await eventually(() => [tab, other].every((t) => liveFor(hub, t, "page")), "live");
+    const leader = [tab, other].find((t) => t.share.role === "leader")!;
+    const requests = hub.requests.length;
+    const control = new BroadcastChannel(TAB_WIRE.control(b.key));
+    for (const junk of [
+      null,
+      "hello",
+      { t: "hello" },
+      { t: "sub", to: leader.share.tabId, tab: "x", link: "x.1" },
+      { t: "sub", to: leader.share.tabId, tab: "x", link: "x.1", sub: { id: "p", token: "t", offset: "1" } },
+      { t: "unsub", to: leader.share.tabId },
+      { t: "state", from: "nobody", status: "exploded", closedBy: null, transport: "websocket" },
+      { t: "state", from: leader.share.tabId, status: "open" },
+      { t: "gone" },
+    ])
+      control.postMessage(junk);
+    const inbox = new BroadcastChannel(TAB_WIRE.inbox(b.key, other.share.tabId));
+    for (const junk of [null, 7, { t: "msg" }, { t: "msg", link: 5, message: "x" }]) inbox.postMessage(junk);
+    // A real message after the junk still arrives: the channels, the relay and the links are intact.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const id = liveFor(hub, other, "page")!;
+    hub.send(id, { type: "patch", id, offset: 2, html: "after the junk" });
+    await eventually(() => other.subs.get("page")!.offset === 2, "the patch after the junk");
+    assert.equal(leader.share.relay!.subscriptions, 2, "no subscription was added or lost");
+    assert.equal(hub.requests.length, requests, "no link failed: no tab subscribed again");
+    assert.ok([tab, other].every((t) => t.manager.state.status === "open"));
+    control.close();
+    inbox.close();
+    b.closeAll();
+    await eventually(() => transport.clients === 0, "closed");
+  });
+
   test("beyond the shared socket's bound a tab opens its own; a leader that never answers does too", async () => {
     const full = browser(port, { maxSubscriptions: 2 });
     const tabs = ["a", "b", "c"].map((n) => full.open(n));

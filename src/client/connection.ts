@@ -133,7 +133,8 @@ export class ConnectionManager {
     this.#dispatch({ type: "wake", now: this.#env.now() });
   }
 
-  /** Drops the current connection as if the network failed (for tests and debugging); it reconnects with backoff. */
+  /** Drops the current connection as if the network failed (a token rendered for new cookies, tests, debugging); it
+   *  reconnects with backoff. Over a link, the leader tab drops the browser's socket and every tab resumes. */
   drop() {
     if (this.#transport?.drop) return this.#transport.drop();
     if (this.state.status === "open" || this.state.status === "connecting") {

@@ -5,7 +5,7 @@
 //
 // The tabs of one browser share one connection (tabs.ts); connection="window" gives the window one of its own.
 // Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
-// Debugging and browser tests: window.__upkeep (state, appliedOffsets, messagesReceived, reloads, drop()).
+// Debugging and browser tests: window.__upkeep (state, role, appliedOffsets, messagesReceived, reloads, drop()).
 
 import { ConnectionManager, type Subscription } from "./connection.ts";
 import { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";

@@ -1,6 +1,6 @@
 // Data mode's share of the browser client: one ConnectionManager per window for every live Inertia page and live
-// JSON resource (one WebSocket, shared with the browser's other tabs (tabs.ts), carries them all), the connection state as data mode reports it, subscription ids,
-// and the guard that keeps a server refusing every token from causing a reload loop.
+// JSON resource (linked to the browser's one connection, tabs.ts), the connection state as data mode reports it,
+// subscription ids, and the guard that keeps a server refusing every token from causing a reload loop.
 //
 // Erasable TypeScript, shipped compiled.
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import express from "express";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Hono } from "hono";
@@ -21,8 +21,7 @@ import { live as liveNode, cookie as nodeCookie } from "../../src/node/index.ts"
 import type { FetchApp } from "../../src/render/page.ts";
 import { freshBody, freshJson, openLivePage, openLiveResource } from "../../src/testing/index.ts";
 import { fetchAppOf } from "../../src/web/inject.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { type DB, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+import { type DB, DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
 /** What every adapter's app renders: the same pages, whatever the framework. */
 function views(upkeep: Upkeep) {
@@ -189,11 +188,7 @@ for (const dialect of DIALECTS) {
         await upkeep?.close();
         await fixture?.drop();
       });
-      const it = (name: string, fn: () => Promise<void>) =>
-        test(name, async (t) => {
-          if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-          await fn();
-        });
+      const it = dialectTest(() => fixture);
       const exec = async (statement: string) => {
         await fixture!.exec(statement);
         await upkeep.settle();

@@ -2,12 +2,11 @@
 // and Server-Sent Events with Last-Event-ID resume and up-to-date control events; a pruned cursor answered with 409
 // and what to do; the same facts from Node through upkeep.changes().
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import { Hono } from "hono";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+import { DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
 interface SseEvent {
   event: string;
@@ -93,11 +92,7 @@ for (const dialect of DIALECTS) {
       await off?.close();
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
     const get = (path: string, token: string | null, headers: Record<string, string> = {}) =>
       app.fetch(
         new Request(`http://localhost${path}`, {

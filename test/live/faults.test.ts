@@ -2,12 +2,11 @@
 // ledger incarnation, table-wide facts replay instead of missing, only delivered patches are counted, close()
 // stops all work, and one token cannot fan out into many page groups.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import type { ServerMessage } from "../../src/deliver/types.ts";
 import { install, openLedger, uninstall } from "../../src/ledger/index.ts";
 import { freshBody, openLivePage } from "../../src/testing/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { DIALECTS, type Fixture, fixtureDatabase, start } from "./fixture.ts";
+import { DIALECTS, dialectTest, type Fixture, fixtureDatabase, start } from "./fixture.ts";
 
 for (const dialect of DIALECTS) {
   describe(`live pipeline faults (${dialect})`, () => {
@@ -25,11 +24,7 @@ for (const dialect of DIALECTS) {
       await ctx?.upkeep.close().catch(() => {});
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
 
     it("one token sent with 3,000 Host values makes one page group, and a write costs one replay", async () => {
       const response = await ctx.app.fetch(

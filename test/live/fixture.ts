@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { test } from "node:test";
 import { Hono } from "hono";
 import { html } from "hono/html";
 import { sql } from "kysely";
@@ -10,7 +11,7 @@ import pg from "pg";
 import type { Mode } from "../../src/deliver/hub.ts";
 import { cookie, upkeepMiddleware } from "../../src/hono/index.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
-import { createTestDatabase, postgresUrl } from "../support/postgres.ts";
+import { createTestDatabase, POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
 
 export const SECRET = "test-secret-0123456789abcdef0123456789";
 
@@ -46,6 +47,18 @@ const SCHEMA = {
   postgres: `create table items (id serial primary key, list text not null, title text not null, pos integer not null);
              create table secrets (id serial primary key, owner text not null, body text not null);`,
 };
+
+/**
+ * `test` for a suite of one dialect: each test skips, saying how to enable PostgreSQL, while `fixture()` is null (the
+ * suite's database could not be made). With CI=true the test command fails before that can happen.
+ */
+export function dialectTest(fixture: () => Fixture | null) {
+  return (name: string, fn: () => Promise<void>) =>
+    test(name, async (t) => {
+      if (!fixture()) return t.skip(POSTGRES_SKIP_MESSAGE);
+      await fn();
+    });
+}
 
 /** A fresh database with the fixture schema (null when PostgreSQL is not available). */
 export async function fixtureDatabase(dialect: Dialect): Promise<Fixture | null> {

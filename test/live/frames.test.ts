@@ -1,7 +1,7 @@
 // Frames end to end on both dialects: which frame reacts to a write, what it renders, which Turbo Stream action it
 // sends, and who receives it. Every case also checks that the patched page equals a fresh GET.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import { Hono } from "hono";
 import { html } from "hono/html";
 import { sql } from "kysely";
@@ -10,8 +10,7 @@ import { RefusedBoundaryError } from "../../src/errors.ts";
 import { cookie as requestCookie, upkeepMiddleware } from "../../src/hono/index.ts";
 import { Collection, cookie, createUpkeep, partial, type Upkeep } from "../../src/index.ts";
 import { explain, freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { type DB, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+import { type DB, DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
 function framesApp(upkeep: Upkeep) {
   const db = upkeep.db<DB>();
@@ -137,11 +136,7 @@ for (const dialect of DIALECTS) {
       await upkeep?.close();
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
     const exec = async (statement: string) => {
       await fixture!.exec(statement);
       await upkeep.settle();

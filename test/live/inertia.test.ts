@@ -2,14 +2,13 @@
 // server evaluate, what each browser is sent (values, patches, reload names), who receives it, and — for every case
 // and for random write sequences — that the props a browser holds equal a fresh Inertia visit by the same viewer.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import { Hono } from "hono";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
 import { ConfigError, cookie, createUpkeep, depends, touch, type Upkeep } from "../../src/index.ts";
 import { createInertia, defer, optional, reloadOnly } from "../../src/inertia/index.ts";
 import { freshJson, freshProps, type LiveData, openLiveProps, openLiveResource } from "../../src/testing/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { type DB, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+import { type DB, DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
 /** A value capture cannot see: another service's, kept here. */
 const forecasts = new Map<string, string>([
@@ -107,11 +106,7 @@ for (const dialect of DIALECTS) {
       await upkeep?.close();
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
     const exec = async (statement: string) => {
       await fixture!.exec(statement);
       await upkeep.settle();

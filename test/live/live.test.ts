@@ -1,13 +1,12 @@
 // The live pipeline end to end in-process, on both dialects: capture → register → plan → replay → deliver.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import { WIRE } from "../../src/constants.ts";
 import { signToken, verifyToken } from "../../src/deliver/token.ts";
 import type { ServerMessage } from "../../src/deliver/types.ts";
 import { RefusedBoundaryError, SubscriptionTokenError } from "../../src/errors.ts";
 import { explain, freshBody, openLivePage } from "../../src/testing/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { DIALECTS, type Fixture, fixtureDatabase, SECRET, start } from "./fixture.ts";
+import { DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET, start } from "./fixture.ts";
 
 for (const dialect of DIALECTS) {
   describe(`live pages (${dialect})`, () => {
@@ -28,11 +27,7 @@ for (const dialect of DIALECTS) {
       await ctx?.upkeep.close();
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
 
     it("an insert through Upkeep's Kysely reaches the page and the page converges", async () => {
       const page = await openLivePage(ctx.upkeep, ctx.app, "/lists/a");

@@ -1,13 +1,12 @@
 // Presence on both dialects: a page that shows who views it updates when a viewer joins or leaves, a reconnect within
 // the grace period changes nothing, a crashed process's viewers are swept, and every page equals a fresh GET.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import { Hono } from "hono";
 import { cookie, upkeepMiddleware } from "../../src/hono/index.ts";
 import { createUpkeep, PRESENCE_TABLE, presence, type Upkeep } from "../../src/index.ts";
 import { freshBody, type LivePage, openLivePage } from "../../src/testing/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+import { DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
 const GRACE_MS = 150;
 
@@ -43,11 +42,7 @@ for (const dialect of DIALECTS) {
       await upkeep?.close();
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
     const settle = async () => {
       await upkeep.presence?.idle();
       await upkeep.settle();

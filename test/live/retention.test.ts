@@ -2,13 +2,12 @@
 // readers that now depend only on the tables they read — a page resuming from an offset (reload only when a table it
 // read was pruned past it), the changefeed's 409, history and rowAt.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe } from "node:test";
 import type { Hono } from "hono";
 import { signToken, verifyToken } from "../../src/deliver/token.ts";
 import type { ServerMessage } from "../../src/deliver/types.ts";
 import { ConfigError, createUpkeep, OffsetTooOldError, type Upkeep } from "../../src/index.ts";
-import { POSTGRES_SKIP_MESSAGE } from "../support/postgres.ts";
-import { createApp, DIALECTS, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
+import { createApp, DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
 for (const dialect of DIALECTS) {
   describe(`retention per table (${dialect})`, () => {
@@ -40,11 +39,7 @@ for (const dialect of DIALECTS) {
       await upkeep?.close();
       await fixture?.drop();
     });
-    const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async (t) => {
-        if (!fixture) return t.skip(POSTGRES_SKIP_MESSAGE);
-        await fn();
-      });
+    const it = dialectTest(() => fixture);
 
     /** A live GET: its token and the claims it signs. */
     async function page(url: string, headers: Record<string, string> = {}) {

@@ -19,7 +19,8 @@ export interface SubscribeRequest {
 }
 
 export type ServerMessage =
-  | { type: "subscribed"; id: string; offset: number }
+  /** On a WebSocket, `maxSubscriptions` is the most the connection accepts (the browser's tabs share it up to that). */
+  | { type: "subscribed"; id: string; offset: number; maxSubscriptions?: number }
   /** `html` is one or more <turbo-stream> elements; applying them brings the page to `offset`. */
   | { type: "patch"; id: string; offset: number; html: string }
   /** The page cannot be brought up to date incrementally: the browser must reload it. */

@@ -53,8 +53,8 @@ export const CLIENT_TUNING = Object.freeze({
   /** More reloads than this for one URL within reloadWindowMs stop reloading (a server refusing every token). */
   maxReloads: 3,
   reloadWindowMs: 30_000,
-  /** Tabs of one browser share one connection: subscriptions it carries before a further tab opens its own (the
-   *  server's default `maxSubscriptions` per connection is the same number). */
+  /** Tabs of one browser share one connection: subscriptions it carries before a further tab opens its own, until
+   *  the server's acknowledgements name its own bound (`maxSubscriptions`, by default this same number). */
   maxSharedSubscriptions: 32,
   /** A tab whose link no leader tab answers within this opens a connection of its own. */
   leaderAnswerMs: 5_000,

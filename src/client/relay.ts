@@ -35,6 +35,8 @@ export class Relay {
   #idleTimer: unknown = null;
   #sweepTimer: unknown = null;
   #closed = false;
+  /** The server's bound on subscriptions per connection, from its acknowledgements (kept across reconnects). */
+  #serverBound: number = CLIENT_TUNING.maxSharedSubscriptions;
 
   readonly id: string;
   readonly env: TabEnvironment;
@@ -55,6 +57,12 @@ export class Relay {
     // The announcement makes tabs that were waiting (for a leader, or out a backoff) say hello.
     this.#idle();
     this.#announce();
+  }
+
+  /** Subscriptions the socket may carry: the server's bound once an acknowledgement named it (until then the
+   *  server's default), and never more than env.maxSubscriptions. */
+  get capacity(): number {
+    return Math.min(this.env.maxSubscriptions ?? Number.POSITIVE_INFINITY, this.#serverBound);
   }
 
   /** Relayed subscriptions now (tests, the debug view). */
@@ -123,10 +131,7 @@ export class Relay {
     // A subscribe sent while the connection was being lost: the link fails on the announcement and subscribes again.
     if (this.manager.state.status !== "open") return;
     const link = this.#link(linkId, tab);
-    if (
-      !link.subs.has(sub.id) &&
-      this.subscriptions >= (this.env.maxSubscriptions ?? CLIENT_TUNING.maxSharedSubscriptions)
-    ) {
+    if (!link.subs.has(sub.id) && this.subscriptions >= this.capacity) {
       this.#send(tab, { t: "full", link: linkId });
       return;
     }
@@ -138,7 +143,11 @@ export class Relay {
       incarnation: sub.incarnation,
       offset: sub.offset,
       transport: sub.transport ?? null,
-      deliver: (message) => this.#send(tab, { t: "msg", link: linkId, message: { ...message, id: sub.id } }),
+      deliver: (message) => {
+        const bound = message.type === "subscribed" ? message.maxSubscriptions : undefined;
+        if (Number.isSafeInteger(bound) && bound > 0) this.#serverBound = bound;
+        this.#send(tab, { t: "msg", link: linkId, message: { ...message, id: sub.id } });
+      },
     };
     this.manager.add(relayed);
   }

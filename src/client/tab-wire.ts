@@ -78,7 +78,8 @@ export interface TabEnvironment {
   clearInterval: (handle: unknown) => void;
   /** How often the leader looks for tabs that closed without saying so (CLIENT_TUNING.tabSweepMs). */
   sweepMs?: number;
-  /** Subscriptions the shared socket carries before a further tab opens its own (CLIENT_TUNING.maxSharedSubscriptions). */
+  /** An upper bound of the client's own on the subscriptions the shared socket carries (the server's bound, which
+   *  its acknowledgements name, applies either way). */
   maxSubscriptions?: number;
   /** How long a link waits for any leader's answer before its tab opens its own (CLIENT_TUNING.leaderAnswerMs). */
   answerMs?: number;

@@ -205,8 +205,12 @@ export class Connection {
     };
     // The sink stops forwarding as soon as the subscription ends, so a late hub message never reaches a client
     // that reused the id for a new subscription.
+    // The acknowledgement names the connection's bound, so that a browser sharing it between tabs stays within it.
     const sink = {
-      send: (out: ServerMessage) => !entry.ended && this.#entries.get(id) === entry && this.#send(out),
+      send: (out: ServerMessage) =>
+        !entry.ended &&
+        this.#entries.get(id) === entry &&
+        this.#send(out.type === "subscribed" ? { ...out, maxSubscriptions: this.#limits.maxSubscriptions } : out),
     };
     Promise.resolve()
       .then(() => this.#hub.subscribe(request, sink))

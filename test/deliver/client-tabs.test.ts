@@ -255,6 +255,37 @@ describe("one connection per browser (tabs over BroadcastChannel and Web Locks)"
     await eventually(() => transport.clients === 0, "closed");
   });
 
+  test("the server's own bound, named in its acknowledgements, is the one the shared socket keeps to", async () => {
+    const smallHub = new FakeHub();
+    const small = await listen();
+    const smallTransport = attachWebSocket(small.server, smallHub, { maxSubscriptions: 2 });
+    try {
+      const b = browser(small.port);
+      const tabs = ["a", "b", "c"].map((n) => b.open(n));
+      for (const tab of tabs) {
+        tab.subscribe("page", 1);
+        await eventually(
+          () =>
+            [...smallHub.live.keys()].some((k) => k.endsWith("page") && k.includes(tab.share.tabId)) ||
+            smallHub.live.has("page"),
+          `${tab.name} live`,
+        );
+      }
+      const leader = tabs.find((t) => t.share.role === "leader")!;
+      assert.equal(leader.share.relay!.capacity, 2, "learned from the server's acknowledgements");
+      assert.equal(smallTransport.clients, 2, "two tabs on the shared socket, the third on its own");
+      assert.ok(
+        tabs.every((t) => t.manager.state.status === "open"),
+        "no socket was closed for too many subscriptions",
+      );
+      b.closeAll();
+      await eventually(() => smallTransport.clients === 0, "closed");
+    } finally {
+      await smallTransport.close();
+      await stop(small.server);
+    }
+  });
+
   test("beyond the shared socket's bound a tab opens its own; a leader that never answers does too", async () => {
     const full = browser(port, { maxSubscriptions: 2 });
     const tabs = ["a", "b", "c"].map((n) => full.open(n));

@@ -416,8 +416,7 @@ export class Hub implements SubscriptionHub {
     this.presence?.joined(subscriber);
     if (group.renderOffset < 0)
       this.markPageDirty(group); // this process never saw the page: replay to learn its reads
-    // A resume behind the latest render catches up in the page's own format.
-    else if (offset < group.renderOffset) (group.format === "html" ? deliverLatest : deliverData)(group, this.stats);
+    else if (offset < group.renderOffset) this.deliver(group); // a resume behind the latest render catches up
     this.due.add(group);
     this.scheduleReplay(group);
     return () => {

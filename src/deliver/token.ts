@@ -3,7 +3,7 @@
 // constant time before the payload is parsed, so nothing an attacker controls reaches JSON.parse unverified.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { ConfigError, SubscriptionTokenError } from "../errors.ts";
-import type { PageGroup } from "../register/registry.ts";
+import type { GroupToken, PageGroup } from "../register/registry.ts";
 import { digestOf, htmlDigest } from "./patch.ts";
 
 export interface TokenClaims {
@@ -147,26 +147,16 @@ export function pageToken(
   return groupToken(group, { ...claims, rendered }, secret, ttlMs).value;
 }
 
-/** The last token signed for a group's render, with what it was signed for. */
-export interface GroupTokenCache {
-  offset: number;
-  exp: number;
-  rendered: string;
-  /** The claims' tables, joined (absent: none claimed). */
-  tables?: string;
-  value: string;
-}
-
 /**
  * The token for a page of `group` rendered with `claims`: pages of one group rendered at the same offset with the
  * same HTML get the same claims, so the group's last token is reused until half its lifetime has passed.
  */
 export function groupToken(
-  group: { local: { token: GroupTokenCache | null } },
+  group: { local: { token: GroupToken | null } },
   claims: Omit<TokenClaims, "exp"> & { rendered: string },
   secret: string,
   ttlMs: number,
-): GroupTokenCache {
+): GroupToken {
   const now = Date.now();
   const cached = group.local.token;
   const tables = claims.tables?.join("\0");
@@ -181,7 +171,7 @@ export function groupToken(
   }
   const exp = now + ttlMs;
   const value = signToken({ ...claims, exp }, secret);
-  const token: GroupTokenCache = { offset: claims.offset, exp, rendered: claims.rendered, value };
+  const token: GroupToken = { offset: claims.offset, exp, rendered: claims.rendered, value };
   if (tables !== undefined) token.tables = tables;
   group.local.token = token;
   return token;

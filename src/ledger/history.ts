@@ -70,8 +70,6 @@ export type RowAt = { row: Row | null } | { untouched: true };
  * table) when `offset` is below the table's horizon. A TRUNCATE in between leaves the row absent.
  */
 export async function rowAt(ledger: Ledger, table: string, key: Row, offset: number): Promise<RowAt> {
-  const before = await ledger.horizon([table]);
-  if (offset < before) throw new OffsetTooOldError(offset, before + 1, table);
   const { horizon, facts } = await history(ledger, table, key);
   if (offset < horizon) throw new OffsetTooOldError(offset, horizon + 1, table);
   let last: Fact | undefined;

@@ -102,11 +102,21 @@ export interface MemberState {
 
 /** What only this process holds for a group: its subscribers (with their connections), the replay it is running,
  *  and caches. Never shared between processes. */
+/** A token signed for a group's render, with what it was signed for (deliver/token.ts reuses it while they match). */
+export interface GroupToken {
+  offset: number;
+  exp: number;
+  rendered: string;
+  /** The claims' tables, joined (absent: none claimed). */
+  tables?: string;
+  value: string;
+}
+
 export interface GroupRuntime {
   readonly subscribers: Set<Subscriber>;
   rendering: Promise<void> | null;
   /** The last token signed for a render of the group (reused by pages rendered at the same offset). */
-  token: { offset: number; exp: number; rendered: string; tables?: string; value: string } | null;
+  token: GroupToken | null;
   /** Digest of `html`, computed when first needed. */
   htmlDigest: string | null;
   /** Frames (not the page frame) that a fact made dirty, waiting to be rendered again. */

@@ -7,9 +7,9 @@
 // Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
 // Debugging and browser tests: window.__upkeep (state, role, appliedOffsets, messagesReceived, reloads, drop()).
 
-import { ConnectionManager, type Subscription } from "./connection.ts";
+import type { ConnectionManager, Subscription } from "./connection.ts";
 import { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
-import { browserShare, type TabShare } from "./tabs.ts";
+import { type TabShare, windowManager } from "./tabs.ts";
 
 export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
 export { ConnectionManager } from "./connection.ts";
@@ -69,16 +69,10 @@ let share: TabShare | null = null;
 
 function sharedManager(element: Element): ConnectionManager {
   if (!manager) {
-    const paths = {
-      socketPath: element.getAttribute("socket-path") ?? WIRE.socketPath,
-      eventsPath: element.getAttribute("events-path") ?? WIRE.eventsPath,
-      warn: (text: string) => console.warn(text),
-    };
-    // The tabs of the browser share one connection unless the page says connection="window".
-    share = element.getAttribute("connection") === "window" ? null : browserShare(paths);
-    manager = new ConnectionManager({
-      ...paths,
-      link: share ?? undefined,
+    ({ manager, share } = windowManager({
+      socketPath: element.getAttribute("socket-path"),
+      eventsPath: element.getAttribute("events-path"),
+      connection: element.getAttribute("connection"),
       onState(state) {
         debug.state = state.status;
         debug.transport = state.transport;
@@ -87,11 +81,7 @@ function sharedManager(element: Element): ConnectionManager {
       onMessage() {
         debug.messagesReceived = manager?.messagesReceived ?? debug.messagesReceived + 1;
       },
-    });
-    addEventListener("online", () => manager?.wake());
-    document.addEventListener("visibilitychange", () => {
-      if (document.visibilityState === "visible") manager?.wake();
-    });
+    }));
   }
   return manager;
 }

@@ -4,10 +4,10 @@
 //
 // Erasable TypeScript, shipped compiled.
 
-import { ConnectionManager, type Subscription } from "./connection.ts";
+import type { ConnectionManager, Subscription } from "./connection.ts";
 import { CLIENT_TUNING, WIRE } from "./constants.ts";
 import type { ConnectionState } from "./state.ts";
-import { browserShare, type TabShare } from "./tabs.ts";
+import { type TabShare, windowManager } from "./tabs.ts";
 
 /** What a live page or resource shows about its connection: `live` when the connection is open. */
 export type LiveState = "connecting" | "live" | "reconnecting" | "offline";
@@ -46,28 +46,15 @@ function liveState(connection: ConnectionState): LiveState {
 /** The window's connection for data mode, created on first use (the first caller's paths win). */
 export function windowConnection(options: ConnectionOptions = {}): ConnectionManager {
   if (!manager) {
-    const paths = {
-      socketPath: options.socketPath ?? WIRE.socketPath,
-      eventsPath: options.eventsPath ?? WIRE.eventsPath,
-      warn: (text: string) => console.warn(text),
-    };
-    share = options.connection === "window" ? null : browserShare(paths);
-    manager = new ConnectionManager({
-      ...paths,
-      link: share ?? undefined,
+    ({ manager, share } = windowManager({
+      ...options,
       onState(connection) {
         const next = liveState(connection);
         if (next === state) return;
         state = next;
         for (const listener of listeners) listener(next);
       },
-    });
-    if (typeof addEventListener === "function") addEventListener("online", () => manager?.wake());
-    if (typeof document !== "undefined") {
-      document.addEventListener("visibilitychange", () => {
-        if (document.visibilityState === "visible") manager?.wake();
-      });
-    }
+    }));
   }
   return manager;
 }

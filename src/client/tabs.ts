@@ -17,8 +17,14 @@
 //
 // Erasable TypeScript, shipped compiled.
 
-import type { LinkProvider, ManagerEnvironment, TransportCallbacks, TransportHandle } from "./connection.ts";
-import { CLIENT_TUNING } from "./constants.ts";
+import {
+  ConnectionManager,
+  type LinkProvider,
+  type ManagerEnvironment,
+  type TransportCallbacks,
+  type TransportHandle,
+} from "./connection.ts";
+import { CLIENT_TUNING, WIRE } from "./constants.ts";
 import { Relay } from "./relay.ts";
 import type { Transport } from "./state.ts";
 import {
@@ -253,4 +259,42 @@ export function browserShare(manager: ManagerEnvironment): TabShare | null {
     });
   }
   return share;
+}
+
+/** What a window's connection is made of: where the server mounts the transports, whether it joins the browser's. */
+export interface WindowConnectionOptions {
+  socketPath?: string | null;
+  eventsPath?: string | null;
+  /** "window": a connection of this window's own; otherwise the browser's shared one (where tabs can share). */
+  connection?: string | null;
+  onState: ManagerEnvironment["onState"];
+  onMessage?: ManagerEnvironment["onMessage"];
+}
+
+/**
+ * A window's ConnectionManager (the HTML client's and data mode's each make one): linked to the browser's shared
+ * connection unless `connection` is "window", and retrying at once when the network returns or the page is shown.
+ */
+export function windowManager(options: WindowConnectionOptions): {
+  manager: ConnectionManager;
+  share: TabShare | null;
+} {
+  const paths = {
+    socketPath: options.socketPath ?? WIRE.socketPath,
+    eventsPath: options.eventsPath ?? WIRE.eventsPath,
+    warn: (text: string) => console.warn(text),
+  };
+  const share = options.connection === "window" ? null : browserShare(paths);
+  const manager = new ConnectionManager({
+    ...paths,
+    link: share ?? undefined,
+    onState: options.onState,
+    onMessage: options.onMessage,
+  });
+  const g = globalThis as any;
+  if (typeof g.addEventListener === "function") g.addEventListener("online", () => manager.wake());
+  g.document?.addEventListener("visibilitychange", () => {
+    if (g.document.visibilityState === "visible") manager.wake();
+  });
+  return { manager, share };
 }

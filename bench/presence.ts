@@ -12,6 +12,7 @@ import { html } from "hono/html";
 import { cookie, upkeepMiddleware } from "../src/hono/index.ts";
 import { createUpkeep, partial, presence } from "../src/index.ts";
 import { openLivePage } from "../src/testing/index.ts";
+import { percentile, round } from "./support/stats.ts";
 
 const { values } = parseArgs({
   options: { joins: { type: "string", default: "30" }, watchers: { type: "string", default: "20" } },
@@ -46,10 +47,6 @@ for (let i = 0; i < watchers; i++)
 await upkeep.presence?.idle();
 await upkeep.settle();
 
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-};
 /** Resolves when every watcher's page does (or does not) list `name`. */
 async function seen(name: string, present: boolean): Promise<number> {
   for (;;) {
@@ -67,7 +64,6 @@ for (let i = 0; i < joins; i++) {
   newcomer.close();
   left.push((await seen(`n${i}`, false)) - leaving - GRACE_MS);
 }
-const round = (n: number) => Number(n.toFixed(2));
 const results = {
   watchers,
   joins,

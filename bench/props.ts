@@ -26,6 +26,7 @@ import { WIRE } from "../src/constants.ts";
 import type { ServerMessage } from "../src/deliver/types.ts";
 import { upkeepMiddleware } from "../src/hono/index.ts";
 import { createUpkeep } from "../src/index.ts";
+import { percentile, round } from "./support/stats.ts";
 
 const SECRET = "upkeep-bench-secret-at-least-32-characters-long";
 const PAGE = `${SPA_PREFIX}/boards/1`;
@@ -100,13 +101,6 @@ async function runServer(database: string): Promise<void> {
     plain: (plainServer.address() as { port: number }).port,
   } satisfies ServerReply);
 }
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
 class ServerChild {
   readonly child: ChildProcess;

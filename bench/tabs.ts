@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import type { Page } from "playwright-core";
 import { WIRE } from "../src/client/constants.ts";
 import { freePort, launchBrowser, startDemoServer } from "../test/support/browser.ts";
+import { percentile } from "./support/stats.ts";
 
 const { values } = parseArgs({
   options: {
@@ -93,13 +94,11 @@ const deliveredAt = (tab: Tab, title: string) =>
     title,
   );
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-const summary = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted.at(-1) ?? Number.NaN };
-};
+const summary = (xs: number[]) => ({
+  p50: percentile(xs, 50),
+  p95: percentile(xs, 95),
+  max: xs.length ? Math.max(...xs) : Number.NaN,
+});
 
 /** Commit → patch delivered to each tab, and commit → title shown in each tab (ms). */
 async function deliveries(name: string, tabs: Tab[]): Promise<{ delivered: number[]; shown: number[] }> {

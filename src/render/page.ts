@@ -57,9 +57,12 @@ export function lendReplay(): { id: string; done(): void } | null {
   return { id, done: () => lent.delete(id) };
 }
 
-/** The replay a request belongs to: the current one, or the one its REPLAY_HEADER names. */
+/**
+ * The replay a request belongs to: the one its REPLAY_HEADER names, else the current one. A request that names a
+ * replay has left the replay's async context, so the context it runs in says nothing about it: the header wins.
+ */
 export function replayOf(header: string | null | undefined): ReplaySlot | undefined {
-  return replaySlots.getStore() ?? (header ? lent.get(header) : undefined);
+  return header ? lent.get(header) : replaySlots.getStore();
 }
 
 export type FetchApp = { fetch(request: Request): Response | Promise<Response> };

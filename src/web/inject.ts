@@ -6,6 +6,7 @@
 //
 // (In-process injection libraries rewire Express's request and response prototypes for the whole app, which breaks
 // the app's real server; a loopback request costs a little more and leaves the app as it is.)
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type FetchApp, lendReplay, REPLAY_HEADER } from "../render/page.ts";
@@ -14,17 +15,28 @@ export type NodeListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 const privateServers = new WeakMap<NodeListener, Promise<string>>();
 
+/**
+ * The async context outside every request, taken when this module loads. A server's requests run in the context
+ * its listening socket was made in, and the private server is made on first use, which is usually a replay: made
+ * there, every later request to it would inherit that first replay's context (its replay slot, its capture) and
+ * answer into it. Made here, its requests start with no context, and each names its replay by REPLAY_HEADER.
+ */
+const outsideRequests = AsyncLocalStorage.snapshot();
+
 function privateServer(listener: NodeListener): Promise<string> {
   let address = privateServers.get(listener);
   if (!address) {
-    address = new Promise<string>((resolve, reject) => {
-      const server: Server = createServer(listener);
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        server.unref();
-        resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-      });
-    });
+    address = outsideRequests(
+      () =>
+        new Promise<string>((resolve, reject) => {
+          const server: Server = createServer(listener);
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => {
+            server.unref();
+            resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+          });
+        }),
+    );
     privateServers.set(listener, address);
   }
   return address;

@@ -236,37 +236,88 @@ for (const dialect of DIALECTS) {
         const client = await fetch(`${base}${WIRE.clientPath}index.js`);
         assert.equal(client.status, 200);
         assert.match(client.headers.get("content-type") ?? "", /javascript/);
-        const html = await (await fetch(`${base}/lists/w`, { headers: { accept: "text/html" } })).text();
-        const attribute = (name: string) =>
-          (new RegExp(`${name}="([^"]*)"`).exec(html)?.[1] ?? "").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
-        const socket = new WebSocket(`${base.replace("http", "ws")}${WIRE.socketPath}`);
-        const messages: ServerMessage[] = [];
-        await new Promise<void>((resolve, reject) => {
-          socket.once("error", reject);
-          socket.on("message", (data) => {
-            const message = JSON.parse(String(data)) as ServerMessage;
-            messages.push(message);
-            if (message.type === "subscribed") resolve();
-          });
-          socket.once("open", () =>
-            socket.send(
-              JSON.stringify({
-                type: WIRE.msg.subscribe,
-                id: "w",
-                token: attribute(WIRE.tokenAttr),
-                offset: Number(attribute(WIRE.offsetAttr)),
-                incarnation: attribute(WIRE.incarnationAttr),
-              }),
-            ),
-          );
-        });
+        const page = await subscribeOverSocket(base, "/lists/w");
         await exec("insert into items (list, title, pos) values ('w', 'over the wire', 1)");
-        for (let i = 0; i < 100 && !messages.some((m) => m.type === "patch"); i++)
-          await new Promise((r) => setTimeout(r, 20));
-        const patch = messages.find((m) => m.type === "patch");
-        assert.ok(patch && patch.type === "patch" && patch.html.includes("over the wire"), JSON.stringify(messages));
-        socket.close();
+        const patch = await page.next((m) => m.type === "patch");
+        assert.ok(patch.type === "patch" && patch.html.includes("over the wire"), JSON.stringify(page.messages));
+        page.close();
+      });
+
+      it("over a real server: every later replay in the process is live too, as the first one was", async () => {
+        // The process's first replay is the first one after a real GET (nothing ran through the app in-process
+        // before it): whatever it sets up must not leak into the replays after it.
+        const pages = [await subscribeOverSocket(base, "/lists/r1"), await subscribeOverSocket(base, "/lists/r2")];
+        try {
+          for (let round = 1; round <= 3; round++) {
+            for (const [i, page] of pages.entries()) {
+              await exec(`insert into items (list, title, pos) values ('r${i + 1}', 'round ${round}', ${round})`);
+              const patch = await page.next((m) => m.type !== "subscribed");
+              assert.equal(patch.type, "patch", JSON.stringify(page.messages));
+              assert.ok(patch.type === "patch" && patch.html.includes(`round ${round}`), JSON.stringify(patch));
+            }
+          }
+          for (const page of pages) {
+            assert.ok(
+              !page.messages.some((m) => m.type === "reload" || m.type === "error"),
+              JSON.stringify(page.messages),
+            );
+          }
+        } finally {
+          for (const page of pages) page.close();
+        }
       });
     });
   }
+}
+
+/** A page fetched over HTTP from a real server and subscribed over a real WebSocket, as a browser does. */
+async function subscribeOverSocket(base: string, path: string) {
+  const html = await (await fetch(`${base}${path}`, { headers: { accept: "text/html" } })).text();
+  const attribute = (name: string) =>
+    (new RegExp(`${name}="([^"]*)"`).exec(html)?.[1] ?? "").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+  const socket = new WebSocket(`${base.replace("http", "ws")}${WIRE.socketPath}`);
+  const messages: ServerMessage[] = [];
+  const seen = new Set<ServerMessage>();
+  let wake = () => {};
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.on("message", (data) => {
+      const message = JSON.parse(String(data)) as ServerMessage;
+      messages.push(message);
+      wake();
+      if (message.type === "subscribed") resolve();
+    });
+    socket.once("open", () =>
+      socket.send(
+        JSON.stringify({
+          type: WIRE.msg.subscribe,
+          id: "w",
+          token: attribute(WIRE.tokenAttr),
+          offset: Number(attribute(WIRE.offsetAttr)),
+          incarnation: attribute(WIRE.incarnationAttr),
+        }),
+      ),
+    );
+  });
+  for (const m of messages) seen.add(m);
+  return {
+    messages,
+    /** The first message matching `test` (marked seen), waiting up to 5 s for it. */
+    async next(test: (m: ServerMessage) => boolean): Promise<ServerMessage> {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const found = messages.find((m) => !seen.has(m) && test(m));
+        if (found) {
+          for (const m of messages.slice(0, messages.indexOf(found) + 1)) seen.add(m);
+          return found;
+        }
+        if (Date.now() > deadline) throw new Error(`no such message on ${path}: ${JSON.stringify(messages)}`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 50);
+        });
+      }
+    },
+    close: () => socket.close(),
+  };
 }

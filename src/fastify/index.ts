@@ -9,7 +9,7 @@
 import type { IncomingMessage } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type PageCapture, runWithCapture } from "../capture/context.ts";
-import { cookie as nodeCookie, header as nodeHeader, sendResponse } from "../node/index.ts";
+import { closeSignal, cookie as nodeCookie, header as nodeHeader, sendResponse } from "../node/index.ts";
 import { replayOf } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 import {
@@ -94,7 +94,8 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
     if (isOwnPath(url.pathname)) {
       const headers = new Headers();
       for (const [name, value] of Object.entries(record(raw.headers))) headers.set(name, value);
-      serveOwn(upkeep, new Request(url, { method: raw.method ?? "GET", headers }), url.pathname).then(
+      const own = new Request(url, { method: raw.method ?? "GET", headers, signal: closeSignal(reply.raw) });
+      serveOwn(upkeep, own, url.pathname).then(
         (served) => {
           if (!served) return done();
           reply.hijack();

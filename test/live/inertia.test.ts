@@ -312,6 +312,58 @@ for (const dialect of DIALECTS) {
       page.close();
     });
 
+    it("a deferred prop the browser loaded stays live when the page resumes on a process that never saw it", async () => {
+      const headers = { cookie: "viewer=erin", "x-inertia": "true" };
+      const visit = (await (await app.request("/board/a", { headers })).json()) as {
+        props: Record<string, unknown>;
+        upkeep: { token: string; offset: number; incarnation: string };
+      };
+      const partial = async (target: Hono, only: string[]) =>
+        (
+          (await (
+            await target.request("/board/a", {
+              headers: { ...headers, "x-inertia-partial-component": "Board", "x-inertia-partial-data": only.join(",") },
+            })
+          ).json()) as { props: Record<string, unknown> }
+        ).props;
+      // The browser loads the deferred prop (as Inertia does after the first render) and holds it.
+      let props = { ...visit.props, ...(await partial(app, ["others"])) };
+      // Its connection is lost, and it resumes on another process of the app, which never saw the page.
+      const other = await createUpkeep({ database: fixture!.database, secret: SECRET, mode: "test" });
+      try {
+        const otherApp = inertiaApp(other).app;
+        other.use(otherApp);
+        const reloads: Promise<void>[] = [];
+        await other.hub.subscribe(
+          { id: "resumed", ...visit.upkeep, headers: { cookie: "viewer=erin" } },
+          {
+            send(message) {
+              if (message.type !== "props") return true;
+              props = { ...props, ...message.props };
+              // What a browser does with the props it is told to reload when it holds them.
+              const held = [...(message.reload ?? []), ...(message.reloadIfHeld ?? [])].filter((n) => n in props);
+              if (held.length === 0) return true;
+              reloads.push(
+                partial(otherApp, held).then((loaded) => {
+                  props = { ...props, ...loaded };
+                }),
+              );
+              return true;
+            },
+          },
+        );
+        await other.settle();
+        await Promise.all(reloads);
+        await fixture!.exec("insert into items (list, title, pos) values ('z', 'after the resume', 1)");
+        await other.settle();
+        await Promise.all(reloads);
+        assert.deepEqual(props.others, (await partial(app, ["others"])).others);
+        assert.match(JSON.stringify(props.others), /after the resume/);
+      } finally {
+        await other.close();
+      }
+    });
+
     it("a live JSON resource receives its new value or a patch", async () => {
       const resource = await openLiveResource<unknown[]>(upkeep, app, "/api/items/r");
       await exec("insert into items (list, title, pos) values ('r', 'one', 1)");

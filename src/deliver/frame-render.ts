@@ -207,9 +207,11 @@ export class FrameRenderer {
       const rerendered: number[] = [];
       const next = await Promise.all(
         rerun.rows.map(async ({ row, rowKey }, i) => {
-          // A member whose row is unchanged keeps its HTML, unless its own reads (or a descendant's) changed too.
+          // A member whose row is unchanged keeps its HTML, unless its own reads (or a descendant's) changed too. A
+          // folded member (its id is not unique in the page) has no frame of its own: its reads are the collection's,
+          // which may be why the collection renders now, so it is rendered again.
           const kept = rowKey === "" ? undefined : pool.get(rowKey)?.shift();
-          if (kept && !(kept.frame && anyDirty(kept.frame, dirty))) return { member: { ...kept }, capture: null };
+          if (kept?.frame && !anyDirty(kept.frame, dirty)) return { member: { ...kept }, capture: null };
           if (kept) rerendered.push(i);
           const capture = await this.#shared.get(offset, `row ${shareKey}\0${rowKey}`, async () => {
             this.#stats.frameRenders++;

@@ -292,6 +292,22 @@ for (const dialect of DIALECTS) {
       page.close();
     });
 
+    it("a member leaving its collection while its id is elsewhere on the page too removes its own element", async () => {
+      const page = await openLivePage(upkeep, app, "/queue", viewer("alice"));
+      const ann = Number(
+        (await upkeep.db<DB>().selectFrom("items").select("id").where("title", "=", "ann").executeTakeFirstOrThrow())
+          .id,
+      );
+      // In both lists (in the window since the test before; again if it ran alone).
+      await write(page, `update items set pos = 10 where id = ${ann}`);
+      assert.equal((page.body().match(new RegExp(`id="ticket_${ann}"`, "g")) ?? []).length, 2, page.body());
+      // The ticket leaves the window; the first element with its id on the page is the other list's, which stays.
+      await write(page, `update items set pos = 0 where id = ${ann}`);
+      await converged(page, "alice");
+      assert.match(page.body(), new RegExp(`<ul id="anns"><li id="ticket_${ann}">`));
+      page.close();
+    });
+
     it("a frame that starts reading an input, or whose render is refused, replays its page instead", async () => {
       const page = await openLivePage(upkeep, app, "/data-inputs", { headers: { cookie: "viewer=alice; theme=dark" } });
       const inputs = await write(page, "insert into items (list, title, pos) values ('c', 'c1', 1)");

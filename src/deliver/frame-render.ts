@@ -255,6 +255,9 @@ export class FrameRenderer {
           for (const child of frame.children) if (!kept.has(child)) collect(child, removed);
           const changed: GroupFrame[] = [frame];
           frame.children = [];
+          // The collection's own reads first: a member folded into it (its id is not unique in the page) adds its
+          // reads to them as it is built.
+          frame.deps = [...rerun.frame.queries];
           next.forEach(({ member, capture }) => {
             if (member.frame) frame.children.push(member.frame);
             else if (capture) {
@@ -264,7 +267,6 @@ export class FrameRenderer {
               changed.push(...out);
             }
           });
-          frame.deps = [...rerun.frame.queries];
           frame.html = html;
           frame.members = members;
           frame.renderOffset = offset;

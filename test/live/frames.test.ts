@@ -308,6 +308,22 @@ for (const dialect of DIALECTS) {
       page.close();
     });
 
+    it("a member on the page twice keeps its reads with its collection when the collection renders again", async () => {
+      const page = await openLivePage(upkeep, app, "/queue", viewer("alice"));
+      const ann = Number(
+        (await upkeep.db<DB>().selectFrom("items").select("id").where("title", "=", "ann").executeTakeFirstOrThrow())
+          .id,
+      );
+      await write(page, `update items set pos = 10 where id = ${ann}`); // in both lists
+      // Ann's list renders again (a new ticket of hers): her first ticket's line is rendered with it, folded again.
+      // (No fresh GET here: one would register the whole page again, its frames built anew.)
+      await write(page, "insert into items (list, title, pos) values ('q', 'ann', 0)");
+      await write(page, "update secrets set body = 'Ann Jones' where owner = 'ann'");
+      assert.equal((page.body().match(/Ann Jones/g) ?? []).length, 3, page.body());
+      await converged(page, "alice");
+      page.close();
+    });
+
     it("a frame that starts reading an input, or whose render is refused, replays its page instead", async () => {
       const page = await openLivePage(upkeep, app, "/data-inputs", { headers: { cookie: "viewer=alice; theme=dark" } });
       const inputs = await write(page, "insert into items (list, title, pos) values ('c', 'c1', 1)");

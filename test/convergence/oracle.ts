@@ -295,6 +295,10 @@ async function sequence(context: SequenceContext): Promise<Failure[]> {
         await page.idle();
         actual = page.actual();
       }
+      // A page still open is still followed: the server holds its subscription.
+      if (!(page.id in settled.subscribers) && page.events.length === 0) {
+        page.events.push({ kind: "open", detail: `the server holds no subscription ${page.id} for the page` });
+      }
       context.result.pages++;
       context.result.applied += page.messages.filter(
         (m) => m.type === "patch" || m.type === "props" || m.type === "value",

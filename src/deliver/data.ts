@@ -238,8 +238,9 @@ const told = new WeakSet<Subscriber>();
 const measured = new WeakMap<DataDelta, { bytes: number; values: number; reloads: number }>();
 
 /**
- * Sends the group's latest document to every subscriber showing an older one: the difference from the document it
- * shows when that is known exactly, every prop otherwise. Subscribers showing the same version share one message.
+ * Sends the group's latest document to every subscriber showing an older one — behind the group's offset, or known to
+ * show another version of it: the difference from the document it shows when that is known exactly, every prop
+ * otherwise. Subscribers showing the same version share one message.
  */
 export function deliverData(group: PageGroup, stats: HubStats): void {
   const latest = group.page;
@@ -249,7 +250,9 @@ export function deliverData(group: PageGroup, stats: HubStats): void {
   const unfollowed = unfollowedProps(doc);
   for (const subscriber of group.local.subscribers) {
     const surface = subscriber.surface?.data ? subscriber.surface : null;
-    if (subscriber.offset >= group.renderOffset) {
+    // A browser at the group's offset is up to date unless the document it is known to show is not the latest: a
+    // prop evaluated again at that same offset (one a new visit carried with its old value) changed it.
+    if (subscriber.offset >= group.renderOffset && (surface === null || surface === latest)) {
       // A browser at this offset whose document is not known (it resumed here) may hold props the group does not
       // follow: it is told once, with no other change.
       if (unfollowed.length > 0 && surface === null && !told.has(subscriber)) {

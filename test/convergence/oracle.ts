@@ -362,7 +362,10 @@ export function describeFailure(f: Failure): string {
     lines.push(`    fresh GET: …${f.expected.slice(Math.max(0, i - 160), i + 240)}`);
     lines.push(`    live page: …${f.actual.slice(Math.max(0, i - 160), i + 240)}`);
   }
-  if (f.messages.length > 0) lines.push(`  messages: ${JSON.stringify(f.messages).slice(0, 3000)}`);
+  if (f.messages.length > 0) {
+    const all = JSON.stringify(f.messages);
+    lines.push(`  messages: ${all.length <= 6000 ? all : `${all.slice(0, 2000)} … ${all.slice(-4000)}`}`);
+  }
   if (f.log) lines.push(`  server output (last lines):\n${f.log}`);
   return lines.join("\n");
 }

@@ -1,6 +1,13 @@
 // Wire keys and tuning values live here, once. Tests import these instead of repeating literals.
 import { CLIENT_TUNING } from "./client/constants.ts";
 
+/**
+ * The Node versions Upkeep runs on: `target` is the LTS major it is built and tested for, which `upkeep init` and
+ * `upkeep doctor` tell an app to install (`npm install --save-dev node@24`); `minimum` is the oldest that works
+ * (package.json's engines).
+ */
+export const NODE_VERSIONS = Object.freeze({ target: 24, minimum: Object.freeze({ major: 22, minor: 18 }) });
+
 /** Names of the objects the ledger installs in a user's database. */
 export const LEDGER = {
   factsTable: "upkeep_facts",

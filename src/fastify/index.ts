@@ -8,7 +8,7 @@
 // `header(request, name)` read exactly one cookie or header as an input of the page.
 import type { IncomingMessage } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { type PageCapture, runWithCapture } from "../capture/context.ts";
+import { type PageCapture, runWithCapture, runWithRequest } from "../capture/context.ts";
 import { cookie as nodeCookie, header as nodeHeader, sendResponse } from "../node/index.ts";
 import { replayOf } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
@@ -105,7 +105,12 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
       return;
     }
     const kind = liveKind(raw.method ?? "GET", (name) => headerOf(raw.headers, name));
-    if (!kind) return done();
+    // Not a live candidate: cookie() and header() still read this request.
+    if (!kind)
+      return runWithRequest(
+        (name) => headerOf(raw.headers, name),
+        () => done(),
+      );
     const headers = raw.headers;
     const capture = openCapture(upkeep, url, (name) => headerOf(headers, name));
     live.set(request, { capture, kind, url, headers });

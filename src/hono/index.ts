@@ -9,7 +9,7 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
-import { type PageCapture, recordInput, runWithCapture } from "../capture/context.ts";
+import { type PageCapture, recordInput, runWithCapture, runWithRequest } from "../capture/context.ts";
 import type { DataDocument } from "../render/data.ts";
 import { currentReplay } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
@@ -152,7 +152,11 @@ export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
     }
     const kind = liveKind(c.req.method, (name) => c.req.raw.headers.get(name));
     if (!kind) {
-      await next();
+      // Not a live candidate: cookie() and header() still read this request.
+      await runWithRequest(
+        (name) => c.req.raw.headers.get(name),
+        () => next(),
+      );
       return;
     }
     const url = new URL(c.req.url);

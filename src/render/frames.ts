@@ -15,12 +15,17 @@
 // whose row is unchanged keeps its HTML, every other one is rendered again from its fresh row (the row is the
 // member's prop, named after the partial), and the ids of the re-run tell where each member now stands. (An
 // array `of` holds rows the parent read: the collection is then a plain render site whose members are fragments.)
+//
+// Views without JSX: a component may return an html`` result or a plain string, both taken as markup (the app escapes
+// the values it puts into a plain string; html`` does it for them). A partial and a collection render asynchronously:
+// in html`` or JSX they are awaited for the app; in a plain template string the app writes `${await Card({ card })}`,
+// and one interpolated without `await` throws an error saying so instead of printing "[object Promise]".
 
 import { REWRITES } from "../analysis/refusals.ts";
 import { valuesKey } from "../analysis/values.ts";
 import { currentFrame, type FrameCapture, type FrameRecipe, openFrame, runInFrame } from "../capture/context.ts";
 import { RefusedBoundaryError } from "../errors.ts";
-import { escapeAttribute, escapeHtml } from "./page.ts";
+import { escapeAttribute } from "./page.ts";
 import { RAW_TEXT, rootElementId, VOID } from "./scan.ts";
 
 /** What hono's html helpers and JSX accept as already-escaped HTML (a String marked isEscaped). */
@@ -95,17 +100,35 @@ function escaped(html: string): HtmlString {
   return value as unknown as HtmlString;
 }
 
-/** The HTML a component returned: a JSX node or an html`` result (already HTML), or a plain string (text). */
+/**
+ * The HTML a component returned: a JSX node, an html`` result or a plain string — markup, all three (a template-string
+ * view escapes its values itself, as it does for the page around it).
+ */
 export async function htmlOf(output: unknown): Promise<string> {
   const value = await output;
   if (value === null || value === undefined || typeof value === "boolean") return "";
-  if (typeof value === "string") return escapeHtml(value);
+  if (typeof value === "string") return value;
   if (typeof value === "number") return String(value);
   if (value instanceof String) return String(value);
   if (typeof value === "object" && typeof (value as { toString?: unknown }).toString === "function") {
     return String(await (value as { toString(): unknown }).toString());
   }
   return String(value);
+}
+
+/**
+ * A frame's pending HTML, which refuses to be turned into text before it is awaited: a plain template string would
+ * print "[object Promise]" in its place. html`` and JSX never do that (they await it), so they are unaffected.
+ */
+function awaitable(html: Promise<HtmlString>, what: string): Promise<HtmlString> {
+  Object.defineProperty(html, Symbol.toPrimitive, {
+    value() {
+      throw new TypeError(
+        `${what} was put into a template string without await: it renders asynchronously and would print "[object Promise]". Write \${await …} around the call, or build the view with html\`…\` (import { html } from "upkeep"), which awaits it`,
+      );
+    },
+  });
+  return html;
 }
 
 // ── props ───────────────────────────────────────────────────────────────────────────────────────────────────
@@ -165,7 +188,8 @@ export function partial<P extends object>(name: string, component: Component<P>)
       `partial(name, component): the name must be an identifier (it names the member's row prop), got ${JSON.stringify(name)}`,
     );
   }
-  const render = async (props: P): Promise<HtmlString> => {
+  const render = (props: P): Promise<HtmlString> => awaitable(renderFrame(props), `partial "${name}"`);
+  const renderFrame = async (props: P): Promise<HtmlString> => {
     const parent = currentFrame();
     if (!parent) return escaped((await htmlOf(component(props))).trim());
     const frame = openFrame("fragment", parent);
@@ -227,9 +251,14 @@ function openTag(props: CollectionProps): { open: string; close: string; tag: st
 
 /**
  * A list render site: one element (`tag`, with `id`) whose children are the members `item` renders, one per row
- * of `of`. Usable as JSX (`<Collection … />`) or called in an html`` template (`${Collection({ … })}`).
+ * of `of`. Usable as JSX (`<Collection … />`), called in an html`` template (`${Collection({ … })}`) or awaited in a
+ * plain template string (`${await Collection({ … })}`).
  */
-export async function Collection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
+export function Collection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
+  return awaitable(renderCollection(props), `Collection "${props?.id}"`);
+}
+
+async function renderCollection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
   if (typeof props.id !== "string" || props.id === "")
     throw new TypeError("Collection needs an id (the id of its element)");
   if (typeof props.item !== "function" || typeof props.item.partialName !== "string") {

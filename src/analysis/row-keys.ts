@@ -4,6 +4,10 @@ import type { Row } from "../ledger/types.ts";
 import type { SelectInfo } from "./scope.ts";
 import type { PrimaryKeys } from "./types.ts";
 
+/** For a dependency's row keys: the key columns and the result columns that hold them, so that row keys of the same
+ *  read over other rows can be taken without analysing it again (capture/drivers/host.ts caches dependencies). */
+export const rowKeyColumns = new WeakMap<object, { columns: string[]; names: string[] }>();
+
 /** Primary keys of the returned rows, for a plain row read of one table whose key columns are selected. */
 export function rowKeysOf(
   node: SelectQueryNode,
@@ -31,5 +35,7 @@ export function rowKeysOf(
     });
     return key;
   });
-  return { table: source.read.table, keys };
+  const out = { table: source.read.table, keys };
+  rowKeyColumns.set(out, { columns: pk, names });
+  return out;
 }

@@ -26,6 +26,7 @@ export function admitRead(
   sql: string,
   parameters: unknown,
   captured: ReadonlySet<string> | undefined,
+  readsKey?: string,
 ): void {
   const capture = frame.page;
   const uncaptured = captured ? [...new Set(dep.reads.map((r) => r.table))].filter((t) => !captured.has(t)) : [];
@@ -41,7 +42,7 @@ export function admitRead(
     return;
   }
   // The same SQL with the same parameters reads the same: planning decides such reads once per fact.
-  dep.readsKey = `sql ${sql}\u0000${valuesKey(parameters)}`;
+  dep.readsKey = readsKey ?? `sql ${sql}\u0000${valuesKey(parameters)}`;
   capture.queries.push(dep);
   frame.queries.push(dep);
 }

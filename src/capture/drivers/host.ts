@@ -2,6 +2,8 @@
 // the recording of one statement a driver sent: parsed by text (analysis/sql), its primary keys loaded the first
 // time a table is seen, a SQLite parse cross-checked against SQLite's authorizer once per text, then recorded on
 // the frame like a Kysely query (record.ts).
+
+import { rowKeyColumns } from "../../analysis/row-keys.ts";
 import {
   analyzeSql,
   loadPostgresParser,
@@ -10,6 +12,7 @@ import {
   type SqlDialect,
 } from "../../analysis/sql/text.ts";
 import type { AnalysisResult, QueryDependency } from "../../analysis/types.ts";
+import { valuesKey } from "../../analysis/values.ts";
 import { RefusedBoundaryError } from "../../errors.ts";
 import type { FrameCapture } from "../context.ts";
 import { admitRead, refuseWrite } from "../record.ts";
@@ -78,6 +81,43 @@ export function isWriteText(dialect: SqlDialect, sql: string): boolean {
   return parseSql(dialect, sql).kind === "write";
 }
 
+/**
+ * Dependencies by statement text and parameters: a page's statements repeat with the same parameters on every GET
+ * and replay, and what they read depends on nothing else (row keys, which depend on the rows, are taken again).
+ */
+const DEPENDENCY_CACHE_SIZE = 5000;
+const dependencies = new Map<string, QueryDependency>();
+
+function cached(key: string, rows: readonly Record<string, unknown>[]): QueryDependency | undefined {
+  const template = dependencies.get(key);
+  if (!template) return undefined;
+  const found = template.rowKeys ? rowKeyColumns.get(template.rowKeys) : undefined;
+  const rowKeys =
+    template.rowKeys && found
+      ? {
+          table: template.rowKeys.table,
+          keys: rows.map((row) => {
+            const key: Record<string, unknown> = {};
+            found.columns.forEach((column, i) => {
+              key[column] = row[found.names[i] as string];
+            });
+            return key;
+          }),
+        }
+      : null;
+  return { ...template, rowKeys };
+}
+
+function remember(key: string, result: AnalysisResult): void {
+  if (!result || result instanceof RefusedBoundaryError) return;
+  if (dependencies.size >= DEPENDENCY_CACHE_SIZE) dependencies.delete(dependencies.keys().next().value as string);
+  dependencies.set(key, result);
+}
+
+function keyOf(s: SentStatement): string {
+  return `sql ${s.sql}\u0000${valuesKey(s.named ? [s.params, s.named] : s.params)}`;
+}
+
 /** Records a statement on the frame that made it (SQLite: synchronously). */
 export function recordSync(frame: FrameCapture, host: CaptureHost, s: SentStatement): void {
   const parsed = parseSql(host.dialect, s.sql);
@@ -86,9 +126,17 @@ export function recordSync(frame: FrameCapture, host: CaptureHost, s: SentStatem
     return;
   }
   if (parsed.kind !== "read") return;
+  const key = keyOf(s);
+  const hit = cached(key, s.rows);
+  if (hit) return admit(frame, host, s, hit, key);
   const params = s.named ? ({ positional: s.params, named: s.named } as never) : s.params;
-  const result = analyzeSql(host.dialect, s.sql, params, s.rows, (t) => host.primaryKeys(t));
-  admit(frame, host, s, crossCheck(host, s.sql, result));
+  const result = crossCheck(
+    host,
+    s.sql,
+    analyzeSql(host.dialect, s.sql, params, s.rows, (t) => host.primaryKeys(t)),
+  );
+  remember(key, result);
+  admit(frame, host, s, result, key);
 }
 
 /** Records a statement on the frame that made it, loading PostgreSQL's parser and unseen tables' keys first. */
@@ -100,6 +148,9 @@ export async function recordAsync(frame: FrameCapture, host: CaptureHost, s: Sen
     return;
   }
   if (parsed.kind !== "read") return;
+  const key = keyOf(s);
+  const hit = cached(key, s.rows);
+  if (hit) return admit(frame, host, s, hit, key);
   const analyse = () => analyzeSql(host.dialect, s.sql, s.params, s.rows, (t) => host.primaryKeys(t));
   let result = analyse();
   if (result && !(result instanceof RefusedBoundaryError)) {
@@ -113,16 +164,17 @@ export async function recordAsync(frame: FrameCapture, host: CaptureHost, s: Sen
       }
     }
   }
-  admit(frame, host, s, result);
+  remember(key, result);
+  admit(frame, host, s, result, key);
 }
 
-function admit(frame: FrameCapture, host: CaptureHost, s: SentStatement, result: AnalysisResult): void {
+function admit(frame: FrameCapture, host: CaptureHost, s: SentStatement, result: AnalysisResult, key: string): void {
   if (result === null) return;
   if (result instanceof RefusedBoundaryError) {
     frame.page.refusals.push(result);
     return;
   }
-  admitRead(frame, result, s.sql, s.named ? [s.params, s.named] : s.params, host.capturedTables());
+  admitRead(frame, result, s.sql, null, host.capturedTables(), key);
 }
 
 /** Verdicts of the cross-check per statement text (tables and columns do not depend on parameters). */

@@ -11,31 +11,45 @@ import { ConfigError } from "../../errors.ts";
 import { isOwn, markOwn } from "../../own.ts";
 import { currentFrame, type FrameCapture } from "../context.ts";
 import { hostFor, pokeHosts, recordSync } from "./host.ts";
-import { transactionEffect } from "./text-kind.ts";
+import { type TextEffect, transactionEffect } from "./text-kind.ts";
 
 const PATCHED = Symbol.for("upkeep.capture.sqlite");
 
 type Fn = (this: any, ...args: any[]) => any;
 type Patchable = Record<PropertyKey, any>;
 
-/** node:sqlite statements do not name their database: the prepare that made them does. */
-const databaseOf = new WeakMap<object, object>();
+/** What the prepare of a statement told: its database (node:sqlite statements do not name it), its text and what
+ *  the text does (read, write, transaction control), so that a call reads none of them again. */
+interface Prepared {
+  readonly database: object;
+  readonly sql: string;
+  readonly effect: TextEffect;
+}
+const prepared = new WeakMap<object, Prepared>();
+const effects = new Map<string, TextEffect>();
+
+function remember(stmt: object, database: object, sql: unknown): void {
+  if (typeof sql !== "string") return;
+  let effect = effects.get(sql);
+  if (effect === undefined) {
+    effect = transactionEffect(sql);
+    if (effects.size >= 2000) effects.clear();
+    effects.set(sql, effect);
+  }
+  prepared.set(stmt, { database, sql, effect });
+}
 /** better-sqlite3 parameters bound once with stmt.bind(…). */
 const bound = new WeakMap<object, unknown[]>();
 /** Databases with a write inside a transaction that has not been seen to end. */
 const pending = new WeakSet<object>();
 
 interface Flavour {
-  sql(statement: Patchable): string;
-  database(statement: Patchable): object | undefined;
   inTransaction(database: Patchable): boolean;
   columns(statement: Patchable): string[];
   params(statement: Patchable, args: unknown[]): { positional: unknown[]; named: Record<string, unknown> | null };
 }
 
 const nodeSqlite: Flavour = {
-  sql: (s) => s.sourceSQL as string,
-  database: (s) => databaseOf.get(s),
   inTransaction: (db) => db.isTransaction === true,
   columns: (s) => (s.columns() as { name: string }[]).map((c) => c.name),
   params(_s, args) {
@@ -47,8 +61,6 @@ const nodeSqlite: Flavour = {
 };
 
 const betterSqlite: Flavour = {
-  sql: (s) => s.source as string,
-  database: (s) => s.database as object,
   inTransaction: (db) => db.inTransaction === true,
   columns: (s) => (s.columns() as { name: string }[]).map((c) => c.name),
   params(s, args) {
@@ -95,7 +107,7 @@ function patchNodeSqlite(database: Patchable, statement: Patchable | undefined):
   database.prepare = function (this: object, ...args: unknown[]) {
     const stmt = prepare.apply(this, args);
     if (isOwn(this)) markOwn(stmt);
-    else databaseOf.set(stmt, this);
+    else remember(stmt, this, args[0]);
     return stmt;
   };
   database.exec = execPatch(database.exec as Fn, nodeSqlite);
@@ -117,6 +129,7 @@ function patchBetterSqlite(database: Patchable): void {
         return bind.apply(this, values);
       };
     }
+    remember(stmt, this, args[0]);
     return stmt;
   };
   database.exec = execPatch(database.exec as Fn, betterSqlite);
@@ -200,16 +213,14 @@ function patchStatement(proto: Patchable, flavour: Flavour): void {
 }
 
 function afterOutside(stmt: Patchable, flavour: Flavour): void {
-  const sql = flavour.sql(stmt);
-  if (transactionEffect(sql) === "read") return;
-  const db = flavour.database(stmt);
-  if (db) wake(db as Patchable, flavour);
+  const p = prepared.get(stmt);
+  if (p && p.effect !== "read") wake(p.database as Patchable, flavour);
 }
 
 function record(frame: FrameCapture, stmt: Patchable, flavour: Flavour, args: unknown[], rows: unknown[]): void {
   const host = hostFor("sqlite");
-  if (!host) return;
-  const sql = flavour.sql(stmt);
+  const sql = prepared.get(stmt)?.sql;
+  if (!host || sql === undefined) return;
   const { positional, named } = flavour.params(stmt, args);
   let objects = rows as Record<string, unknown>[];
   if (rows.length > 0 && (Array.isArray(rows[0]) || typeof rows[0] !== "object" || rows[0] === null)) {

@@ -364,17 +364,25 @@ function checkMemberKeys(frame: FrameCapture, id: string, rows: readonly Record<
     return;
   }
   const columns = Object.keys(keys.keys[0] ?? {});
-  const known = new Set(keys.keys.map((k) => valuesKey(columns.map((c) => k[c]))));
+  const known = new Set(keys.keys.map((k) => valuesKey(columns.map((c) => keyValue(k[c])))));
   for (const row of rows) {
     if (typeof row !== "object" || row === null || !columns.every((c) => Object.hasOwn(row, c))) {
       refuse(`a member row lacks the primary key (${columns.join(", ") || "?"}) of ${keys.table}`);
       return;
     }
-    if (!known.has(valuesKey(columns.map((c) => row[c])))) {
+    if (!known.has(valuesKey(columns.map((c) => keyValue(row[c]))))) {
       refuse(`a member row's key is not one of the rows its read of ${keys.table} returned`);
       return;
     }
   }
+}
+
+/** An integer key as one value whichever way a layer carries it: 7, 7n and "7" (pg's int8, a driver's safe integers,
+ *  an ORM's BigInt) are the same key. */
+function keyValue(v: unknown): unknown {
+  if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : String(v);
+  if (typeof v === "string" && /^-?(0|[1-9]\d*)$/.test(v)) return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+  return v;
 }
 
 /** The key of a row: its serialised values (two rows with equal keys render the same member). */

@@ -1,16 +1,19 @@
-// Data layers captured at their driver: Drizzle and Knex on PostgreSQL (pg) and SQLite (better-sqlite3). A board page
-// read through each ORM's own query shapes (Drizzle's relational query, Knex's join) converges after writes through
+// Data layers captured at their driver: Drizzle, Knex and Prisma on PostgreSQL (pg, @prisma/adapter-pg) and SQLite
+// (better-sqlite3, @prisma/adapter-better-sqlite3). A board page
+// read through each ORM's own query shapes (Drizzle's relational query, Knex's join, Prisma's
+// relation loaded by a second statement) converges after writes through
 // the ORM and from another connection; a collection fed by an ORM query is patched member by member.
 import assert from "node:assert/strict";
 import { after, before, describe } from "node:test";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
 import { freshBody, openLivePage } from "../../src/testing/index.ts";
-import { BOARD_SCHEMA, boardApp, drizzleOrm, knexOrm, type Orm } from "./drivers/orms.ts";
+import { BOARD_SCHEMA, boardApp, drizzleOrm, knexOrm, type Orm, prismaOrm } from "./drivers/orms.ts";
 import { DIALECTS, dialectTest, type Fixture, fixtureDatabase, SECRET } from "./fixture.ts";
 
-const ORMS = [
+const ORMS: { name: string; make(dialect: "sqlite" | "postgres", database: string): Orm | Promise<Orm> }[] = [
   { name: "drizzle", make: drizzleOrm },
   { name: "knex", make: knexOrm },
+  { name: "prisma", make: prismaOrm },
 ];
 
 for (const dialect of DIALECTS) {
@@ -29,7 +32,7 @@ for (const dialect of DIALECTS) {
           "insert into boards (name) values ('one'), ('two'); insert into cards (board_id, title, pos) values (1, 'a', 1), (1, 'b', 2), (2, 'c', 1)",
         );
         upkeep = await createUpkeep({ database: fixture.database, secret: SECRET, mode: "test", install: true });
-        orm = spec.make(dialect, fixture.database);
+        orm = await spec.make(dialect, fixture.database);
         upkeep.capture(orm.driver);
         app = boardApp(upkeep, orm);
         upkeep.use(app);

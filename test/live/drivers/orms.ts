@@ -1,6 +1,9 @@
 // The same small board app written with Drizzle and with Knex, on PostgreSQL (through pg) and SQLite (through
 // better-sqlite3): each reads a board with its cards the ORM's own way (Drizzle's relational query, Knex's builder),
 // and a collection of cards fed by a function. Upkeep captures the driver under the ORM.
+
+import { execFileSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { asc, eq, relations } from "drizzle-orm";
 import { drizzle as drizzleSqlite } from "drizzle-orm/better-sqlite3";
@@ -147,6 +150,67 @@ export function knexOrm(dialect: Dialect, database: string): Orm {
       await db("cards").update({ title }).where({ id: cardId });
     },
     close: () => db.destroy(),
+  };
+}
+
+/** Prisma clients generated per dialect (once per process), from test/live/drivers/prisma/<provider>.prisma. */
+const generated = new Map<string, Promise<any>>();
+
+function prismaClientModule(provider: "postgresql" | "sqlite"): Promise<any> {
+  let module = generated.get(provider);
+  if (!module) {
+    const root = new URL("../../../", import.meta.url).pathname;
+    // No engine binary is needed to generate a client for a driver adapter; telemetry is off.
+    execFileSync(
+      process.execPath,
+      [
+        `${root}node_modules/prisma/build/index.js`,
+        "generate",
+        "--schema",
+        `${root}test/live/drivers/prisma/${provider}.prisma`,
+      ],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          PRISMA_SCHEMA_ENGINE_BINARY: "/bin/false",
+          CHECKPOINT_DISABLE: "1",
+          PRISMA_HIDE_UPDATE_MESSAGE: "1",
+        },
+        stdio: "pipe",
+      },
+    );
+    module = import(pathToFileURL(`${root}.generated/prisma/${provider}/client.ts`).href);
+    generated.set(provider, module);
+  }
+  return module;
+}
+
+export async function prismaOrm(dialect: Dialect, database: string): Promise<Orm> {
+  const { PrismaClient } = await prismaClientModule(dialect === "postgres" ? "postgresql" : "sqlite");
+  const adapter =
+    dialect === "postgres"
+      ? new (await import("@prisma/adapter-pg")).PrismaPg({ connectionString: database, max: 3 })
+      : new (await import("@prisma/adapter-better-sqlite3")).PrismaBetterSqlite3({ url: database });
+  const prisma = new PrismaClient({ adapter });
+  const order = [{ pos: "asc" }, { id: "asc" }];
+  return {
+    name: "prisma",
+    driver: dialect === "postgres" ? pg : Database,
+    // `include`-style relation loading: the board, then its cards (WHERE board_id IN (…)).
+    board: (id) =>
+      prisma.board.findUnique({
+        where: { id },
+        select: { name: true, cards: { select: { id: true, title: true }, orderBy: order } },
+      }),
+    cards: (boardId) => prisma.card.findMany({ where: { boardId }, select: { id: true, title: true }, orderBy: order }),
+    async addCard(boardId, title, pos) {
+      await prisma.card.create({ data: { boardId, title, pos } });
+    },
+    async rename(cardId, title) {
+      await prisma.card.update({ where: { id: cardId }, data: { title } });
+    },
+    close: () => prisma.$disconnect(),
   };
 }
 

@@ -128,7 +128,10 @@ export function recordSync(frame: FrameCapture, host: CaptureHost, s: SentStatem
   if (parsed.kind !== "read") return;
   const key = keyOf(s);
   const hit = cached(key, s.rows);
-  if (hit) return admit(frame, host, s, hit, key);
+  if (hit) {
+    admit(frame, host, s, hit, key);
+    return;
+  }
   const params = s.named ? ({ positional: s.params, named: s.named } as never) : s.params;
   const result = crossCheck(
     host,
@@ -150,7 +153,10 @@ export async function recordAsync(frame: FrameCapture, host: CaptureHost, s: Sen
   if (parsed.kind !== "read") return;
   const key = keyOf(s);
   const hit = cached(key, s.rows);
-  if (hit) return admit(frame, host, s, hit, key);
+  if (hit) {
+    admit(frame, host, s, hit, key);
+    return;
+  }
   const analyse = () => analyzeSql(host.dialect, s.sql, s.params, s.rows, (t) => host.primaryKeys(t));
   let result = analyse();
   if (result && !(result instanceof RefusedBoundaryError)) {

@@ -102,6 +102,23 @@ describe("PostgreSQL statements", () => {
     assert.deepEqual(read(d, "boards").filter, eq("boards", "id", 1));
     assert.deepEqual(cols(read(d, "cards")), ["board_id", "id", "pos", "title"]);
     assert.equal(d.limit, 1);
+
+    // The lateral join keeps the boards one for one: the rows' keys are the boards' (a collection's members).
+    const keyed = dep(
+      "postgres",
+      `select "boards"."id", "boards_cards"."data" as "cards" from "boards" "boards" left join lateral (select coalesce(json_agg(json_build_array("boards_cards"."id")), '[]'::json) as "data" from "cards" "boards_cards" where "boards_cards"."board_id" = "boards"."id") "boards_cards" on true`,
+      [],
+      [{ id: 4, cards: [] }],
+    );
+    assert.deepEqual(keyed.rowKeys, { table: "boards", keys: [{ id: 4 }] });
+    // A window function or a plain join multiplies rows: no keys.
+    for (const sql of [
+      `select b.id from boards b left join lateral (select row_number() over () as n from cards) c on true`,
+      `select b.id from boards b left join cards c on c.board_id = b.id`,
+      `select b.id from boards b left join lateral (select c.board_id, count(*) from cards c group by c.board_id) c on true`,
+    ]) {
+      assert.equal(dep("postgres", sql, [], [{ id: 4 }]).rowKeys, null, sql);
+    }
   });
 
   test("Knex: `not x = $2`, bindings made $n, and select version();", () => {

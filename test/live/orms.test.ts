@@ -65,6 +65,18 @@ for (const dialect of DIALECTS) {
         other.close();
       });
 
+      it("a collection of boards with their cards (the ORM's relation loading) replaces the one board a write changes", async () => {
+        const page = await openLivePage(upkeep, app, "/boards");
+        await fixture!.exec("update cards set title = 'moved' where id = 3");
+        await upkeep.settle();
+        const patches = page.messages.filter((m) => m.type === "patch") as { html: string }[];
+        assert.equal(patches.length, 1);
+        assert.match(patches[0]!.html, /action="replace"[^>]*target="board_2"/);
+        assert.doesNotMatch(patches[0]!.html, /board_1/);
+        assert.equal(page.body(), await freshBody(app, "/boards"));
+        page.close();
+      });
+
       it("a collection fed by an ORM query is patched member by member", async () => {
         const page = await openLivePage(upkeep, app, "/boards/2/cards");
         await orm.addCard(2, "d", 2);

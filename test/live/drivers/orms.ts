@@ -37,6 +37,8 @@ export interface Orm {
   readonly driver: unknown;
   board(id: number): Promise<{ name: string; cards: Card[] } | undefined>;
   cards(boardId: number): Promise<Card[]>;
+  /** Every board with its cards, in one call of the ORM (relational query, include, or two queries). */
+  boards(): Promise<{ id: number; name: string; cards: Card[] }[]>;
   addCard(boardId: number, title: string, pos: number): Promise<void>;
   rename(cardId: number, title: string): Promise<void>;
   close(): Promise<void>;
@@ -102,6 +104,12 @@ function drizzleCommon(
         with: { cards: { columns: { id: true, title: true }, orderBy: [asc(cards.pos), asc(cards.id)] } },
       });
     },
+    boards: () =>
+      db.query.boards.findMany({
+        columns: { id: true, name: true },
+        with: { cards: { columns: { id: true, title: true }, orderBy: [asc(cards.pos), asc(cards.id)] } },
+        orderBy: [asc(boards.id)],
+      }),
     cards: (boardId) =>
       db
         .select({ id: cards.id, title: cards.title })
@@ -143,6 +151,20 @@ export function knexOrm(dialect: Dialect, database: string): Orm {
       return { name: board.name, cards };
     },
     cards: (boardId) => db("cards").select("id", "title").where("board_id", boardId).orderBy(["pos", "id"]),
+    async boards() {
+      const boards = await db("boards").select("id", "name").orderBy("id");
+      const cards = await db("cards")
+        .select("id", "title", "board_id")
+        .whereIn(
+          "board_id",
+          boards.map((b) => b.id),
+        )
+        .orderBy(["pos", "id"]);
+      return boards.map((b) => ({
+        ...b,
+        cards: cards.filter((c) => c.board_id === b.id).map(({ id, title }) => ({ id, title })),
+      }));
+    },
     async addCard(boardId, title, pos) {
       await db("cards").insert({ board_id: boardId, title, pos });
     },
@@ -203,6 +225,11 @@ export async function prismaOrm(dialect: Dialect, database: string): Promise<Orm
         where: { id },
         select: { name: true, cards: { select: { id: true, title: true }, orderBy: order } },
       }),
+    boards: () =>
+      prisma.board.findMany({
+        select: { id: true, name: true, cards: { select: { id: true, title: true }, orderBy: order } },
+        orderBy: { id: "asc" },
+      }),
     cards: (boardId) => prisma.card.findMany({ where: { boardId }, select: { id: true, title: true }, orderBy: order }),
     async addCard(boardId, title, pos) {
       await prisma.card.create({ data: { boardId, title, pos } });
@@ -216,6 +243,12 @@ export async function prismaOrm(dialect: Dialect, database: string): Promise<Orm
 
 const CardItem = partial("card", ({ card }: { card: Card }) => html`<li id="card_${card.id}">${card.title}</li>`);
 
+const BoardItem = partial(
+  "board",
+  ({ board }: { board: { id: number; name: string; cards: Card[] } }) =>
+    html`<section id="board_${board.id}"><h2>${board.name}</h2><ul>${board.cards.map((card) => html`<li id="card_${card.id}">${card.title}</li>`)}</ul></section>`,
+);
+
 export function boardApp(upkeep: Upkeep, orm: Orm) {
   const app = new Hono();
   app.use(upkeepMiddleware(upkeep));
@@ -228,6 +261,11 @@ export function boardApp(upkeep: Upkeep, orm: Orm) {
       )}</ul></body></html>`,
     );
   });
+  app.get("/boards", async (c) =>
+    c.html(
+      html`<html><body>${Collection({ id: "boards", tag: "div", item: BoardItem, of: () => orm.boards() })}</body></html>`,
+    ),
+  );
   app.get("/boards/:id/cards", async (c) => {
     const id = Number(c.req.param("id"));
     return c.html(

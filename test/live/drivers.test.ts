@@ -4,6 +4,8 @@
 // rewrite; a collection fed by a function is live and needs its rows' primary key.
 import assert from "node:assert/strict";
 import { after, before, describe } from "node:test";
+import pg from "pg";
+import { createCapture, runWithCapture } from "../../src/capture/context.ts";
 import { hostFor, registerHost } from "../../src/capture/drivers/host.ts";
 import { RefusedBoundaryError } from "../../src/errors.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
@@ -137,3 +139,47 @@ for (const spec of DRIVERS) {
     });
   });
 }
+
+describe("capture at pg: a pool's waiting caller", () => {
+  let fixture: Fixture | null = null;
+  let upkeep: Upkeep;
+  before(async () => {
+    fixture = await fixtureDatabase("postgres");
+    if (!fixture) return;
+    upkeep = await createUpkeep({ database: fixture.database, secret: SECRET, mode: "test", install: true });
+    upkeep.capture(pg);
+  });
+  after(async () => {
+    await upkeep?.close();
+    await fixture?.drop();
+  });
+  const it = dialectTest(() => fixture);
+
+  it("a statement that waited for a client is recorded on its own page, not on the page that released the client", async () => {
+    const pool = new pg.Pool({ connectionString: fixture!.database, max: 1 });
+    try {
+      const a = createCapture("/a");
+      const b = createCapture("/b");
+      let release = () => {};
+      const holding = new Promise<void>((held) => {
+        runWithCapture(a, async () => {
+          const client = await pool.connect();
+          release = () => client.release();
+          held();
+        });
+      });
+      await holding;
+      // Page b's read waits for the one client; page a releases it, in its own async context.
+      const read = runWithCapture(b, () => pool.query("select id, title from items where list = $1", ["b"]));
+      await runWithCapture(a, async () => release());
+      await read;
+      assert.deepEqual(
+        b.queries.map((q) => q.sql),
+        ["select id, title from items where list = $1"],
+      );
+      assert.deepEqual(a.queries, []);
+    } finally {
+      await pool.end();
+    }
+  });
+});

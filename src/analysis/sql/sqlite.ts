@@ -4,8 +4,9 @@
 // kept where they differ from PostgreSQL's: TRUE and FALSE are 1 and 0, `IS` compares any two values, a negative
 // LIMIT is no limit, `min`/`max` of several arguments are scalar. The parse is cross-checked against SQLite's own
 // authorizer by the capture (capture/drivers/sqlite-check.ts); a node kind not lowered here is refused.
+
+import { createRequire } from "node:module";
 import type { JoinNode, JoinType, OperationNode, OrderByItemNode, SelectQueryNode } from "kysely";
-import { parse } from "sql-parser-cst";
 import { Refusal } from "../refusals.ts";
 import * as n from "./nodes.ts";
 import { AGGREGATES, bindLimit, REWRITE_TEXT } from "./shared.ts";
@@ -24,9 +25,13 @@ const OPTIONS = {
 /** Parameter numbers of a parsed statement, by parameter node. */
 const numbering = new WeakMap<object, Map<Cst, { index: number; name: string | null }>>();
 
-/** Parses a text into its statements (throws on a syntax error). */
+type Parse = (sql: string, options: unknown) => unknown;
+let parse: Parse | null = null;
+
+/** Parses a text into its statements (throws on a syntax error). The grammar (7 MB) loads at the first parse. */
 export function parseSqlite(sql: string): Cst[] {
-  const program = parse(sql, OPTIONS as never) as unknown as Cst;
+  parse ??= (createRequire(import.meta.url)("sql-parser-cst") as { parse: Parse }).parse;
+  const program = parse(sql, OPTIONS) as Cst;
   const statements = (program.statements as Cst[]).filter((s) => s.type !== "empty");
   for (const s of statements) numbering.set(s, numberParameters(s));
   return statements;

@@ -89,7 +89,8 @@ export function sqliteAdapter(db: DatabaseSync) {
   const prepared = (sql: string) => {
     let entry = cache.get(sql);
     if (!entry) {
-      const statement = db.prepare(sql);
+      // Upkeep's own, also when prepared before a capture of node:sqlite patched prepare (see own.ts).
+      const statement = markOwn(db.prepare(sql));
       entry = { statement, reader: statement.columns().length > 0 };
       if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
       cache.set(sql, entry);

@@ -21,22 +21,37 @@ type Patchable = Record<PropertyKey, any>;
 /** What the prepare of a statement told: its database (node:sqlite statements do not name it), its text and what
  *  the text does (read, write, transaction control), so that a call reads none of them again. */
 interface Prepared {
-  readonly database: object;
+  /** null when the statement was prepared before the patch, by a node:sqlite database it does not name. */
+  readonly database: object | null;
   readonly sql: string;
   readonly effect: TextEffect;
 }
 const prepared = new WeakMap<object, Prepared>();
 const effects = new Map<string, TextEffect>();
 
-function remember(stmt: object, database: object, sql: unknown): void {
-  if (typeof sql !== "string") return;
+function remember(stmt: object, database: object | null, sql: unknown): Prepared | undefined {
+  if (typeof sql !== "string") return undefined;
   let effect = effects.get(sql);
   if (effect === undefined) {
     effect = transactionEffect(sql);
     if (effects.size >= 2000) effects.clear();
     effects.set(sql, effect);
   }
-  prepared.set(stmt, { database, sql, effect });
+  const p = { database, sql, effect };
+  prepared.set(stmt, p);
+  return p;
+}
+
+/**
+ * What a statement is, also when it was prepared before the driver was captured (an app that prepares its statements
+ * at start-up): read from the statement itself then — its text, and for better-sqlite3 its database.
+ */
+function preparedOf(stmt: Patchable): Prepared | undefined {
+  const known = prepared.get(stmt);
+  if (known) return known;
+  const sql = typeof stmt.sourceSQL === "string" ? stmt.sourceSQL : stmt.source;
+  const database = typeof stmt.database === "object" && stmt.database !== null ? (stmt.database as object) : null;
+  return remember(stmt, database, sql);
 }
 /** better-sqlite3 parameters bound once with stmt.bind(…). */
 const bound = new WeakMap<object, unknown[]>();
@@ -92,6 +107,14 @@ export function patchSqlite(driver: unknown): void {
   const Database = (module?.default ?? module) as Patchable;
   if (typeof Database === "function" && typeof Database.prototype?.prepare === "function") {
     patchBetterSqlite(Database.prototype);
+    // better-sqlite3 does not export its Statement class: reach its prototype through a statement of a database of
+    // our own, so that statements the app prepared before this call are captured too.
+    const probe = new (Database as unknown as new (path: string) => Patchable)(":memory:");
+    try {
+      probe.prepare("select 1");
+    } finally {
+      probe.close();
+    }
     return;
   }
   throw new ConfigError(
@@ -122,6 +145,7 @@ function patchBetterSqlite(database: Patchable): void {
     const stmt = prepare.apply(this, args);
     const proto = Object.getPrototypeOf(stmt) as Patchable;
     if (!proto[PATCHED]) {
+      // The first statement prepared after the patch (capture prepares one itself): patch its class.
       patchStatement(proto, betterSqlite);
       const bind = proto.bind as Fn;
       proto.bind = function (this: object, ...values: unknown[]) {
@@ -196,6 +220,8 @@ function patchStatement(proto: Patchable, flavour: Flavour): void {
     proto[method] = function (this: Patchable, ...args: unknown[]) {
       if (isOwn(this)) return original.apply(this, args);
       const frame = currentFrame();
+      const p = preparedOf(this);
+      if (p?.database && isOwn(p.database)) return original.apply(this, args);
       if (!frame) {
         const result = original.apply(this, args);
         afterOutside(this, flavour);
@@ -214,7 +240,10 @@ function patchStatement(proto: Patchable, flavour: Flavour): void {
 
 function afterOutside(stmt: Patchable, flavour: Flavour): void {
   const p = prepared.get(stmt);
-  if (p && p.effect !== "read") wake(p.database as Patchable, flavour);
+  if (!p || p.effect === "read") return;
+  // A statement prepared before the capture by a database it does not name: wake (a wake too many costs a poll).
+  if (p.database === null) pokeHosts("sqlite");
+  else wake(p.database as Patchable, flavour);
 }
 
 function record(frame: FrameCapture, stmt: Patchable, flavour: Flavour, args: unknown[], rows: unknown[]): void {

@@ -142,6 +142,20 @@ export function recordSync(frame: FrameCapture, host: CaptureHost, s: SentStatem
   admit(frame, host, s, result, key);
 }
 
+/**
+ * Records a statement on the frame that made it: at once when its parse and dependency are known (the common case:
+ * a page's reads on every GET and replay), else after loading PostgreSQL's parser and unseen tables' keys.
+ */
+export function record(frame: FrameCapture, host: CaptureHost, s: SentStatement): void | Promise<void> {
+  if (host.dialect === "postgres" && !postgresParserLoaded()) return recordAsync(frame, host, s);
+  const parsed = parseSql(host.dialect, s.sql);
+  if (parsed.kind !== "read") return recordAsync(frame, host, s);
+  const key = keyOf(s);
+  const hit = cached(key, s.rows);
+  if (!hit) return recordAsync(frame, host, s);
+  admit(frame, host, s, hit, key);
+}
+
 /** Records a statement on the frame that made it, loading PostgreSQL's parser and unseen tables' keys first. */
 export async function recordAsync(frame: FrameCapture, host: CaptureHost, s: SentStatement): Promise<void> {
   if (host.dialect === "postgres" && !postgresParserLoaded()) await loadPostgresParser();

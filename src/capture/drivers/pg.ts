@@ -10,7 +10,7 @@ import { AsyncResource } from "node:async_hooks";
 import { ConfigError, RefusedBoundaryError } from "../../errors.ts";
 import { isOwn } from "../../own.ts";
 import { currentFrame, type FrameCapture } from "../context.ts";
-import { hostFor, pokeHosts, recordAsync } from "./host.ts";
+import { hostFor, pokeHosts, record as recordStatement } from "./host.ts";
 import { transactionEffect } from "./text-kind.ts";
 
 /** The parts of the `pg` module the capture patches. */
@@ -70,9 +70,10 @@ export function patchPg(pg: PgModule): void {
         ? (config.values as unknown[])
         : [];
     const arrayRows = typeof config === "object" && config.rowMode === "array";
-    const after = async (result: unknown): Promise<void> => {
+    // Synchronous when the read is known (its parse and dependency cached): no extra turns of the event loop.
+    const after = (result: unknown): void | Promise<void> => {
       if (wake) pokeHosts("postgres");
-      if (capturing) await record(frame as FrameCapture, text, values, result as PgResult | PgResult[], arrayRows);
+      if (capturing) return record(frame as FrameCapture, text, values, result as PgResult | PgResult[], arrayRows);
     };
     // A submittable (pg.Query, pg-cursor, pg-query-stream): its rows arrive as events.
     if (typeof config === "object" && typeof config.submit === "function") {
@@ -88,7 +89,14 @@ export function patchPg(pg: PgModule): void {
       const callback = last as Callback;
       const wrapped: Callback = (error, result) => {
         if (error) return callback(error, result);
-        after(result).then(
+        let done: void | Promise<void>;
+        try {
+          done = after(result);
+        } catch (failure) {
+          return callback(failure as Error);
+        }
+        if (!done) return callback(null, result);
+        done.then(
           () => callback(null, result),
           (failure) => callback(failure as Error),
         );
@@ -96,9 +104,9 @@ export function patchPg(pg: PgModule): void {
       return original.apply(this, [...args.slice(0, -1), wrapped]);
     }
     const pending = original.apply(this, args) as Promise<unknown>;
-    return pending.then(async (result) => {
-      await after(result);
-      return result;
+    return pending.then((result) => {
+      const done = after(result);
+      return done ? done.then(() => result) : result;
     });
   };
   const pool = pg.Pool?.prototype as Record<PropertyKey, unknown> | undefined;
@@ -113,13 +121,13 @@ export function patchPg(pg: PgModule): void {
   }
 }
 
-async function record(
+function record(
   frame: FrameCapture,
   sql: string,
   params: readonly unknown[],
   result: PgResult | PgResult[],
   arrayRows: boolean,
-): Promise<void> {
+): void | Promise<void> {
   const host = hostFor("postgres");
   if (!host) return;
   const one = Array.isArray(result) ? result[result.length - 1] : result;
@@ -134,7 +142,7 @@ async function record(
       return row;
     });
   }
-  await recordAsync(frame, host, { sql, params, rows });
+  return recordStatement(frame, host, { sql, params, rows });
 }
 
 function refuseStream(frame: FrameCapture, sql: string): void {

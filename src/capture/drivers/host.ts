@@ -92,19 +92,18 @@ function cached(key: string, rows: readonly Record<string, unknown>[]): QueryDep
   const template = dependencies.get(key);
   if (!template) return undefined;
   const found = template.rowKeys ? rowKeyColumns.get(template.rowKeys) : undefined;
-  const rowKeys =
-    template.rowKeys && found
-      ? {
-          table: template.rowKeys.table,
-          keys: rows.map((row) => {
-            const key: Record<string, unknown> = {};
-            found.columns.forEach((column, i) => {
-              key[column] = row[found.names[i] as string];
-            });
-            return key;
-          }),
-        }
-      : null;
+  let rowKeys: QueryDependency["rowKeys"] = null;
+  if (template.rowKeys && found) {
+    const { columns, names } = found;
+    const keys: Record<string, unknown>[] = new Array(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r] as Record<string, unknown>;
+      const key: Record<string, unknown> = {};
+      for (let i = 0; i < columns.length; i++) key[columns[i] as string] = row[names[i] as string];
+      keys[r] = key;
+    }
+    rowKeys = { table: template.rowKeys.table, keys };
+  }
   return { ...template, rowKeys };
 }
 

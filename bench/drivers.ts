@@ -1,4 +1,4 @@
-// `npm run bench -- drivers [--statements 20000] [--gets 2000] [--rounds 3]`: what capture at the driver costs, per
+// `npm run bench -- drivers [--statements 20000] [--gets 2000] [--rounds 3] [--drivers node:sqlite,better-sqlite3,pg]`: what capture at the driver costs, per
 // driver (node:sqlite, better-sqlite3, pg), against the same app without Upkeep, in the same run.
 //
 // Each round runs in a child process of its own (a driver module, once captured, stays captured), with Upkeep
@@ -51,6 +51,7 @@ const { values: args } = parseArgs({
     statements: { type: "string", default: "20000" },
     gets: { type: "string", default: "2000" },
     rounds: { type: "string", default: "3" },
+    drivers: { type: "string", default: "node:sqlite,better-sqlite3,pg" },
     child: { type: "string" },
     database: { type: "string" },
   },
@@ -255,7 +256,7 @@ async function main(): Promise<void> {
     return;
   }
   const results: Record<string, unknown>[] = [];
-  for (const driver of ["node:sqlite", "better-sqlite3", "pg"] as DriverName[]) {
+  for (const driver of String(args.drivers).split(",") as DriverName[]) {
     const db = await prepare(driver);
     if (!db) {
       console.log(`${driver}: skipped (no PostgreSQL)`);

@@ -6,7 +6,7 @@
 //
 // Outside a live render a statement costs an own-client check, one AsyncLocalStorage lookup and a regular expression
 // (is it a read, BEGIN, COMMIT?); a write outside a transaction, and a COMMIT, wake the ledger when they complete.
-import { AsyncResource } from "node:async_hooks";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { ConfigError, RefusedBoundaryError } from "../../errors.ts";
 import { isOwn } from "../../own.ts";
 import { currentFrame, type FrameCapture } from "../context.ts";
@@ -115,7 +115,7 @@ export function patchPg(pg: PgModule): void {
     const connect = pool.connect as QueryFn;
     pool.connect = function connect_(this: object, ...args: unknown[]): unknown {
       const callback = args[0];
-      if (typeof callback === "function") return connect.call(this, AsyncResource.bind(callback as Callback));
+      if (typeof callback === "function") return connect.call(this, AsyncLocalStorage.bind(callback as Callback));
       return connect.apply(this, args);
     };
   }

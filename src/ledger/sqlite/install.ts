@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import type { DatabaseSync } from "node:sqlite";
 import { LEDGER } from "../../constants.ts";
 import { quoteIdent, TABLE_HORIZON_PREFIX } from "../core.ts";
+import { UNAVAILABLE_MARKER } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type { InstallReport } from "../types.ts";
 import { applicationTables, captureTriggers, NOW, type TableInfo, type TriggerKind, triggerName } from "./triggers.ts";
@@ -54,6 +55,16 @@ export function ourTriggers(db: DatabaseSync): { name: string; table: string; sq
 /** Names of the tables that have capture triggers now. */
 export function capturedNow(db: DatabaseSync): Set<string> {
   return new Set(ourTriggers(db).map((t) => t.table));
+}
+
+/** Tables with a column named like the capture's whole-image marker (see decodeSqliteImage). */
+export function markerColumnTables(db: DatabaseSync): Set<string> {
+  const rows = all<{ name: string }>(
+    db,
+    "SELECT m.name AS name FROM sqlite_master m JOIN pragma_table_xinfo(m.name) c WHERE m.type = 'table' AND c.name = ?",
+    UNAVAILABLE_MARKER,
+  );
+  return new Set(rows.map((r) => r.name));
 }
 
 export function excludedTables(db: DatabaseSync): string[] {

@@ -18,7 +18,7 @@ import {
   readLimit,
   Waker,
 } from "../core.ts";
-import { decodeSqliteImage } from "../decode.ts";
+import { decodeSqliteImage, undecodableReason } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type {
   Fact,
@@ -39,6 +39,7 @@ import {
   excludedTables,
   get,
   installed,
+  markerColumnTables,
   meta,
   refreshTriggers,
   removedTables,
@@ -94,6 +95,8 @@ class SqliteLedger implements Ledger {
   #captured: Set<string>;
   /** With schemaChanges "report": the drifted tables, left out of capturedTables() until the schema is fixed. */
   #reported = new Set<string>();
+  /** Tables with a column named like the capture's marker (decodeSqliteImage): read at open and each schema change. */
+  #markerColumns: Set<string>;
   #holdsReady = false;
   #closed = false;
 
@@ -106,6 +109,7 @@ class SqliteLedger implements Ledger {
     this.#dataVersion = this.#readDataVersion();
     this.#schemaVersion = this.#readSchemaVersion();
     this.#captured = capturedNow(db);
+    this.#markerColumns = markerColumnTables(db);
     // PRAGMA data_version changes when another connection commits: a cheap check, made only while someone waits.
     const poll = setInterval(() => {
       if (!this.#waker.waiting || this.#closed) return;
@@ -150,6 +154,7 @@ class SqliteLedger implements Ledger {
       const version = this.#readSchemaVersion();
       if (version === this.#schemaVersion) return;
       this.#schemaVersion = version;
+      this.#markerColumns = markerColumnTables(this.#db);
       if (!tableExists(this.#db, FACTS) || !installed(this.#db)) {
         this.#faults.once(
           "error",
@@ -316,12 +321,13 @@ class SqliteLedger implements Ledger {
     let now: Row | null = null;
     let key: Row | null = null;
     try {
-      old = decodeSqliteImage(r.old, unavailable);
-      now = decodeSqliteImage(r.new, unavailable);
-      key = decodeSqliteImage(r.key, unavailable);
+      const markerIsColumn = this.#markerColumns.has(r.tbl);
+      old = decodeSqliteImage(r.old, unavailable, markerIsColumn);
+      now = decodeSqliteImage(r.new, unavailable, markerIsColumn);
+      key = decodeSqliteImage(r.key, unavailable, markerIsColumn);
     } catch (error) {
       old = now = key = null;
-      const why = `undecodable image (${(error as Error).message})`;
+      const why = undecodableReason(error);
       unavailable.push(why);
       this.#faults.once(
         "warn",

@@ -16,6 +16,14 @@ export const LEDGER = {
   pgLeaseTable: "upkeep_lease",
 } as const;
 
+/** Tables Upkeep creates in the application's database when asked (presence, explicit identifiers). They are
+ *  captured like the application's own tables, but hold Upkeep's bookkeeping, not the application's data: a
+ *  changefeed granted `tables: "*"` leaves them out (docs/changefeed.md). */
+export const UPKEEP_TABLES = {
+  presence: "upkeep_presence",
+  identifiers: "upkeep_identifiers",
+} as const;
+
 export const LEDGER_TUNING = {
   /** Facts read per batch by readers and followers. */
   readBatch: 1000,

@@ -9,9 +9,10 @@
 // shutdown deletes its own.
 import { type Kysely, sql } from "kysely";
 import { currentCapture } from "./capture/context.ts";
+import { UPKEEP_TABLES } from "./constants.ts";
 import type { Subscriber } from "./register/registry.ts";
 
-export const PRESENCE_TABLE = "upkeep_presence";
+export const PRESENCE_TABLE = UPKEEP_TABLES.presence;
 
 export interface PresenceOptions {
   /** The viewer's label from the subscribing request's headers (lower-case names), e.g. the signed-in user's name;

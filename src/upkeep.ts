@@ -360,7 +360,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   upkeep.changefeed = options.changefeed ?? null;
   upkeep.inspect = options.inspect ?? null;
   if (options.presence) {
-    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence);
+    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence, log);
     hub.presence = present;
     upkeep.presence = present;
     upkeep.onClose(() => present.close());

@@ -18,6 +18,7 @@ import type pg from "pg";
 import { LEDGER } from "../../constants.ts";
 import type { FaultLog, Waker } from "../core.ts";
 import type { Names, Queryable } from "./schema.ts";
+import { isMissingLedger } from "./sequencer.ts";
 
 const PREFIX = "columns:";
 
@@ -121,6 +122,7 @@ export async function checkColumns(
       `Upkeep noticed a schema change of ${changed.join(", ")}: every live page that reads ${changed.length > 1 ? "them" : "it"} is replayed`,
     );
   } catch (error) {
+    if (isMissingLedger(error)) return; // the ledger's tables are gone: readers say so (LedgerMissingError)
     const message = (error as Error).message;
     faults.once("error", `column_check:${message}`, `Upkeep's column check failed: ${message}`);
   }

@@ -66,7 +66,8 @@ export interface UpkeepOptions {
   /** Serve the ledger as a changefeed at /upkeep/changes (SSE and JSON long-poll) to callers `authorize` admits.
    *  Off by default. */
   changefeed?: ChangefeedOptions;
-  /** Who may see the inspector at /upkeep/inspect outside development (where it is always on). */
+  /** Who may see the inspector at /upkeep/inspect, in any mode. Without it: only in development, and only over a
+   *  connection from this machine (the socket's loopback address) to localhost. */
   inspect?: InspectOptions;
   /** Where Upkeep's log records go: any logger with pino's methods (`info`, `warn`, `error` taking a record and a
    *  message). Default: the console. */
@@ -128,7 +129,7 @@ export class Upkeep {
   changefeed: ChangefeedOptions | null = null;
   /** Who views which page, when presence is on (UpkeepOptions.presence). */
   presence: Presence | null = null;
-  /** Who may see the inspector outside development (UpkeepOptions.inspect). */
+  /** Who may see the inspector (UpkeepOptions.inspect). */
   inspect: InspectOptions | null = null;
   /** The retention policies in force (UpkeepOptions.retention and retentionMs, checked): `default`, and the tables
    *  with their own. Pruning is off when every policy is "forever". */
@@ -383,7 +384,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   upkeep.changefeed = options.changefeed ?? null;
   upkeep.inspect = options.inspect ?? null;
   if (options.presence) {
-    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence);
+    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence, log);
     hub.presence = present;
     upkeep.presence = present;
     upkeep.onClose(() => present.close());

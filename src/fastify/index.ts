@@ -94,7 +94,9 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
     if (isOwnPath(url.pathname)) {
       const headers = new Headers();
       for (const [name, value] of Object.entries(record(raw.headers))) headers.set(name, value);
-      serveOwn(upkeep, new Request(url, { method: raw.method ?? "GET", headers }), url.pathname).then(
+      // The socket's address, not request.ip (which follows X-Forwarded-For when trustProxy is set).
+      const remote = raw.socket?.remoteAddress;
+      serveOwn(upkeep, new Request(url, { method: raw.method ?? "GET", headers }), url.pathname, remote).then(
         (served) => {
           if (!served) return done();
           reply.hijack();

@@ -143,11 +143,18 @@ function send(c: Context, live: LiveResponse | null): void {
   c.res = new Response(live.body, { status: live.status, headers });
 }
 
+/** The connection's remote address under @hono/node-server (its bindings are `c.env.incoming`); undefined on a
+ *  runtime that gives no socket, and for in-process `app.fetch()` calls. */
+function socketAddress(c: Context): string | undefined {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress;
+}
+
 export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
   return async (c, next) => {
     const path = c.req.path;
     if (isOwnPath(path)) {
-      const served = await serveOwn(upkeep, c.req.raw, path);
+      const served = await serveOwn(upkeep, c.req.raw, path, socketAddress(c));
       if (served) return served;
     }
     const kind = liveKind(c.req.method, (name) => c.req.raw.headers.get(name));

@@ -84,7 +84,7 @@ export async function handleNode(
 ): Promise<void> {
   const url = new URL(req.url ?? "/", originOf(req));
   if (isOwnPath(url.pathname)) {
-    const served = await serveOwn(upkeep, toRequest(req, url), url.pathname);
+    const served = await serveOwn(upkeep, toRequest(req, url), url.pathname, req.socket?.remoteAddress);
     if (served) return sendResponse(res, served);
   }
   const kind = liveKind(req.method ?? "GET", (name) => headerOf(req, name));

@@ -22,6 +22,7 @@ import {
 } from "../core.ts";
 import type { PgColumnCodec } from "../decode.ts";
 import type { Fact, FollowOptions, Horizons, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
+import { checkColumns } from "./columns.ts";
 import { columnCodecs, type FactRow, toFact } from "./facts.ts";
 import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
 import {
@@ -144,6 +145,7 @@ class PostgresLedger implements Ledger {
 
   async start(): Promise<void> {
     await this.#loadCodecs();
+    await this.#checkColumns();
     const listener = markOwn(new pg.Client({ connectionString: this.#url }));
     listener.on("error", () => {
       if (this.#listener === listener) this.#listener = undefined;
@@ -226,6 +228,7 @@ class PostgresLedger implements Ledger {
         }
       }
       this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      await this.#checkColumns();
     } catch (error) {
       if (!this.#closed) {
         this.#faults.once(
@@ -237,6 +240,13 @@ class PostgresLedger implements Ledger {
     } finally {
       this.#checkingSchema = false;
     }
+  }
+
+  /** A column change of a captured table becomes one table-wide fact (columns.ts). */
+  #checkColumns(): Promise<void> {
+    return this.#closed
+      ? Promise.resolve()
+      : checkColumns(this.#pool, this.#n, this.#captured, this.#faults, this.#waker);
   }
 
   async #loadCodecs(): Promise<void> {
@@ -324,6 +334,7 @@ class PostgresLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    await this.#checkColumns(); // a column change committed before the call becomes its fact now (columns.ts)
     if (this.#logical) return this.#syncLogical(this.#logical.slot);
     if (!this.#sequencer.isLeader) await this.#sequencer.tryLead();
     if (this.#sequencer.isLeader) {

@@ -18,7 +18,7 @@ import {
   readLimit,
   Waker,
 } from "../core.ts";
-import { decodeSqliteImage } from "../decode.ts";
+import { decodeSqliteImage, undecodableReason } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type {
   Fact,
@@ -39,8 +39,11 @@ import {
   excludedTables,
   get,
   installed,
+  markerColumnTables,
   meta,
   refreshTriggers,
+  removedTables,
+  schemaChangeFact,
   setMeta,
   tableExists,
   withTransaction,
@@ -90,6 +93,10 @@ class SqliteLedger implements Ledger {
   #dataVersion: number;
   #schemaVersion: number;
   #captured: Set<string>;
+  /** With schemaChanges "report": the drifted tables, left out of capturedTables() until the schema is fixed. */
+  #reported = new Set<string>();
+  /** Tables with a column named like the capture's marker (decodeSqliteImage): read at open and each schema change. */
+  #markerColumns: Set<string>;
   #holdsReady = false;
   #closed = false;
 
@@ -102,6 +109,7 @@ class SqliteLedger implements Ledger {
     this.#dataVersion = this.#readDataVersion();
     this.#schemaVersion = this.#readSchemaVersion();
     this.#captured = capturedNow(db);
+    this.#markerColumns = markerColumnTables(db);
     // PRAGMA data_version changes when another connection commits: a cheap check, made only while someone waits.
     const poll = setInterval(() => {
       if (!this.#waker.waiting || this.#closed) return;
@@ -132,9 +140,13 @@ class SqliteLedger implements Ledger {
 
   /**
    * Schema changes while running (PRAGMA schema_version moves on any DDL, from any connection): a dropped facts
-   * table is reported at once; tables or columns the triggers do not cover are refreshed (or reported). Between
-   * the DDL and this check (at most LEDGER_TUNING.schemaCheckMs) a new table is not in capturedTables(), so a page
-   * that reads it is refused rather than served stale.
+   * table is reported at once; tables or columns the triggers do not cover, and captured tables that are gone, are
+   * refreshed (or reported). Between a DDL statement and this check (at most LEDGER_TUNING.schemaCheckMs; sync()
+   * checks too) a new table is not in capturedTables(), so a page that reads it is refused; writes to a changed
+   * table are captured with its old columns, so the refresh records a table-wide fact for it, which replays every
+   * page that read it (why that is enough: refreshTriggers). With `report` the triggers stay as they are: a drifted
+   * table leaves capturedTables() (new pages that read it are refused) and gets the same table-wide fact, so the
+   * open pages that read it replay, find it refused, and reload as ordinary pages instead of staying stale.
    */
   checkSchema(): void {
     if (this.#closed) return;
@@ -142,6 +154,7 @@ class SqliteLedger implements Ledger {
       const version = this.#readSchemaVersion();
       if (version === this.#schemaVersion) return;
       this.#schemaVersion = version;
+      this.#markerColumns = markerColumnTables(this.#db);
       if (!tableExists(this.#db, FACTS) || !installed(this.#db)) {
         this.#faults.once(
           "error",
@@ -151,26 +164,33 @@ class SqliteLedger implements Ledger {
         return;
       }
       const found = drift(this.#db);
-      if (found.tables.length === 0) {
+      const removed = removedTables(this.#db);
+      const detail = [
+        ...found.detail,
+        ...removed.map((t) => `${t} is no longer there to capture (dropped or excluded)`),
+      ];
+      if (found.tables.length === 0 && removed.length === 0) {
+        this.#reported.clear();
         this.#captured = capturedNow(this.#db);
         return;
       }
       if (this.#schemaChanges === "refresh") {
         withTransaction(this.#db, "IMMEDIATE", () => refreshTriggers(this.#db, excludedTables(this.#db)));
         this.#schemaVersion = this.#readSchemaVersion();
-        this.#faults.log(
-          "warn",
-          `Upkeep refreshed the capture triggers after a schema change: ${found.detail.join("; ")}`,
-        );
+        this.#faults.log("warn", `Upkeep refreshed the capture triggers after a schema change: ${detail.join("; ")}`);
       } else {
-        const error = new SchemaDriftError(this.database, found.tables, found.detail.join("; "));
-        this.#faults.once(
-          "warn",
-          `drift:${found.tables.join(",")}`,
-          `${error.message} (pages that read them are refused)`,
-        );
+        const drifted = [...found.tables, ...removed];
+        const news = drifted.filter((table) => !this.#reported.has(table));
+        withTransaction(this.#db, "IMMEDIATE", () => {
+          for (const table of news) schemaChangeFact(this.#db, table);
+        });
+        this.#reported = new Set(drifted);
+        const error = new SchemaDriftError(this.database, drifted, detail.join("; "));
+        this.#faults.once("warn", `drift:${drifted.join(",")}`, `${error.message} (pages that read them are refused)`);
       }
       this.#captured = capturedNow(this.#db);
+      for (const table of this.#reported) this.#captured.delete(table);
+      this.#waker.bump(); // the facts written on this connection: PRAGMA data_version moves only for others'
     } catch (error) {
       this.#faults.once(
         "error",
@@ -207,6 +227,7 @@ class SqliteLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    this.checkSchema(); // a schema change committed before the call becomes its fact now (checkSchema)
     return this.#guard(() => this.#head());
   }
 
@@ -222,6 +243,7 @@ class SqliteLedger implements Ledger {
     const position = this.#guard(() => withTransaction(this.#db, "DEFERRED", () => this.#position()));
     this.#incarnation = position.incarnation;
     this.#captured = capturedNow(this.#db);
+    for (const table of this.#reported) this.#captured.delete(table);
     return { incarnation: position.incarnation, head: position.head, horizon: horizonOf(position.horizons).horizon };
   }
 
@@ -299,12 +321,13 @@ class SqliteLedger implements Ledger {
     let now: Row | null = null;
     let key: Row | null = null;
     try {
-      old = decodeSqliteImage(r.old, unavailable);
-      now = decodeSqliteImage(r.new, unavailable);
-      key = decodeSqliteImage(r.key, unavailable);
+      const markerIsColumn = this.#markerColumns.has(r.tbl);
+      old = decodeSqliteImage(r.old, unavailable, markerIsColumn);
+      now = decodeSqliteImage(r.new, unavailable, markerIsColumn);
+      key = decodeSqliteImage(r.key, unavailable, markerIsColumn);
     } catch (error) {
       old = now = key = null;
-      const why = `undecodable image (${(error as Error).message})`;
+      const why = undecodableReason(error);
       unavailable.push(why);
       this.#faults.once(
         "warn",

@@ -35,6 +35,7 @@ export {
   Collection,
   type CollectionProps,
   type CollectionQuery,
+  type CollectionRows,
   type HtmlString,
   type Partial,
   partial,

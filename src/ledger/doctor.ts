@@ -1,9 +1,11 @@
 // `upkeep doctor`: what the ledger's capture is doing and what is wrong with it, as a list of checks. Each check
 // reads the database and returns findings; a finding that is a problem names its fix. Further checks (other
 // parts of Upkeep) append to CHECKS.
+
 import pg from "pg";
 import { LEDGER_TUNING, NODE_VERSIONS } from "../constants.ts";
 import { UpkeepError } from "../errors.ts";
+import { markOwn } from "../own.ts";
 import { openLedger } from "./index.ts";
 import { captureMode, drift, isInstalled } from "./postgres/install.ts";
 import {
@@ -249,7 +251,7 @@ async function ledgerChecks(options: DoctorOptions): Promise<Finding[]> {
       throw error;
     }
   }
-  const client = new pg.Client({ connectionString: parsed.url });
+  const client = markOwn(new pg.Client({ connectionString: parsed.url }));
   client.on("error", () => {});
   await client.connect();
   try {

@@ -47,11 +47,16 @@ export interface CollectionQuery<Row = any> {
   compile(): { sql: string; parameters: readonly unknown[] };
 }
 
+/** A function returning the collection's rows through any data layer whose driver Upkeep captures
+ *  (`() => prisma.card.findMany(…)`, `() => db.query.cards.findMany(…)`, `() => pool.query(…).then((r) => r.rows)`). */
+export type CollectionRows<Row = any> = () => Promise<readonly Row[]> | readonly Row[];
+
 export interface CollectionProps<Row = any> {
   /** The id of the collection's element (unique in the page). */
   id: string;
-  /** The rows: a query the collection executes (a live render site), or rows the page already read. */
-  of: CollectionQuery<Row> | readonly Row[];
+  /** The rows: a query the collection executes, or a function it calls, inside its own frame (a live render site);
+   *  or rows the page already read. */
+  of: CollectionQuery<Row> | CollectionRows<Row> | readonly Row[];
   /** The member component: each row is passed to it as the prop named after the partial. */
   item: Partial<any>;
   /** The element wrapping the members. Default "div". */
@@ -70,7 +75,8 @@ export interface FragmentRecipe extends FrameRecipe {
 
 export interface CollectionRecipe extends FrameRecipe {
   readonly kind: "collection";
-  readonly query: CollectionQuery;
+  /** Runs the collection's read again (a Kysely query's execute, or the app's function). */
+  readonly query: { execute(): Promise<readonly any[]> };
   readonly item: Partial;
   readonly shared: Record<string, unknown>;
   readonly open: string;
@@ -268,7 +274,12 @@ async function renderCollection<Row>(props: CollectionProps<Row>): Promise<HtmlS
   const shared = props.props ?? {};
   const parent = currentFrame();
   if (!parent) {
-    const rows = isQuery(props.of) ? await props.of.execute() : props.of;
+    const of = props.of;
+    const rows = isQuery(of)
+      ? await of.execute()
+      : typeof of === "function"
+        ? await rowsFunction(of, props.id).execute()
+        : of;
     const members = await Promise.all(rows.map((row) => props.item({ ...shared, [props.item.partialName]: row })));
     return escaped(open + members.join("") + close);
   }
@@ -280,16 +291,24 @@ async function renderCollection<Row>(props: CollectionProps<Row>): Promise<HtmlS
   } catch (problem) {
     parent.page.refusals.push(propsRefusal(props.item.partialName, String(problem)));
   }
-  const query = isQuery(props.of) ? props.of : null;
+  const of = props.of;
+  let query: CollectionRecipe["query"] | null = null;
   let key = "";
-  if (query) {
-    const compiled = query.compile();
+  if (isQuery(of)) {
+    query = of;
+    const compiled = of.compile();
     key = `collection:${props.id}:${props.item.partialName}:${open}:${compiled.sql}:${propsKey([...compiled.parameters])}:${sharedKey}`;
+  } else if (typeof of === "function") {
+    // A function may use values of the request it closes over in ways no statement shows (a filter in JavaScript):
+    // its renders are never shared with another page group (a key of its own).
+    query = rowsFunction(of as CollectionRows, props.id);
+    key = `collection:${props.id}:${props.item.partialName}:${open}:function#${++functionCollections}:${sharedKey}`;
   }
   const recipe: CollectionRecipe | null = query
     ? { kind: "collection", key, query, item: props.item, shared, open, close }
     : null;
   const rows = query ? await runInFrame(frame, () => query.execute()) : (props.of as readonly Row[]);
+  if (typeof of === "function") checkMemberKeys(frame, props.id, rows as readonly Record<string, unknown>[]);
   const members: string[] = [];
   for (const row of rows) {
     const member = await renderMember(frame, recipe, props.item, shared, row as Record<string, unknown>);
@@ -301,6 +320,69 @@ async function renderCollection<Row>(props: CollectionProps<Row>): Promise<HtmlS
   // Rows the page read itself: the collection cannot be rendered without its page (its members still can).
   if (!recipe) frame.folded = true;
   return escaped(html);
+}
+
+let functionCollections = 0;
+
+function rowsFunction(of: CollectionRows, id: string): CollectionRecipe["query"] {
+  return {
+    async execute() {
+      const rows = await of();
+      if (!Array.isArray(rows)) {
+        throw new TypeError(`Collection "${id}": of() must return an array of rows (or a promise of one)`);
+      }
+      return rows;
+    },
+  };
+}
+
+/**
+ * A collection fed by a function: its members are the rows of the first read it captured, which must return their
+ * primary key — each member row names it (refused otherwise: without a key, rows cannot be told apart as they move).
+ */
+function checkMemberKeys(frame: FrameCapture, id: string, rows: readonly Record<string, unknown>[]): void {
+  const dep = frame.queries[0];
+  const refuse = (detail: string): void => {
+    frame.page.refusals.push(
+      new RefusedBoundaryError(
+        "collection_key",
+        dep?.sql ?? "",
+        `Collection "${id}": ${detail}`,
+        REWRITES.collection_key,
+      ),
+    );
+  };
+  if (!dep) {
+    refuse("its of() function sent no captured read (is the driver captured with upkeep.capture(…)?)");
+    return;
+  }
+  const keys = dep.rowKeys;
+  if (!keys) {
+    refuse(
+      `its first read is not a row read of one table returning the primary key (${dep.reads.map((r) => r.table).join(", ") || "no table"})`,
+    );
+    return;
+  }
+  const columns = Object.keys(keys.keys[0] ?? {});
+  const known = new Set(keys.keys.map((k) => valuesKey(columns.map((c) => keyValue(k[c])))));
+  for (const row of rows) {
+    if (typeof row !== "object" || row === null || !columns.every((c) => Object.hasOwn(row, c))) {
+      refuse(`a member row lacks the primary key (${columns.join(", ") || "?"}) of ${keys.table}`);
+      return;
+    }
+    if (!known.has(valuesKey(columns.map((c) => keyValue(row[c]))))) {
+      refuse(`a member row's key is not one of the rows its read of ${keys.table} returned`);
+      return;
+    }
+  }
+}
+
+/** An integer key as one value whichever way a layer carries it: 7, 7n and "7" (pg's int8, a driver's safe integers,
+ *  an ORM's BigInt) are the same key. */
+function keyValue(v: unknown): unknown {
+  if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : String(v);
+  if (typeof v === "string" && /^-?(0|[1-9]\d*)$/.test(v)) return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+  return v;
 }
 
 /** The key of a row: its serialised values (two rows with equal keys render the same member). */

@@ -3,10 +3,12 @@
 // (consumer.ts). Readers and followers read the facts table the same way in both modes.
 //
 // Ordering and leadership: see postgres/sequencer.ts and postgres/consumer.ts.
+
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError, type UpkeepError } from "../../errors.ts";
+import { markOwn, ownPool } from "../../own.ts";
 import {
   checkPosition,
   FaultLog,
@@ -41,7 +43,7 @@ import { StreamingConsumer } from "./stream.ts";
 const LEADER_ATTEMPT_TICKS = 10;
 
 export async function openPostgresLedger(database: string, url: string, options: LedgerOptions): Promise<Ledger> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const pool = ownPool(new pg.Pool({ connectionString: url, max: 4 }));
   pool.on("error", () => {});
   try {
     const schema = await currentSchema(pool);
@@ -144,7 +146,7 @@ class PostgresLedger implements Ledger {
   async start(): Promise<void> {
     await this.#loadCodecs();
     await this.#checkColumns();
-    const listener = new pg.Client({ connectionString: this.#url });
+    const listener = markOwn(new pg.Client({ connectionString: this.#url }));
     listener.on("error", () => {
       if (this.#listener === listener) this.#listener = undefined;
     });

@@ -140,6 +140,12 @@ class PostgresLedger implements Ledger {
     return this.#sequencer.isLeader;
   }
 
+  /** Logical capture: the most decoded changes this process held at once (bounded by
+   *  LEDGER_TUNING.logicalHeldChanges). */
+  get heldHighWater(): number {
+    return this.#consumer?.heldHighWater ?? 0;
+  }
+
   async start(): Promise<void> {
     await this.#loadCodecs();
     const listener = new pg.Client({ connectionString: this.#url });

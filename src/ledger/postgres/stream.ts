@@ -1,8 +1,9 @@
 // Logical capture's consumer: the leader holds a replication connection (`replication: 'database'` in `pg`) on
-// which the server pushes each transaction as it commits (START_REPLICATION … LOGICAL with pgoutput). The
-// transactions queue here; the leader's batches (sequencer.ts) append them (FactAppender, consumer.ts, which has
-// the ordering and crash-safety argument), and only after that transaction committed is the server told, in a
-// standby status update, that they are flushed. Streaming decodes each WAL record once (polling the slot with
+// which the server pushes each transaction as it commits (START_REPLICATION … LOGICAL with pgoutput). Changes
+// are held here in segments (pending.ts), at most LEDGER_TUNING.logicalHeldChanges: past the bound the connection
+// stops reading (the few messages already read wait undecoded). The leader's batches (sequencer.ts) append them
+// (FactAppender, consumer.ts, which has the ordering and crash-safety argument), and only after the append's
+// database transaction committed is the server told, in a standby status update, that they are flushed. Streaming decodes each WAL record once (polling the slot with
 // pg_logical_slot_peek_binary_changes decodes from its restart position on every call, which after a bulk write
 // cost 100+ ms per poll), and a commit reaches the leader as soon as it is flushed.
 import pg from "pg";
@@ -10,14 +11,13 @@ import { LEDGER_TUNING } from "../../constants.ts";
 import { quoteIdent } from "../core.ts";
 import { FactAppender } from "./consumer.ts";
 import type { LogicalNames } from "./logical.ts";
-import { type DecodedTransaction, PgoutputDecoder } from "./pgoutput.ts";
+import { heldBound, PendingChanges, type Segment } from "./pending.ts";
+import { PgoutputDecoder } from "./pgoutput.ts";
 import type { Names } from "./schema.ts";
 import type { CaptureWork } from "./sequencer.ts";
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_MS = 946_684_800_000;
-/** Queued changes past which the connection stops reading (backpressure on the server). */
-const QUEUE_LIMIT = LEDGER_TUNING.logicalBatch * 4;
 
 export class StreamingConsumer implements CaptureWork {
   readonly #appender: FactAppender;
@@ -28,8 +28,9 @@ export class StreamingConsumer implements CaptureWork {
   #stream: pg.Client | undefined;
   #starting: Promise<void> | undefined;
   #decoder = new PgoutputDecoder();
-  #queue: DecodedTransaction[] = [];
-  #queued = 0;
+  readonly #pending = new PendingChanges();
+  /** Messages read while the bound was reached, not decoded yet (copies: pg reuses its buffer). */
+  #stash: Buffer[] = [];
   /** End of the last transaction appended (or found appended) by this process. */
   #appendedTo = 0n;
   /** Everything before this was sent by the server (a keepalive's position, between transactions). */
@@ -39,7 +40,7 @@ export class StreamingConsumer implements CaptureWork {
   #paused = false;
   #failure: Error | undefined;
   #askedAt = 0;
-  /** Transactions taken from the queue and not appended yet: nothing past them may be reported. */
+  /** Segments taken from the queue and not appended yet: nothing past them may be reported. */
   #appending = false;
 
   readonly #fault: (key: string, message: string) => void;
@@ -81,41 +82,48 @@ export class StreamingConsumer implements CaptureWork {
         throw error;
       }
     }
-    const taken: DecodedTransaction[] = [];
-    let changes = 0;
-    while (this.#queue.length > 0 && (taken.length === 0 || changes < LEDGER_TUNING.logicalBatch)) {
-      const t = this.#queue.shift() as DecodedTransaction;
-      taken.push(t);
-      changes += t.changes.length;
-    }
-    this.#queued -= changes;
+    // Half the bound per batch, so the stream can fill the other half while a batch is appended.
+    const segments = this.#pending.take(Math.min(LEDGER_TUNING.logicalBatch, Math.ceil(heldBound() / 2)));
     let count = 0;
-    if (taken.length > 0) {
+    if (segments.length > 0) {
       this.#appending = true;
       try {
-        count = await this.#appender.append(client, taken, this.#decoder, leaseId);
+        if (!this.#appender.open && !(await this.#appender.begin(client, leaseId))) {
+          await this.release(); // the lease is another process's now
+          return { count: 0, more: false };
+        }
+        await this.#appender.insert(segments);
+        this.#pending.release(segments.reduce((n, s) => n + s.changes.length, 0));
+        // At a transaction boundary the append commits; within a transaction it stays open for the next segments.
+        if ((segments.at(-1) as Segment).endLsn !== undefined) {
+          const done = await this.#appender.commit();
+          count = done.count;
+          if (done.lsn > this.#appendedTo) this.#appendedTo = done.lsn;
+        }
       } catch (error) {
-        await this.release(); // the taken transactions are sent again from the slot's confirmed position
+        await this.release(); // nothing of the open append is visible: the slot sends it again
         throw error;
       } finally {
         this.#appending = false;
       }
-      if (count < 0) {
-        await this.release(); // the lease is another process's now
-        return { count: 0, more: false };
-      }
-      this.#appendedTo = (taken.at(-1) as DecodedTransaction).endLsn;
     }
-    if (this.#paused && this.#queued < QUEUE_LIMIT / 2) {
-      this.#paused = false;
-      (this.#stream as unknown as { connection: { stream: { resume(): void } } })?.connection.stream.resume();
-    }
+    this.#drain();
     // While nothing waits, ask the server where it is (a keepalive answers), so that the slot's confirmed
     // position follows WAL that has nothing to capture (the facts this leader writes, other tables).
-    const ask = this.#queue.length === 0 && Date.now() - this.#askedAt >= LEDGER_TUNING.logicalConfirmMs;
+    const ask = this.#idle() && Date.now() - this.#askedAt >= LEDGER_TUNING.logicalConfirmMs;
     if (ask) this.#askedAt = Date.now();
     this.#report(ask, ask);
-    return { count, more: this.#queue.length > 0 };
+    return { count, more: !this.#pending.empty };
+  }
+
+  /** The most changes this process held at once (bounded by LEDGER_TUNING.logicalHeldChanges). */
+  get heldHighWater(): number {
+    return this.#pending.highWater;
+  }
+
+  /** The leader's connection ends an append left open by a paused process (see consumer.ts). */
+  async prepare(client: pg.Client): Promise<void> {
+    await client.query(`SET idle_in_transaction_session_timeout = ${Math.round(LEDGER_TUNING.leaderIdleMs)}`);
   }
 
   /** Forgets the key columns read so far (a schema change may have changed a primary key). */
@@ -130,7 +138,14 @@ export class StreamingConsumer implements CaptureWork {
 
   /** Everything committed before `lsn` was appended (or had nothing to append). */
   caughtUp(lsn: bigint): boolean {
-    return this.#queue.length === 0 && (this.#appendedTo >= lsn || this.#sentTo >= lsn);
+    return this.#idle() && (this.#appendedTo >= lsn || this.#sentTo >= lsn);
+  }
+
+  /** Nothing received is waiting: none queued, stashed, being appended, half received, or in an open append. */
+  #idle(): boolean {
+    return (
+      this.#pending.empty && this.#stash.length === 0 && !this.#appending && !this.#decoder.open && !this.#appender.open
+    );
   }
 
   /** Ends the stream (leadership lost or given up): the slot is free for the next leader. */
@@ -138,12 +153,13 @@ export class StreamingConsumer implements CaptureWork {
     const stream = this.#stream;
     this.#stream = undefined;
     this.#decoder = new PgoutputDecoder();
-    this.#queue = [];
-    this.#queued = 0;
+    this.#pending.clear();
+    this.#stash = [];
     this.#paused = false;
     this.#failure = undefined;
     this.#sentTo = 0n;
     this.#reported = 0n;
+    await this.#appender.rollback();
     await stream?.end().catch(() => {});
   }
 
@@ -212,22 +228,47 @@ export class StreamingConsumer implements CaptureWork {
 
   #onData(stream: pg.Client, chunk: Buffer): void {
     if (this.#stream !== stream) return;
+    if (this.#stash.length > 0 || this.#pending.full) {
+      // The bound is reached: stop reading; what was read already waits, in order, for room.
+      this.#stash.push(Buffer.from(chunk));
+      if (!this.#paused) {
+        this.#paused = true;
+        (stream as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
+      }
+      return;
+    }
+    this.#handle(chunk);
+  }
+
+  /** Decodes stashed messages while there is room, and reads again when all are. */
+  #drain(): void {
+    const stream = this.#stream;
+    if (!stream) return;
+    try {
+      while (this.#stash.length > 0 && !this.#pending.full) this.#handle(this.#stash.shift() as Buffer);
+    } catch (error) {
+      this.#failure ??= error as Error; // the next batch ends the stream, which starts again from the slot
+      this.#wake();
+      return;
+    }
+    if (this.#paused && this.#stash.length === 0 && !this.#pending.full) {
+      this.#paused = false;
+      (stream as unknown as { connection: { stream: { resume(): void } } }).connection.stream.resume();
+    }
+  }
+
+  #handle(chunk: Buffer): void {
     if (chunk[0] === 0x77 /* w: XLogData */) {
       const data = chunk.subarray(25);
       // A message larger than the image bound is recorded without its rows (see consumer.ts).
-      const done =
+      const decoded =
         data.length > LEDGER_TUNING.maxImageValueBytes
           ? this.#decoder.push(data.subarray(0, 5), data.length)
           : this.#decoder.push(data);
-      if (done) {
-        this.#queue.push(done);
-        this.#queued += done.changes.length;
-        if (this.#queued >= QUEUE_LIMIT && !this.#paused) {
-          this.#paused = true;
-          (stream as unknown as { connection: { stream: { pause(): void } } }).connection.stream.pause();
-        }
-        this.#wake();
-      }
+      if (decoded.length === 0) return;
+      const wasEmpty = this.#pending.empty;
+      for (const d of decoded) this.#pending.push(d);
+      if (wasEmpty && !this.#pending.empty) this.#wake();
     } else if (chunk[0] === 0x6b /* k: keepalive */) {
       if (!this.#decoder.open) this.#sentTo = chunk.readBigUInt64BE(1);
       if (chunk[17] === 1) this.#report(true);
@@ -242,8 +283,7 @@ export class StreamingConsumer implements CaptureWork {
     // What was sent may be reported only when every transaction in it is appended: none queued, none being
     // appended (a keepalive can arrive while a batch is in flight), none half received.
     let flushed = this.#appendedTo;
-    const idle = this.#queue.length === 0 && !this.#appending && !this.#decoder.open;
-    if (idle && this.#sentTo > flushed) flushed = this.#sentTo;
+    if (this.#idle() && this.#sentTo > flushed) flushed = this.#sentTo;
     if (flushed <= this.#reported && !force) return;
     if (flushed > this.#reported) this.#reported = flushed;
     const message = Buffer.alloc(34);

@@ -19,11 +19,12 @@
 // paused while its database transaction is open cannot hold the lock for ever: its session's
 // idle_in_transaction_session_timeout (LEDGER_TUNING.leaderIdleMs) ends it.
 import type pg from "pg";
-import { LEDGER } from "../../constants.ts";
+import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { quoteLiteral } from "../core.ts";
+import { GeneratedColumns } from "./generated.ts";
 import { imageJson, type JsonKind, sameTuple, TypeKinds, unavailable } from "./images.ts";
 import type { Segment } from "./pending.ts";
-import { formatLsn, parseLsn, type Relation } from "./pgoutput.ts";
+import { type Change, formatLsn, parseLsn, type Relation, type TupleValue } from "./pgoutput.ts";
 import { applicationTables, type Names } from "./schema.ts";
 
 interface FactColumns {
@@ -52,11 +53,16 @@ interface OpenAppend {
 export class FactAppender {
   readonly #n: Names;
   readonly #types = new TypeKinds();
+  readonly #generated: GeneratedColumns;
+  readonly #fault: (key: string, message: string) => void;
   #keys = new Map<string, string[]>();
   #open: OpenAppend | undefined;
 
-  constructor(n: Names) {
+  /** `fault` logs a problem once per key. */
+  constructor(n: Names, fault: (key: string, message: string) => void) {
     this.#n = n;
+    this.#fault = fault;
+    this.#generated = new GeneratedColumns(n.schema);
   }
 
   /** True while an append's database transaction is open. */
@@ -98,7 +104,7 @@ export class FactAppender {
     for (const s of segments) if (s.endLsn !== undefined && s.endLsn > open.lsn) open.lsn = s.endLsn;
     if (fresh.length === 0) return;
     await this.#loadCatalog(open.client, fresh);
-    const facts = this.#facts(fresh);
+    const facts = this.#facts(fresh, await this.#computeGenerated(open.client, fresh));
     if (facts.tbl.length === 0) return;
     await open.client.query(
       `INSERT INTO ${this.#n.facts} (ledger_offset, tbl, op, key_columns, old, new, txid, committed_at)
@@ -150,14 +156,62 @@ export class FactAppender {
       client,
       [...relations].flatMap((r) => r.columns.map((c) => c.type)),
     );
+    await this.#generated.load(client, relations);
+  }
+
+  /**
+   * The generated columns the stream left out, per change (generated.ts): the `"name":json` parts of its old and
+   * new images, or why they could not be computed.
+   */
+  async #computeGenerated(client: pg.Client, segments: Segment[]): Promise<Map<Change, GeneratedParts>> {
+    const out = new Map<Change, GeneratedParts>();
+    const byTable = new Map<Relation, { change: Change; old: TupleValue[] | null; new: TupleValue[] | null }[]>();
+    for (const s of segments) {
+      for (const change of s.changes) {
+        if (change.oversized !== undefined || !this.#generated.has(change.relation)) continue;
+        const fullOld = change.old && !change.oldIsKeyOnly ? change.old : null;
+        // An unchanged TOASTed value left out of the new row is the old row's (as in its image).
+        const now = change.new?.map((v, i) => (v === undefined ? fullOld?.[i] : v)) ?? null;
+        const rows = byTable.get(change.relation) ?? [];
+        rows.push({ change, old: fullOld, new: now });
+        byTable.set(change.relation, rows);
+      }
+    }
+    for (const [relation, rows] of byTable) {
+      const tuples = rows.flatMap((r) => [r.old, r.new].filter((t): t is TupleValue[] => t !== null));
+      let parts: (string | null)[];
+      try {
+        await client.query("SAVEPOINT upkeep_generated");
+        parts = await this.#generated.compute(client, relation, tuples);
+        await client.query("RELEASE SAVEPOINT upkeep_generated");
+      } catch (error) {
+        await client.query("ROLLBACK TO SAVEPOINT upkeep_generated");
+        const why = `the generated columns of ${relation.name} could not be computed (${(error as Error).message})`;
+        this.#fault(
+          `generated:${relation.name}:${(error as Error).message}`,
+          `Upkeep: ${why}; its facts are planned as table-wide`,
+        );
+        for (const r of rows) out.set(r.change, { failed: why });
+        continue;
+      }
+      let next = 0;
+      for (const r of rows) {
+        out.set(r.change, {
+          old: r.old ? (parts[next++] ?? null) : null,
+          new: r.new ? (parts[next++] ?? null) : null,
+        });
+      }
+    }
+    return out;
   }
 
   /** Forgets the key columns read so far (a schema change may have changed a primary key). */
   refresh(): void {
     this.#keys = new Map();
+    this.#generated.refresh();
   }
 
-  #facts(segments: Segment[]): FactColumns {
+  #facts(segments: Segment[], generated: Map<Change, GeneratedParts>): FactColumns {
     const out: FactColumns = { tbl: [], op: [], keys: [], old: [], new: [], txid: [], at: [] };
     for (const s of segments) {
       const at = s.head.commitTime.toISOString();
@@ -179,6 +233,11 @@ export class FactAppender {
         } else if (op === "update" || op === "delete")
           old = fullOld ? imageJson(names, kinds, fullOld, null) : unavailable(NOT_LOGGED);
         if (change.new) now = imageJson(names, kinds, change.new, fullOld);
+        const parts = generated.get(change);
+        if (parts) {
+          old = withGenerated(old, parts.failed, parts.old);
+          now = withGenerated(now, parts.failed, parts.new);
+        }
         out.tbl.push(relation.name);
         out.op.push(op);
         out.keys.push(arrayLiteral(this.#keys.get(relation.name) ?? []));
@@ -190,6 +249,20 @@ export class FactAppender {
     }
     return out;
   }
+}
+
+/** What generated.ts computed for one change: its old and new images' parts, or why it could not. */
+type GeneratedParts = { old?: string | null; new?: string | null; failed?: string };
+
+/** An image with its generated columns added (an unavailable image stays so). */
+function withGenerated(image: string | null, failed: string | undefined, parts: string | null | undefined) {
+  if (image === null || image.startsWith('{"$unavailable"')) return image;
+  if (failed !== undefined) return unavailable(failed);
+  if (!parts) return image;
+  const merged = `${image.slice(0, -1)}${image === "{}" ? "" : ","}${parts}}`;
+  return merged.length > LEDGER_TUNING.maxImageValueBytes
+    ? unavailable(`a row of more than ${LEDGER_TUNING.maxImageValueBytes} bytes is larger than the image bound`)
+    : merged;
 }
 
 /** A text[] literal: `{"a","b"}`. */

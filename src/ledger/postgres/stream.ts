@@ -54,7 +54,7 @@ export class StreamingConsumer implements CaptureWork {
     fault: (key: string, message: string) => void,
   ) {
     this.#fault = fault;
-    this.#appender = new FactAppender(n);
+    this.#appender = new FactAppender(n, fault);
     this.#logical = logical;
     this.#n = n;
     this.#url = url;

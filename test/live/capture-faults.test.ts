@@ -1,0 +1,102 @@
+// The live pipeline when capture is at fault under a running app, on PostgreSQL with both capture modes: a page
+// filtering on a STORED generated column follows the writes that change it.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Hono } from "hono";
+import { html } from "hono/html";
+import pg from "pg";
+import { upkeepMiddleware } from "../../src/hono/index.ts";
+import { createUpkeep, type Upkeep } from "../../src/index.ts";
+import { freshBody, openLivePage } from "../../src/testing/index.ts";
+import { createTestDatabase, logicalSkipReason, POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
+import { SECRET } from "./fixture.ts";
+
+interface DB {
+  g: { id: number; a: number; b: number };
+}
+
+const logicalSkip = await logicalSkipReason();
+
+function appOf(upkeep: Upkeep) {
+  const db = upkeep.db<DB>();
+  const app = new Hono();
+  app.use(upkeepMiddleware(upkeep));
+  app.get("/b/:b", async (c) => {
+    const rows = await db
+      .selectFrom("g")
+      .select(["id", "a"])
+      .where("b", "=", Number(c.req.param("b")))
+      .orderBy("id")
+      .execute();
+    return c.html(html`<html><body><ul>${rows.map((r) => html`<li id="g_${r.id}">${r.a}</li>`)}</ul></body></html>`);
+  });
+  // Shows only the generated column: an update of `a` changes what it shows.
+  app.get("/doubles", async (c) => {
+    const rows = await db.selectFrom("g").select(["id", "b"]).orderBy("id").execute();
+    return c.html(html`<html><body><ul>${rows.map((r) => html`<li id="g_${r.id}">${r.b}</li>`)}</ul></body></html>`);
+  });
+  upkeep.use(app);
+  return app;
+}
+
+for (const capture of ["logical", "triggers"] as const) {
+  const skip = !postgresUrl() ? POSTGRES_SKIP_MESSAGE : capture === "logical" ? logicalSkip : false;
+
+  describe(`live pages and capture faults (PostgreSQL, ${capture})`, { skip }, () => {
+    let database: Awaited<ReturnType<typeof createTestDatabase>>;
+    let client: pg.Client;
+    let upkeep: Upkeep;
+    let app: Hono;
+
+    before(async () => {
+      database = await createTestDatabase("upkeep_capture");
+      client = new pg.Client({ connectionString: database.url as string });
+      await client.connect();
+      await client.query(
+        "CREATE TABLE g (id integer PRIMARY KEY, a integer, b integer GENERATED ALWAYS AS (a * 2) STORED)",
+      );
+      await client.query("INSERT INTO g (id, a) VALUES (1, 22), (2, 5)");
+      upkeep = await createUpkeep({
+        database: database.url as string,
+        secret: SECRET,
+        mode: "test",
+        install: true,
+        capture,
+      });
+      app = appOf(upkeep);
+    });
+    after(async () => {
+      await upkeep?.close().catch(() => {});
+      await client?.end().catch(() => {});
+      await database?.drop();
+    });
+
+    test("a page filtering on a STORED generated column follows the writes that move rows in and out of it", async () => {
+      const page = await openLivePage(upkeep, app, "/b/44");
+      assert.match(page.body(), /g_1/);
+      // b 10 → 12: neither image has b = 44, and the planner can tell (the images carry b), so nothing renders.
+      const renders = (await upkeep.stats()).renders;
+      await client.query("UPDATE g SET a = 6 WHERE id = 2");
+      await upkeep.settle();
+      assert.equal((await upkeep.stats()).renders, renders, "a write the page cannot show renders nothing");
+      await client.query("UPDATE g SET a = 23 WHERE id = 1"); // b 44 → 46: the row leaves the page
+      await upkeep.settle();
+      assert.equal(page.body(), await freshBody(app, "/b/44"));
+      assert.doesNotMatch(page.body(), /g_1/);
+      await client.query("UPDATE g SET a = 22 WHERE id = 2"); // b 10 → 44: the row enters it
+      await upkeep.settle();
+      assert.equal(page.body(), await freshBody(app, "/b/44"));
+      assert.match(page.body(), /g_2/);
+      page.close();
+    });
+
+    test("a page showing only a STORED generated column is updated when the column it is computed from changes", async () => {
+      const page = await openLivePage(upkeep, app, "/doubles");
+      await client.query("UPDATE g SET a = 50 WHERE id = 1");
+      await upkeep.settle();
+      assert.match(page.body(), /<li id="g_1">100<\/li>/);
+      assert.equal(page.body(), await freshBody(app, "/doubles"));
+      page.close();
+    });
+  });
+}

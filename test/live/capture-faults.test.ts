@@ -1,5 +1,6 @@
-// The live pipeline when capture is at fault under a running app, on PostgreSQL with both capture modes: a page
-// filtering on a STORED generated column follows the writes that change it.
+// The live pipeline when capture is at fault under a running app, on PostgreSQL with both capture modes: pages that
+// filter on or show a STORED generated column follow the writes that change it, and a TRUNCATE of one partition
+// reaches the pages that read its partitioned table.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Hono } from "hono";
@@ -13,6 +14,7 @@ import { SECRET } from "./fixture.ts";
 
 interface DB {
   g: { id: number; a: number; b: number };
+  events: { id: number; region: string };
 }
 
 const logicalSkip = await logicalSkipReason();
@@ -35,6 +37,10 @@ function appOf(upkeep: Upkeep) {
     const rows = await db.selectFrom("g").select(["id", "b"]).orderBy("id").execute();
     return c.html(html`<html><body><ul>${rows.map((r) => html`<li id="g_${r.id}">${r.b}</li>`)}</ul></body></html>`);
   });
+  app.get("/events/:region", async (c) => {
+    const rows = await db.selectFrom("events").select("id").where("region", "=", c.req.param("region")).execute();
+    return c.html(html`<html><body><p id="n">${rows.length}</p></body></html>`);
+  });
   upkeep.use(app);
   return app;
 }
@@ -56,6 +62,12 @@ for (const capture of ["logical", "triggers"] as const) {
         "CREATE TABLE g (id integer PRIMARY KEY, a integer, b integer GENERATED ALWAYS AS (a * 2) STORED)",
       );
       await client.query("INSERT INTO g (id, a) VALUES (1, 22), (2, 5)");
+      if (capture === "logical") {
+        await client.query(`CREATE TABLE events (id integer, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+          CREATE TABLE events_eu PARTITION OF events FOR VALUES IN ('eu');
+          CREATE TABLE events_us PARTITION OF events FOR VALUES IN ('us');
+          INSERT INTO events VALUES (1, 'eu'), (2, 'eu'), (3, 'us')`);
+      }
       upkeep = await createUpkeep({
         database: database.url as string,
         secret: SECRET,
@@ -89,6 +101,18 @@ for (const capture of ["logical", "triggers"] as const) {
       assert.match(page.body(), /g_2/);
       page.close();
     });
+
+    if (capture === "logical") {
+      test("a TRUNCATE of one partition reaches the pages that read its partitioned table", async () => {
+        const page = await openLivePage(upkeep, app, "/events/eu");
+        assert.match(page.body(), /<p id="n">2<\/p>/);
+        await client.query("TRUNCATE events_eu");
+        await upkeep.settle();
+        assert.match(page.body(), /<p id="n">0<\/p>/);
+        assert.equal(page.body(), await freshBody(app, "/events/eu"));
+        page.close();
+      });
+    }
 
     test("a page showing only a STORED generated column is updated when the column it is computed from changes", async () => {
       const page = await openLivePage(upkeep, app, "/doubles");

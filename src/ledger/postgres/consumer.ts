@@ -219,6 +219,16 @@ export class FactAppender {
       for (const change of s.changes) {
         const { relation, op } = change;
         if (relation.schema !== this.#n.schema) continue;
+        // A truncate right after the same table's truncate adds nothing (a root's TRUNCATE also fires its
+        // partitions' triggers, partitions.ts).
+        const last = out.tbl.length - 1;
+        if (
+          op === "truncate" &&
+          out.op[last] === "truncate" &&
+          out.tbl[last] === relation.name &&
+          out.txid[last] === txid
+        )
+          continue;
         const names = relation.columns.map((c) => c.name);
         const kinds: JsonKind[] = relation.columns.map((c) => this.#types.kind(c.type));
         const fullOld = change.old && !change.oldIsKeyOnly ? change.old : null;

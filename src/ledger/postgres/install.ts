@@ -19,6 +19,7 @@ import {
   restoreIdentitySql,
   syncPublication,
 } from "./logical.ts";
+import { dropPartitionTriggers, partitionDrift, syncPartitionTriggers } from "./partitions.ts";
 import type { CaptureMode } from "./schema.ts";
 import {
   applicationTables,
@@ -219,7 +220,10 @@ async function installOnce(
       const captured = tables.filter((t) => !exclude.includes(t.name));
       await syncTriggers(client, schema, n, mode === "triggers" ? captured : []);
       if (mode === "logical") await installLogical(client, n, captured);
-      else if (previous === "logical") await restoreIdentities(client, n);
+      else if (previous === "logical") {
+        await restoreIdentities(client, n);
+        await dropPartitionTriggers(client, n);
+      }
       // The facts table's own guard triggers last: writers lock their table, then the facts table.
       const { rows: guards } = await client.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname IN ('upkeep_guard_delete', 'upkeep_guard_truncate')`,
@@ -256,6 +260,7 @@ async function installOnce(
 async function installLogical(client: pg.Client, n: Names, captured: TableInfo[]): Promise<void> {
   const tables = captured.map((t) => t.name);
   await syncPublication(client, n.schema, (await logicalNames(client, n.schema)).publication, tables);
+  await syncPartitionTriggers(client, n, tables);
   const toChange = await identityNotFull(client, n.schema, tables);
   if (toChange.length === 0) return;
   const { rows } = await client.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'replica_identity'`);
@@ -292,6 +297,7 @@ export async function uninstallPostgres(url: string): Promise<void> {
       if (await exists(client, schema, LEDGER.metaTable)) await restoreIdentities(client, n);
       // CASCADE drops exactly the capture triggers, which depend on the function.
       await client.query(`DROP FUNCTION IF EXISTS ${n.capture}() CASCADE`);
+      await dropPartitionTriggers(client, n);
       await client.query(`DROP TABLE IF EXISTS ${n.facts}`);
       await client.query(`DROP TABLE IF EXISTS ${n.meta}`);
       await client.query(`DROP TABLE IF EXISTS ${n.holds}`);
@@ -331,6 +337,10 @@ export async function drift(db: Queryable, schema: string, n: Names): Promise<{ 
   for (const t of await identityNotFull(db, schema, names)) {
     out.tables.push(t.name);
     out.detail.push(`${t.name}'s REPLICA IDENTITY is not FULL (a partition added after install?)`);
+  }
+  for (const p of await partitionDrift(db, schema, names)) {
+    if (!out.tables.includes(p.table)) out.tables.push(p.table);
+    out.detail.push(p.detail);
   }
   return out;
 }

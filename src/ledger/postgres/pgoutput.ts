@@ -2,6 +2,7 @@
 // later; the message formats are documented in "Logical Replication Message Formats"). Column values arrive as
 // their text output, exactly as the type's output function renders them; images.ts turns them into row images.
 import type { Operation } from "../types.ts";
+import { TRUNCATE_MESSAGE_PREFIX } from "./partitions.ts";
 
 export interface RelationColumn {
   name: string;
@@ -213,8 +214,23 @@ export class PgoutputDecoder {
           }
           return out;
         }
+      case 0x4d /* M */:
+        {
+          // A logical decoding message: Upkeep's triggers say a partition was truncated (partitions.ts).
+          const transactional = (r.byte() & 1) === 1;
+          r.int64(); // its LSN
+          const prefix = r.string();
+          const length = r.int32();
+          if (!transactional || prefix !== TRUNCATE_MESSAGE_PREFIX) return [];
+          const named = JSON.parse(data.toString("utf8", r.offset, r.offset + length)) as {
+            schema: string;
+            table: string;
+          };
+          const relation: Relation = { id: 0, schema: named.schema, name: named.table, columns: [] };
+          return [this.#change({ relation, op: "truncate", old: null, oldIsKeyOnly: false, new: null })];
+        }
       default:
-        // Origin ('O'), Type ('Y') and logical messages ('M') carry nothing a fact needs.
+        // Origin ('O') and Type ('Y') carry nothing a fact needs.
         return [];
     }
   }

@@ -194,12 +194,17 @@ export class StreamingConsumer implements CaptureWork {
     };
     stream.on("error", fail);
     await stream.connect();
+    // Logical decoding messages carry the TRUNCATE of a partition (partitions.ts): pgoutput sends them from 14 on.
+    const { rows: version } = await client.query<{ v: number }>(
+      "SELECT current_setting('server_version_num')::int AS v",
+    );
+    const messages = (version[0]?.v ?? 0) >= 140000 ? ", messages 'true'" : "";
     const connection = (stream as unknown as { connection: NodeJS.EventEmitter }).connection;
     const started = new Promise<void>((resolve, reject) => {
       connection.once("replicationStart", () => resolve());
       stream
         .query(
-          `START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL 0/0 (proto_version '1', publication_names '${quoteIdent(publication).replace(/'/g, "''")}')`,
+          `START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL 0/0 (proto_version '1', publication_names '${quoteIdent(publication).replace(/'/g, "''")}'${messages})`,
         )
         .then(
           () => fail(new Error("the replication stream ended")),

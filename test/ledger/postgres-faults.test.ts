@@ -114,6 +114,27 @@ for (const capture of ["triggers", "logical"] as const) {
     });
   });
 
+  describe(`PostgreSQL capture (${capture}) partitioned tables`, {
+    skip: skip || (capture === "triggers" && "triggers do not capture partitioned tables"),
+  }, () => {
+    test("a partitioned table's values decode as a plain table's (bytea as bytes, timestamptz in UTC)", async () => {
+      const db = await freshDb("postgres");
+      let ledger: Ledger | undefined;
+      try {
+        await db.exec(`CREATE TABLE p (id integer, at timestamptz, data bytea, PRIMARY KEY (id)) PARTITION BY RANGE (id);
+                       CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100)`);
+        await install({ database: db.url });
+        ledger = await openLedger({ database: db.url });
+        await db.exec("INSERT INTO p VALUES (1, '2024-05-01 12:00:00+02', '\\x0102')");
+        const [fact] = await readAll(ledger);
+        assert.deepEqual(fact?.new, { id: 1, at: "2024-05-01T10:00:00Z", data: new Uint8Array([1, 2]) });
+      } finally {
+        await ledger?.close();
+        await db.close();
+      }
+    });
+  });
+
   describe(`PostgreSQL leader lease (${capture})`, { skip }, () => {
     test("a paused sequencer (SIGSTOP) loses its lease within seconds; after SIGCONT no fact is numbered twice", async () => {
       const db = await freshDb("postgres");

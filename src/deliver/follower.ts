@@ -40,6 +40,8 @@ export class Follower {
   readonly recent: Fact[] = [];
   /** Offset of the last fact planned. */
   position = 0;
+  /** The incarnation `position` belongs to (changed with it, at once, by resync()). */
+  incarnation = "";
   readonly #host: FollowerHost;
   readonly #abort = new AbortController();
   #loop: Promise<void> | null = null;
@@ -48,8 +50,9 @@ export class Follower {
     this.#host = host;
   }
 
-  start(position: number): void {
+  start(position: number, incarnation: string): void {
     this.position = position;
+    this.incarnation = incarnation;
     this.#loop = this.run();
   }
 
@@ -118,6 +121,7 @@ export class Follower {
       );
       for (const group of [...this.#host.registry.groups()]) this.#host.reloadAll(group, "incarnation_changed");
       this.position = position.head;
+      this.incarnation = position.incarnation;
       return true;
     }
     if (error instanceof OffsetTooOldError || this.position < position.horizon) {

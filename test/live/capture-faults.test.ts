@@ -1,11 +1,14 @@
 // The live pipeline when capture is at fault under a running app, on PostgreSQL with both capture modes: pages that
 // filter on or show a STORED generated column follow the writes that change it, and a TRUNCATE of one partition
-// reaches the pages that read its partitioned table.
+// reaches the pages that read its partitioned table; a render that started before the ledger became a new
+// incarnation is not registered with its old offset.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Hono } from "hono";
 import { html } from "hono/html";
 import pg from "pg";
+import { LEDGER } from "../../src/constants.ts";
+import type { ServerMessage } from "../../src/deliver/types.ts";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
 import { createUpkeep, type Upkeep } from "../../src/index.ts";
 import { freshBody, openLivePage } from "../../src/testing/index.ts";
@@ -41,9 +44,22 @@ function appOf(upkeep: Upkeep) {
     const rows = await db.selectFrom("events").select("id").where("region", "=", c.req.param("region")).execute();
     return c.html(html`<html><body><p id="n">${rows.length}</p></body></html>`);
   });
+  // Waits, when a gate is set, after its render offset was taken and before it reads.
+  app.get("/slow", async (c) => {
+    const gate = slowGate;
+    slowGate = null;
+    if (gate) {
+      gate.arrived();
+      await gate.open;
+    }
+    const rows = await db.selectFrom("g").select(["id", "a"]).orderBy("id").execute();
+    return c.html(html`<html><body><ul>${rows.map((r) => html`<li id="g_${r.id}">${r.a}</li>`)}</ul></body></html>`);
+  });
   upkeep.use(app);
   return app;
 }
+
+let slowGate: { arrived(): void; open: Promise<void> } | null = null;
 
 for (const capture of ["logical", "triggers"] as const) {
   const skip = !postgresUrl() ? POSTGRES_SKIP_MESSAGE : capture === "logical" ? logicalSkip : false;
@@ -114,6 +130,48 @@ for (const capture of ["logical", "triggers"] as const) {
       });
     }
 
+    test("a render that started before the ledger became a new incarnation is not registered with its old offset: its page reloads, and the next render of the page is live", async () => {
+      for (let id = 10; id < 13; id++) await client.query("INSERT INTO g (id, a) VALUES ($1, 1)", [id]);
+      await upkeep.settle();
+      let arrived!: () => void;
+      const atGate = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      let open!: () => void;
+      slowGate = { arrived, open: new Promise<void>((resolve) => (open = resolve)) };
+      const slow = app.fetch(new Request("http://localhost/slow", { headers: { accept: "text/html" } }));
+      await atGate;
+      // Deleting facts by hand truncates the log: a new incarnation, whose offsets are not the old ones.
+      const before = upkeep.ledger.incarnation;
+      await client.query(`DELETE FROM ${LEDGER.factsTable}`);
+      await client.query("INSERT INTO g (id, a) VALUES (13, 1)");
+      await until(
+        () => upkeep.ledger.incarnation !== before && upkeep.hub.incarnation !== before,
+        "the hub moves to the new incarnation",
+      );
+      open();
+      const stale = await (await slow).text();
+      const answers: ServerMessage[] = [];
+      await upkeep.hub.subscribe(
+        {
+          id: "stale",
+          token: attribute(stale, "token"),
+          offset: Number(attribute(stale, "offset")),
+          incarnation: attribute(stale, "incarnation"),
+          headers: { host: "localhost", accept: "text/html" },
+        },
+        { send: (m) => answers.push(m) > 0 },
+      );
+      assert.deepEqual(answers, [{ type: "reload", id: "stale", reason: "incarnation_mismatch" }]);
+      // The page's next render (the reload) is live, and follows writes.
+      const page = await openLivePage(upkeep, app, "/slow");
+      await client.query("UPDATE g SET a = 77 WHERE id = 10");
+      await upkeep.settle();
+      assert.match(page.body(), /<li id="g_10">77<\/li>/);
+      assert.equal(page.body(), await freshBody(app, "/slow"));
+      page.close();
+    });
+
     test("a page showing only a STORED generated column is updated when the column it is computed from changes", async () => {
       const page = await openLivePage(upkeep, app, "/doubles");
       await client.query("UPDATE g SET a = 50 WHERE id = 1");
@@ -123,4 +181,17 @@ for (const capture of ["logical", "triggers"] as const) {
       page.close();
     });
   });
+}
+
+/** Waits until `check` holds (polling); fails naming `what` if it never does. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 1500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+function attribute(html: string, name: string): string {
+  return new RegExp(`${name}="([^"]*)"`).exec(html)?.[1] as string;
 }

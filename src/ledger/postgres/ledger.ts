@@ -301,8 +301,9 @@ class PostgresLedger implements Ledger {
         `SELECT key, value FROM ${this.#n.meta} WHERE key IN ('incarnation', 'head') OR ${HORIZON_KEYS}`,
       );
       const values = Object.fromEntries(rows.map((r) => [r.key, r.value]));
-      this.#incarnation = values.incarnation as string;
       this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      // Last, so that the caller (the follower) takes the new incarnation at the same moment as the ledger.
+      this.#incarnation = values.incarnation as string;
       const horizon = horizonOf(parseHorizons(rows)).horizon;
       return { incarnation: this.#incarnation, head: Number(values.head ?? 0), horizon };
     });

@@ -127,10 +127,18 @@ export class Sequencer {
         this.isLeader = false;
         return;
       }
-      const { rowCount } = await leader.query(
-        `UPDATE ${this.#n.lease} SET until = now() + make_interval(secs => $2::float8 / 1000) WHERE holder = $1`,
-        [this.#id, LEDGER_TUNING.leaseMs],
-      );
+      let rowCount: number | null = 0;
+      try {
+        ({ rowCount } = await leader.query(
+          `UPDATE ${this.#n.lease} SET until = now() + make_interval(secs => $2::float8 / 1000) WHERE holder = $1`,
+          [this.#id, LEDGER_TUNING.leaseMs],
+        ));
+      } catch (error) {
+        // The lease cannot be renewed (its table is gone, the connection failed): not the leader any more.
+        this.isLeader = false;
+        await this.#work.release?.().catch(() => {});
+        throw error;
+      }
       this.#renewedAt = Date.now();
       const was = this.isLeader;
       this.isLeader = rowCount === 1;

@@ -10,14 +10,22 @@ import pg from "pg";
 import { LEDGER_TUNING } from "../../constants.ts";
 import { quoteIdent } from "../core.ts";
 import { FactAppender } from "./consumer.ts";
-import type { LogicalNames } from "./logical.ts";
+import type { CaptureHealth } from "./health.ts";
+import { type LogicalNames, slotState } from "./logical.ts";
 import { heldBound, PendingChanges, type Segment } from "./pending.ts";
 import { PgoutputDecoder } from "./pgoutput.ts";
 import type { Names } from "./schema.ts";
-import type { CaptureWork } from "./sequencer.ts";
+import { type CaptureWork, isMissingLedger } from "./sequencer.ts";
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_MS = 946_684_800_000;
+
+/** The lease names another process (taken over, or a new install's): this one does not stream. */
+class LeaseLost extends Error {
+  constructor() {
+    super("the leader lease is another process's");
+  }
+}
 
 export class StreamingConsumer implements CaptureWork {
   readonly #appender: FactAppender;
@@ -44,41 +52,47 @@ export class StreamingConsumer implements CaptureWork {
   #appending = false;
 
   readonly #fault: (key: string, message: string) => void;
+  readonly #health: CaptureHealth;
+  /** After a failure, the stream is not started again before this time (a doubling delay). */
+  #retryAt = 0;
+  #retryDelay = 0;
 
-  /** `fault` logs a problem once per key (the ledger's FaultLog). */
+  /** `fault` logs a problem once per key (the ledger's FaultLog); `health` answers a lost slot or ledger. */
   constructor(
     url: string,
     n: Names,
     logical: LogicalNames,
-    wake: () => void,
-    fault: (key: string, message: string) => void,
+    host: { wake: () => void; fault: (key: string, message: string) => void; health: CaptureHealth },
   ) {
-    this.#fault = fault;
-    this.#appender = new FactAppender(n, fault);
+    this.#fault = host.fault;
+    this.#health = host.health;
+    this.#appender = new FactAppender(n, host.fault);
     this.#logical = logical;
     this.#n = n;
     this.#url = url;
-    this.#wake = wake;
+    this.#wake = host.wake;
   }
 
   async batch(client: pg.Client, _check: boolean, leaseId: string): Promise<{ count: number; more: boolean }> {
     if (this.#failure) {
       const failure = this.#failure;
       await this.release();
+      this.#backOff();
       throw failure;
     }
     if (!this.#stream) {
+      if (Date.now() < this.#retryAt) return { count: 0, more: false };
       this.#starting ??= this.#start(client, leaseId).finally(() => {
         this.#starting = undefined;
       });
       try {
         await this.#starting;
+        this.#retryDelay = 0;
       } catch (error) {
-        const message = (error as Error).message;
-        this.#fault(
-          `stream:${message}`,
-          `Upkeep's leader cannot stream its replication slot ${this.#logical.slot} (${message}): changes are not being captured.\n  fix: check \`npx upkeep doctor\`; the server needs a free WAL sender (max_wal_senders) and the role REPLICATION`,
-        );
+        if (error instanceof LeaseLost) return { count: 0, more: false }; // the next renewal ends leadership
+        this.#backOff();
+        // A lost slot or ledger is answered by health.ts (repaired, or reported once): not this batch's failure.
+        if (await this.#startFailed(client, error as Error)) return { count: 0, more: false };
         throw error;
       }
     }
@@ -102,6 +116,7 @@ export class StreamingConsumer implements CaptureWork {
         }
       } catch (error) {
         await this.release(); // nothing of the open append is visible: the slot sends it again
+        this.#backOff();
         throw error;
       } finally {
         this.#appending = false;
@@ -114,6 +129,34 @@ export class StreamingConsumer implements CaptureWork {
     if (ask) this.#askedAt = Date.now();
     this.#report(ask, ask);
     return { count, more: !this.#pending.empty };
+  }
+
+  #backOff(): void {
+    this.#retryDelay = Math.min(Math.max(this.#retryDelay * 2, 100), 5000);
+    this.#retryAt = Date.now() + this.#retryDelay;
+  }
+
+  /**
+   * Why the stream did not start: the ledger's tables or the slot are gone (health.ts repairs or reports it, once),
+   * or the server refuses (logged once per reason, with the fix).
+   */
+  async #startFailed(client: pg.Client, error: Error): Promise<boolean> {
+    if (isMissingLedger(error)) {
+      await this.#health.check();
+      return true;
+    }
+    const slot = await slotState(client, this.#logical.slot).catch(() => undefined);
+    if (slot && (!slot.exists || slot.walStatus === "lost")) {
+      await this.#health.slotLost(slot.exists);
+      if (!this.#health.lost) this.#retryAt = 0; // created again (or being created): start at the next batch
+      return true;
+    }
+    const message = error.message;
+    this.#fault(
+      `stream:${message}`,
+      `Upkeep's leader cannot stream its replication slot ${this.#logical.slot} (${message}): changes are not being captured.\n  fix: check \`npx upkeep doctor\`; the server needs a free WAL sender (max_wal_senders) and the role REPLICATION`,
+    );
+    return false;
   }
 
   /** The most changes this process held at once (bounded by LEDGER_TUNING.logicalHeldChanges). */
@@ -167,12 +210,14 @@ export class StreamingConsumer implements CaptureWork {
     const { slot, publication } = this.#logical;
     // Only the lease holder streams (an uninstalled ledger has no lease table: nothing starts).
     const lease = await client.query(`SELECT 1 FROM ${this.#n.lease} WHERE holder = $1`, [leaseId]);
-    if (lease.rowCount === 0) throw new Error("the leader lease is another process's");
-    // The lease is ours (batches run only on the leader): a previous leader's connection that still holds the
-    // slot is stale, and its appends fail the lease check anyway.
+    if (lease.rowCount === 0) throw new LeaseLost();
+    // The lease is ours (batches run only on the leader): a previous leader's connection that still streams the
+    // slot is stale, and its appends fail the lease check anyway. Only a WAL sender is ended: the backend of an
+    // install creating the slot holds it too, and must finish.
     for (let attempt = 0; attempt < 50; attempt++) {
       const { rows } = await client.query<{ pid: number | null }>(
-        "SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1",
+        `SELECT s.active_pid AS pid FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+          WHERE s.slot_name = $1 AND a.backend_type = 'walsender'`,
         [slot],
       );
       const pid = rows[0]?.pid;

@@ -163,7 +163,8 @@ export type RefusalCode =
   | "opaque_modifier"
   | "write_in_render"
   | "frame_props"
-  | "frame_root";
+  | "frame_root"
+  | "collection_key";
 
 /** A read whose dependency cannot be proven: the page cannot be kept live. */
 export class RefusedBoundaryError extends UpkeepError {

@@ -298,10 +298,16 @@ export function isOwnPath(path: string): boolean {
   return path.startsWith("/upkeep/");
 }
 
-/** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. */
-export async function serveOwn(upkeep: Upkeep, request: Request, path: string): Promise<Response | null> {
+/** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. `remoteAddress`
+ *  is the connection's own remote address (the socket's, never a header), undefined when there is no socket. */
+export async function serveOwn(
+  upkeep: Upkeep,
+  request: Request,
+  path: string,
+  remoteAddress: string | undefined,
+): Promise<Response | null> {
   if (path === WIRE.eventsPath) return handleEventStream(request, upkeep.hub);
-  const inspected = await handleInspect(upkeep, request, path);
+  const inspected = await handleInspect(upkeep, request, path, remoteAddress);
   if (inspected) return inspected;
   if (path === CHANGES_PATH) {
     if (upkeep.changefeed) return handleChanges(request, upkeep.ledger, upkeep.changefeed);

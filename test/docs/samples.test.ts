@@ -1,6 +1,6 @@
 // The documentation's samples, executed: every TypeScript block of docs/guide/ is an excerpt of a file in
 // docs/samples/ (imports written as the package's names), and each of those files is run here — the getting-started
-// apps on Hono, Express and Fastify, every refusal and its rewrite, two production processes on one PostgreSQL
+// apps on Hono, Express, Fastify and Node's own http, every refusal and its rewrite, two production processes on one PostgreSQL
 // database, and the testing sample.
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -12,6 +12,7 @@ import { Hono } from "hono";
 import { createApp as expressApp } from "../../docs/samples/express.ts";
 import { createApp as fastifyApp } from "../../docs/samples/fastify.ts";
 import { createApp as honoApp, startUpkeep } from "../../docs/samples/hono.ts";
+import { createListener as nodeListener } from "../../docs/samples/node.ts";
 import { startProcess } from "../../docs/samples/production.ts";
 import { REFUSALS } from "../../docs/samples/refusals.ts";
 import { createTodos, type Database } from "../../docs/samples/schema.ts";
@@ -68,15 +69,20 @@ describe("getting started", () => {
   };
   const check = async (upkeep: Upkeep, app: FetchApp) => {
     const page = await openLivePage(upkeep, app, "/lists/groceries", { headers: { cookie: "name=ada" } });
+    const before = await upkeep.stats();
     await upkeep
       .db<Database>()
       .insertInto("todos")
       .values({ id: 1, list: "groceries", title: "bread", done: 0 })
       .execute();
     await upkeep.settle();
-    assert.match(page.body(), /bread/);
+    assert.match(page.body(), /<li id="todo_1">bread<\/li>/);
     assert.match(page.body(), /Hello, ada/);
     assert.equal(page.body(), await freshBody(app, "/lists/groceries", { cookie: "name=ada" }));
+    // The todo went into the collection (a frame render), not through a replay of the whole page.
+    const now = await upkeep.stats();
+    assert.equal(now.renders, before.renders);
+    assert.ok(now.frameRenders > before.frameRenders);
     page.close();
   };
 
@@ -117,6 +123,20 @@ describe("getting started", () => {
       await check(upkeep, upkeep.hub.app as FetchApp);
     } finally {
       await app.close();
+      await upkeep.close();
+    }
+  });
+
+  test("on Node's own http", async () => {
+    const upkeep = await createUpkeep({
+      database: await sqliteDatabase(),
+      secret: SECRET,
+      install: true,
+      mode: "test",
+    });
+    try {
+      await check(upkeep, fetchAppOf(nodeListener(upkeep)));
+    } finally {
       await upkeep.close();
     }
   });

@@ -1,6 +1,6 @@
 // Facts as the PostgreSQL ledger stores them, decoded into Fact objects.
 import type { FaultLog } from "../core.ts";
-import { decodePgImage, type PgColumnCodec, pgCodecFor } from "../decode.ts";
+import { decodePgImage, type PgColumnCodec, pgCodecFor, undecodableReason } from "../decode.ts";
 import type { Fact, Operation, Row } from "../types.ts";
 import type { Queryable } from "./schema.ts";
 
@@ -36,7 +36,7 @@ export function toFact(
     now = reorder(decodePgImage(r.new, codecs, unavailable), codecs?.keys());
   } catch (error) {
     old = now = null;
-    const why = `undecodable image (${(error as Error).message})`;
+    const why = undecodableReason(error);
     unavailable.push(why);
     faults.once(
       "warn",

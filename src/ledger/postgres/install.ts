@@ -2,9 +2,11 @@
 // publication, replica identities and replication slot that logical capture reads (logical.ts). The mode is
 // chosen at install (`auto` prefers logical) and recorded in the meta table; changing it starts a new
 // incarnation, since facts of the two modes cannot be proven to join without a gap or an overlap.
+
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { LEDGER } from "../../constants.ts";
+import { markOwn } from "../../own.ts";
 import { quoteIdent, TABLE_HORIZON_PREFIX } from "../core.ts";
 import type { InstallReport } from "../types.ts";
 import {
@@ -34,7 +36,7 @@ import {
 import { captureFunctionSql, captureTriggers, guardFunctionSql, syncTriggers, triggerDrift } from "./triggers.ts";
 
 export async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
+  const client = markOwn(new pg.Client({ connectionString: url }));
   client.on("error", () => {});
   await client.connect();
   try {

@@ -3,10 +3,12 @@
 // (consumer.ts). Readers and followers read the facts table the same way in both modes.
 //
 // Ordering and leadership: see postgres/sequencer.ts and postgres/consumer.ts.
+
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
 import { LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
+import { markOwn, ownPool } from "../../own.ts";
 import {
   checkPosition,
   FaultLog,
@@ -20,6 +22,7 @@ import {
 } from "../core.ts";
 import type { PgColumnCodec } from "../decode.ts";
 import type { Fact, FollowOptions, Horizons, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
+import { checkColumns } from "./columns.ts";
 import { columnCodecs, type FactRow, toFact } from "./facts.ts";
 import { CaptureHealth } from "./health.ts";
 import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
@@ -36,7 +39,7 @@ const NOTHING: ReadonlySet<string> = new Set();
 const LEADER_ATTEMPT_TICKS = 10;
 
 export async function openPostgresLedger(database: string, url: string, options: LedgerOptions): Promise<Ledger> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const pool = ownPool(new pg.Pool({ connectionString: url, max: 4 }));
   pool.on("error", () => {});
   try {
     const schema = await currentSchema(pool);
@@ -157,7 +160,8 @@ class PostgresLedger implements Ledger {
 
   async start(): Promise<void> {
     await this.#loadCodecs();
-    const listener = new pg.Client({ connectionString: this.#url });
+    await this.#checkColumns();
+    const listener = markOwn(new pg.Client({ connectionString: this.#url }));
     listener.on("error", () => {
       if (this.#listener === listener) this.#listener = undefined;
     });
@@ -212,6 +216,7 @@ class PostgresLedger implements Ledger {
         }
       }
       this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      await this.#checkColumns();
     } catch (error) {
       if (!this.#closed) {
         this.#faults.once(
@@ -223,6 +228,13 @@ class PostgresLedger implements Ledger {
     } finally {
       this.#checkingSchema = false;
     }
+  }
+
+  /** A column change of a captured table becomes one table-wide fact (columns.ts). */
+  #checkColumns(): Promise<void> {
+    return this.#closed
+      ? Promise.resolve()
+      : checkColumns(this.#pool, this.#n, this.#captured, this.#faults, this.#waker);
   }
 
   async #loadCodecs(): Promise<void> {
@@ -322,6 +334,7 @@ class PostgresLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    await this.#checkColumns(); // a column change committed before the call becomes its fact now (columns.ts)
     const host = {
       pool: this.#pool,
       n: this.#n,

@@ -22,8 +22,10 @@
 // numbers only facts that still have no offset, and only while the lease row names this process. A paused
 // leader holds no lock while paused (a batch is a single round trip, which the server completes on its own), and
 // when it resumes its next batch finds another holder in the lease row and numbers nothing.
+
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
+import { markOwn } from "../../own.ts";
 import type { Waker } from "../core.ts";
 import { quoteLiteral } from "../core.ts";
 import type { Names } from "./schema.ts";
@@ -81,7 +83,7 @@ export class Sequencer {
     if (this.#stopped || this.isLeader) return;
     try {
       if (!this.#client) {
-        const client = new pg.Client({ connectionString: this.#url });
+        const client = markOwn(new pg.Client({ connectionString: this.#url }));
         client.on("error", () => {
           if (this.#client === client) {
             this.#client = undefined;

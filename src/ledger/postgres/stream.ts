@@ -6,8 +6,10 @@
 // database transaction committed is the server told, in a standby status update, that they are flushed. Streaming decodes each WAL record once (polling the slot with
 // pg_logical_slot_peek_binary_changes decodes from its restart position on every call, which after a bulk write
 // cost 100+ ms per poll), and a commit reaches the leader as soon as it is flushed.
+
 import pg from "pg";
 import { LEDGER_TUNING } from "../../constants.ts";
+import { markOwn } from "../../own.ts";
 import { quoteIdent } from "../core.ts";
 import { FactAppender } from "./consumer.ts";
 import type { CaptureHealth } from "./health.ts";
@@ -226,12 +228,14 @@ export class StreamingConsumer implements CaptureWork {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     // The text of column values depends on these settings (images.ts).
-    const stream = new pg.Client({
-      connectionString: this.#url,
-      replication: "database",
-      options:
-        "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=1",
-    } as pg.ClientConfig);
+    const stream = markOwn(
+      new pg.Client({
+        connectionString: this.#url,
+        replication: "database",
+        options:
+          "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c bytea_output=hex -c extra_float_digits=1",
+      } as pg.ClientConfig),
+    );
     const fail = (error: Error) => {
       if (this.#stream !== stream) return;
       this.#failure ??= error;

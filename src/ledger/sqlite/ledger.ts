@@ -18,7 +18,7 @@ import {
   readLimit,
   Waker,
 } from "../core.ts";
-import { decodeSqliteImage } from "../decode.ts";
+import { decodeSqliteImage, undecodableReason } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type {
   Fact,
@@ -40,9 +40,12 @@ import {
   get,
   installed,
   installSqliteNow,
+  markerColumnTables,
   meta,
   ourTriggers,
   refreshTriggers,
+  removedTables,
+  schemaChangeFact,
   setMeta,
   tableExists,
   withTransaction,
@@ -95,6 +98,10 @@ class SqliteLedger implements Ledger {
   #dataVersion: number;
   #schemaVersion: number;
   #captured: Set<string>;
+  /** With schemaChanges "report": the drifted tables, left out of capturedTables() until the schema is fixed. */
+  #reported = new Set<string>();
+  /** Tables with a column named like the capture's marker (decodeSqliteImage): read at open and each schema change. */
+  #markerColumns: Set<string>;
   #holdsReady = false;
   #closed = false;
   /** Set while the ledger's tables are gone and not installed again: reads throw it, nothing is captured. */
@@ -111,6 +118,7 @@ class SqliteLedger implements Ledger {
     this.#dataVersion = this.#readDataVersion();
     this.#schemaVersion = this.#readSchemaVersion();
     this.#captured = capturedNow(db);
+    this.#markerColumns = markerColumnTables(db);
     // PRAGMA data_version changes when another connection commits: a cheap check, made only while someone waits.
     // So does schema_version on any DDL: a dropped ledger table is seen within a poll, not a schema check.
     const poll = setInterval(() => {
@@ -143,9 +151,14 @@ class SqliteLedger implements Ledger {
 
   /**
    * Schema changes while running (PRAGMA schema_version moves on any DDL, from any connection): a dropped ledger
-   * table is answered at once (ledgerGone); tables or columns the triggers do not cover are refreshed (or
-   * reported). Between the DDL and this check (at most LEDGER_TUNING.schemaCheckMs) a new table is not in
-   * capturedTables(), so a page that reads it is refused rather than served stale.
+   * table is answered at once (#ledgerGone); tables or columns the triggers do not cover, and captured tables that
+   * are gone, are refreshed (or reported). Between a DDL statement and this check (at most
+   * LEDGER_TUNING.schemaCheckMs; sync() checks too) a new table is not in capturedTables(), so a page that reads it
+   * is refused; writes to a changed table are captured with its old columns, so the refresh records a table-wide
+   * fact for it, which replays every page that read it (why that is enough: refreshTriggers). With `report` the
+   * triggers stay as they are: a drifted table leaves capturedTables() (new pages that read it are refused) and gets
+   * the same table-wide fact, so the open pages that read it replay, find it refused, and reload as ordinary pages
+   * instead of staying stale.
    */
   checkSchema(always = false): void {
     if (this.#closed) return;
@@ -153,6 +166,7 @@ class SqliteLedger implements Ledger {
       const version = this.#readSchemaVersion();
       if (version === this.#schemaVersion && !always) return;
       this.#schemaVersion = version;
+      this.#markerColumns = markerColumnTables(this.#db);
       if (!tableExists(this.#db, FACTS) || !installed(this.#db)) {
         this.#ledgerGone();
         return;
@@ -164,26 +178,33 @@ class SqliteLedger implements Ledger {
         this.#waker.bump();
       }
       const found = drift(this.#db);
-      if (found.tables.length === 0) {
+      const removed = removedTables(this.#db);
+      const detail = [
+        ...found.detail,
+        ...removed.map((t) => `${t} is no longer there to capture (dropped or excluded)`),
+      ];
+      if (found.tables.length === 0 && removed.length === 0) {
+        this.#reported.clear();
         this.#captured = capturedNow(this.#db);
         return;
       }
       if (this.#schemaChanges === "refresh") {
         withTransaction(this.#db, "IMMEDIATE", () => refreshTriggers(this.#db, excludedTables(this.#db)));
         this.#schemaVersion = this.#readSchemaVersion();
-        this.#faults.log(
-          "warn",
-          `Upkeep refreshed the capture triggers after a schema change: ${found.detail.join("; ")}`,
-        );
+        this.#faults.log("warn", `Upkeep refreshed the capture triggers after a schema change: ${detail.join("; ")}`);
       } else {
-        const error = new SchemaDriftError(this.database, found.tables, found.detail.join("; "));
-        this.#faults.once(
-          "warn",
-          `drift:${found.tables.join(",")}`,
-          `${error.message} (pages that read them are refused)`,
-        );
+        const drifted = [...found.tables, ...removed];
+        const news = drifted.filter((table) => !this.#reported.has(table));
+        withTransaction(this.#db, "IMMEDIATE", () => {
+          for (const table of news) schemaChangeFact(this.#db, table);
+        });
+        this.#reported = new Set(drifted);
+        const error = new SchemaDriftError(this.database, drifted, detail.join("; "));
+        this.#faults.once("warn", `drift:${drifted.join(",")}`, `${error.message} (pages that read them are refused)`);
       }
       this.#captured = capturedNow(this.#db);
+      for (const table of this.#reported) this.#captured.delete(table);
+      this.#waker.bump(); // the facts written on this connection: PRAGMA data_version moves only for others'
     } catch (error) {
       this.#faults.once(
         "error",
@@ -273,6 +294,7 @@ class SqliteLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    this.checkSchema(); // a schema change committed before the call becomes its fact now (checkSchema)
     return this.#guard(() => this.#head());
   }
 
@@ -288,6 +310,7 @@ class SqliteLedger implements Ledger {
     const position = this.#guard(() => withTransaction(this.#db, "DEFERRED", () => this.#position()));
     this.#incarnation = position.incarnation;
     this.#captured = capturedNow(this.#db);
+    for (const table of this.#reported) this.#captured.delete(table);
     return { incarnation: position.incarnation, head: position.head, horizon: horizonOf(position.horizons).horizon };
   }
 
@@ -366,12 +389,13 @@ class SqliteLedger implements Ledger {
     let now: Row | null = null;
     let key: Row | null = null;
     try {
-      old = decodeSqliteImage(r.old, unavailable);
-      now = decodeSqliteImage(r.new, unavailable);
-      key = decodeSqliteImage(r.key, unavailable);
+      const markerIsColumn = this.#markerColumns.has(r.tbl);
+      old = decodeSqliteImage(r.old, unavailable, markerIsColumn);
+      now = decodeSqliteImage(r.new, unavailable, markerIsColumn);
+      key = decodeSqliteImage(r.key, unavailable, markerIsColumn);
     } catch (error) {
       old = now = key = null;
-      const why = `undecodable image (${(error as Error).message})`;
+      const why = undecodableReason(error);
       unavailable.push(why);
       this.#faults.once(
         "warn",

@@ -48,9 +48,16 @@ export const LEDGER_TUNING = {
   leaseMs: 1000,
   /** PostgreSQL: how often the sequencer renews its lease. */
   leaseRenewMs: 250,
-  /** PostgreSQL, logical capture: most changes appended per batch (a transaction is never split, so a larger
-   *  one makes a larger batch); four times this many queued stop reading the replication stream. */
+  /** PostgreSQL, logical capture: most changes appended per INSERT (a larger transaction is appended in several,
+   *  inside one database transaction). */
   logicalBatch: 20_000,
+  /** PostgreSQL, logical capture: most changes the leader holds decoded and not yet appended, whatever the size of
+   *  the transaction they belong to; at the bound it stops reading the replication stream until a batch is
+   *  appended. Bounds the leader's memory (about 4 kB a change for narrow rows). */
+  logicalHeldChanges: 20_000,
+  /** PostgreSQL: the leader's session ends a transaction left idle this long (a leader paused in the middle of
+   *  an append), so that the next leader is not kept waiting for the position rows it locked. */
+  leaderIdleMs: 3000,
   /** PostgreSQL, logical capture: while nothing is queued, the leader asks the server for its position this
    *  often, so the slot's confirmed position follows WAL that has nothing to capture. */
   logicalConfirmMs: 100,

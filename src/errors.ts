@@ -101,13 +101,24 @@ export class SchemaDriftError extends UpkeepError {
   }
 }
 
-/** The ledger's facts table disappeared under a running process: every captured write now fails. */
+/**
+ * The ledger's tables disappeared under a running process (dropped by hand, or `upkeep uninstall`). Changes are
+ * not captured until they are back: open pages reload, and pages are served as ordinary, non-live pages. On
+ * SQLite, capture triggers left in place insert into the missing table, so writes to captured tables fail
+ * (`writesFail`) — the one case where Upkeep's capture can fail a write.
+ */
 export class LedgerMissingError extends UpkeepError {
-  constructor(database: string, detail: string) {
+  constructor(database: string, detail: string, options: { writesFail?: boolean } = {}) {
     super(
       "ledger_missing",
-      `The Upkeep change ledger in ${database} is gone (${detail}); writes to captured tables fail until it is back.`,
-      `run \`npx upkeep install --database ${database}\` to reinstall it (a new incarnation: open pages reload), or \`npx upkeep uninstall\` to remove the capture triggers`,
+      `The Upkeep change ledger in ${database} is gone (${detail}): ${
+        options.writesFail
+          ? "its capture triggers still insert into it, so every write to a captured table fails until it is back"
+          : "changes are not captured, so open pages reload and pages are served as ordinary, non-live pages until it is back (writes are not affected)"
+      }.`,
+      options.writesFail
+        ? `run \`npx upkeep install --database ${database}\` to recreate it (a new incarnation: open pages reload), or \`npx upkeep uninstall --database ${database}\` to remove the capture triggers`
+        : `run \`npx upkeep install --database ${database}\` to reinstall it (a new incarnation), or, if Upkeep was uninstalled on purpose, remove createUpkeep from the app and restart it`,
     );
   }
 }

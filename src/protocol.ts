@@ -54,6 +54,8 @@ export const RELOAD_REASONS = [
   "incarnation_mismatch",
   /** The ledger became a new incarnation while the page was open. */
   "incarnation_changed",
+  /** Capture was lost (the ledger's tables or its replication slot are gone): the page cannot be kept live. */
+  "capture_lost",
   /** The facts after the page's offset were pruned. */
   "offset_too_old",
   /** The page's offset is beyond the ledger's head (a database restored from an older copy). */

@@ -19,6 +19,9 @@ export interface PageCapture {
   url: string;
   /** The ledger head recorded before the first read (goes into the page's live marker). */
   renderOffset: number;
+  /** The ledger incarnation renderOffset belongs to, taken with it: a render that started before the hub moved to
+   *  another incarnation is not registered (its offset means nothing there) and its page reloads. */
+  incarnation?: string;
   /** Every read of the render, whichever frame made it. */
   queries: QueryDependency[];
   /** Ambient inputs the render read: `cookie:<name>`, `header:<lower-name>`, `session:<key>`, `user`, … */

@@ -37,6 +37,7 @@ export function liveKind(method: string, header: (name: string) => string | null
 export function openCapture(upkeep: Upkeep, url: URL, rawHeader: (name: string) => string | null): PageCapture {
   const capture = createCapture(url.pathname + url.search);
   capture.renderOffset = upkeep.hub.position;
+  capture.incarnation = upkeep.hub.incarnation;
   capture.headers = rawHeader;
   return capture;
 }

@@ -169,6 +169,11 @@ export function createHoldsTable(db: DatabaseSync): void {
 }
 
 export async function installSqlite(path: string, exclude: string[] = []): Promise<InstallReport> {
+  return installSqliteNow(path, exclude);
+}
+
+/** installSqlite, synchronously (a running ledger reinstalls a dropped ledger table with it). */
+export function installSqliteNow(path: string, exclude: string[] = []): InstallReport {
   const db = openSqlite(path);
   try {
     return withTransaction(db, "IMMEDIATE", () => {

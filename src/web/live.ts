@@ -273,7 +273,7 @@ export function refusalPage(refusal: RefusedBoundaryError, url: string): string 
 <p>${escapeHtml(refusal.message.split("\n")[0] as string)}</p>
 <table>${row("code", refusal.code)}${row("page", url)}${row("sql", refusal.sql)}${row("frame", refusal.frame)}${row("fix", refusal.hint)}</table>
 <p>In production the page is served as an ordinary, non-live page and this is logged once. Every refusal code and
-its rewrite: the README's Public API section and docs/analysis.md.</p></body></html>`;
+its rewrite: docs/codes.md and docs/guide/3-refusals.md.</p></body></html>`;
 }
 
 // ── Upkeep's own paths ───────────────────────────────────────────────────────────────────────────────────────

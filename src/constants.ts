@@ -1,6 +1,13 @@
 // Wire keys and tuning values live here, once. Tests import these instead of repeating literals.
 import { CLIENT_TUNING } from "./client/constants.ts";
 
+/**
+ * The Node versions Upkeep runs on: `target` is the LTS major it is built and tested for, which `upkeep init` and
+ * `upkeep doctor` tell an app to install (`npm install --save-dev node@24`); `minimum` is the oldest that works
+ * (package.json's engines).
+ */
+export const NODE_VERSIONS = Object.freeze({ target: 24, minimum: Object.freeze({ major: 22, minor: 18 }) });
+
 /** Names of the objects the ledger installs in a user's database. */
 export const LEDGER = {
   factsTable: "upkeep_facts",
@@ -14,6 +21,14 @@ export const LEDGER = {
   pgSequencerLockKey: 0x75706b70,
   /** PostgreSQL: the sequencer's leadership lease (one row: holder and expiry, judged by the database clock). */
   pgLeaseTable: "upkeep_lease",
+} as const;
+
+/** Tables Upkeep creates in the application's database when asked (presence, explicit identifiers). They are
+ *  captured like the application's own tables, but hold Upkeep's bookkeeping, not the application's data: a
+ *  changefeed granted `tables: "*"` leaves them out (docs/changefeed.md). */
+export const UPKEEP_TABLES = {
+  presence: "upkeep_presence",
+  identifiers: "upkeep_identifiers",
 } as const;
 
 export const LEDGER_TUNING = {
@@ -33,9 +48,16 @@ export const LEDGER_TUNING = {
   leaseMs: 1000,
   /** PostgreSQL: how often the sequencer renews its lease. */
   leaseRenewMs: 250,
-  /** PostgreSQL, logical capture: most changes appended per batch (a transaction is never split, so a larger
-   *  one makes a larger batch); four times this many queued stop reading the replication stream. */
+  /** PostgreSQL, logical capture: most changes appended per INSERT (a larger transaction is appended in several,
+   *  inside one database transaction). */
   logicalBatch: 20_000,
+  /** PostgreSQL, logical capture: most changes the leader holds decoded and not yet appended, whatever the size of
+   *  the transaction they belong to; at the bound it stops reading the replication stream until a batch is
+   *  appended. Bounds the leader's memory (about 4 kB a change for narrow rows). */
+  logicalHeldChanges: 20_000,
+  /** PostgreSQL: the leader's session ends a transaction left idle this long (a leader paused in the middle of
+   *  an append), so that the next leader is not kept waiting for the position rows it locked. */
+  leaderIdleMs: 3000,
   /** PostgreSQL, logical capture: while nothing is queued, the leader asks the server for its position this
    *  often, so the slot's confirmed position follows WAL that has nothing to capture. */
   logicalConfirmMs: 100,
@@ -59,6 +81,21 @@ export const DATA_TUNING = Object.freeze({
   /** Explicit identifiers (`depends`) one frame may declare. */
   maxIdentifiersPerFrame: 100,
 } as const);
+
+/** Presence (src/presence.ts): who views which page, as rows of `upkeep_presence`. */
+export const PRESENCE_TUNING = {
+  /** Joins and departures within this window are written together, in one transaction: every page that shows its
+   *  viewers is rendered once for them, not once per viewer (a crowd joining would cost n² messages). */
+  flushMs: 200,
+  /** How long a label stays after its last subscription left (a reload or reconnect within it writes nothing). */
+  graceMs: 5_000,
+  /** How often rows of processes that died are deleted. */
+  sweepMs: 15_000,
+  /** Longest label kept, in characters; a longer one is cut (and logged once). */
+  maxLabelLength: 200,
+  /** Rows per statement of a flush (four parameters each). */
+  rowsPerStatement: 500,
+} as const;
 
 export const DELIVERY_TUNING = {
   /** After a batch makes a page dirty, facts committed within this window join the same replay. */

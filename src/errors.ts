@@ -1,20 +1,63 @@
 // Every failure Upkeep reports is its own class with a stable `code`, the context that caused it and a `hint`
 // naming the fix. Codes are part of the public API: tests and users match on them, never on messages.
 
+/** Why PostgreSQL cannot capture from the write-ahead log: the codes `capture_<problem>` of LogicalCaptureError. */
+const CAPTURE_PROBLEMS = ["wal_level", "privilege", "slots", "version", "slot_missing"] as const;
+
+/** Why a read cannot be kept live: the codes `refused_<code>` of RefusedBoundaryError. */
+const REFUSAL_CODES = [
+  "raw_query",
+  "opaque_predicate",
+  "opaque_source",
+  "opaque_join",
+  "opaque_order",
+  "opaque_selection",
+  "unsupported_query",
+  "uncaptured_source",
+  "opaque_modifier",
+  "write_in_render",
+  "frame_props",
+  "frame_root",
+  "collection_key",
+] as const;
+
+/** Why a subscription token cannot be honoured: the codes `token_<problem>` of SubscriptionTokenError. */
+const TOKEN_PROBLEMS = [
+  "malformed",
+  "forged",
+  "expired",
+  "identity_mismatch",
+  "incarnation_mismatch",
+  "origin_not_allowed",
+] as const;
+
+/** The codes of the error classes that take no problem or reason (the others: capture_, refused_ and token_ codes). */
+const PLAIN_ERROR_CODES = [
+  "config",
+  "ledger_not_installed",
+  "ledger_missing",
+  "schema_drift",
+  "incarnation_mismatch",
+  "offset_too_old",
+  "invalid_offset",
+  "not_settled",
+  "stream_action",
+] as const;
+
 /** Every code an UpkeepError can carry. */
 export type ErrorCode =
-  | "config"
-  | "ledger_not_installed"
-  | "ledger_missing"
-  | "schema_drift"
+  | (typeof PLAIN_ERROR_CODES)[number]
   | `capture_${CaptureProblem}`
-  | "incarnation_mismatch"
-  | "offset_too_old"
-  | "invalid_offset"
-  | "not_settled"
   | `refused_${RefusalCode}`
-  | `token_${TokenProblem}`
-  | "stream_action";
+  | `token_${TokenProblem}`;
+
+/** Every code an UpkeepError can carry, as a list (docs/codes.md explains each; test/docs/codes.test.ts checks it). */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  ...PLAIN_ERROR_CODES,
+  ...CAPTURE_PROBLEMS.map((problem) => `capture_${problem}` as const),
+  ...REFUSAL_CODES.map((code) => `refused_${code}` as const),
+  ...TOKEN_PROBLEMS.map((problem) => `token_${problem}` as const),
+];
 
 export class UpkeepError extends Error {
   readonly code: ErrorCode;
@@ -58,19 +101,30 @@ export class SchemaDriftError extends UpkeepError {
   }
 }
 
-/** The ledger's facts table disappeared under a running process: every captured write now fails. */
+/**
+ * The ledger's tables disappeared under a running process (dropped by hand, or `upkeep uninstall`). Changes are
+ * not captured until they are back: open pages reload, and pages are served as ordinary, non-live pages. On
+ * SQLite, capture triggers left in place insert into the missing table, so writes to captured tables fail
+ * (`writesFail`) — the one case where Upkeep's capture can fail a write.
+ */
 export class LedgerMissingError extends UpkeepError {
-  constructor(database: string, detail: string) {
+  constructor(database: string, detail: string, options: { writesFail?: boolean } = {}) {
     super(
       "ledger_missing",
-      `The Upkeep change ledger in ${database} is gone (${detail}); writes to captured tables fail until it is back.`,
-      `run \`npx upkeep install --database ${database}\` to reinstall it (a new incarnation: open pages reload), or \`npx upkeep uninstall\` to remove the capture triggers`,
+      `The Upkeep change ledger in ${database} is gone (${detail}): ${
+        options.writesFail
+          ? "its capture triggers still insert into it, so every write to a captured table fails until it is back"
+          : "changes are not captured, so open pages reload and pages are served as ordinary, non-live pages until it is back (writes are not affected)"
+      }.`,
+      options.writesFail
+        ? `run \`npx upkeep install --database ${database}\` to recreate it (a new incarnation: open pages reload), or \`npx upkeep uninstall --database ${database}\` to remove the capture triggers`
+        : `run \`npx upkeep install --database ${database}\` to reinstall it (a new incarnation), or, if Upkeep was uninstalled on purpose, remove createUpkeep from the app and restart it`,
     );
   }
 }
 
 /** Why PostgreSQL cannot capture from the write-ahead log (logical decoding). */
-export type CaptureProblem = "wal_level" | "privilege" | "slots" | "version" | "slot_missing";
+export type CaptureProblem = (typeof CAPTURE_PROBLEMS)[number];
 
 /**
  * Logical capture was asked for (or is installed) but the server cannot provide it: the server is not configured
@@ -140,19 +194,7 @@ export class OffsetTooOldError extends UpkeepError {
 }
 
 /** Stable reason codes for queries Upkeep cannot analyse structurally. */
-export type RefusalCode =
-  | "raw_query"
-  | "opaque_predicate"
-  | "opaque_source"
-  | "opaque_join"
-  | "opaque_order"
-  | "opaque_selection"
-  | "unsupported_query"
-  | "uncaptured_source"
-  | "opaque_modifier"
-  | "write_in_render"
-  | "frame_props"
-  | "frame_root";
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
 /** A read whose dependency cannot be proven: the page cannot be kept live. */
 export class RefusedBoundaryError extends UpkeepError {
@@ -167,13 +209,7 @@ export class RefusedBoundaryError extends UpkeepError {
   }
 }
 
-export type TokenProblem =
-  | "malformed"
-  | "forged"
-  | "expired"
-  | "identity_mismatch"
-  | "incarnation_mismatch"
-  | "origin_not_allowed";
+export type TokenProblem = (typeof TOKEN_PROBLEMS)[number];
 
 /** A subscription token that cannot be honoured. */
 export class SubscriptionTokenError extends UpkeepError {

@@ -1,5 +1,8 @@
 // Upkeep: keeps ordinary server-rendered pages live.
 
+// Views without JSX (any adapter): hono's html`` escapes the values put into it and keeps the markup of partials,
+// collections and nested html`` results, awaiting them; the app need not depend on hono for it.
+export { html } from "hono/html";
 export type { MatchResult, MissReason, QueryDependency } from "./analysis/types.ts";
 export { cookie, header } from "./capture/context.ts";
 export { createIdentifiersTable, depends, IDENTIFIERS_TABLE, touch } from "./capture/identifiers.ts";
@@ -32,6 +35,7 @@ export {
   Collection,
   type CollectionProps,
   type CollectionQuery,
+  type CollectionRows,
   type HtmlString,
   type Partial,
   partial,

@@ -50,36 +50,43 @@ export type { JsonPatchOperation } from "./client/json-patch.ts";
 
 import type { JsonPatchOperation } from "./client/json-patch.ts";
 
-/** Why a browser must reload a page rather than be patched. */
-export type ReloadReason =
+/** Why a browser must reload a page rather than be patched (besides `status_<n>`: a replay answered with status n,
+ *  404, a redirect…). docs/codes.md explains each. */
+export const RELOAD_REASONS = [
   /** The page's offset belongs to another incarnation of the ledger (reset, reinstalled, restored). */
-  | "incarnation_mismatch"
+  "incarnation_mismatch",
   /** The ledger became a new incarnation while the page was open. */
-  | "incarnation_changed"
+  "incarnation_changed",
+  /** Capture was lost (the ledger's tables or its replication slot are gone): the page cannot be kept live. */
+  "capture_lost",
   /** The facts after the page's offset were pruned. */
-  | "offset_too_old"
+  "offset_too_old",
   /** The page's offset is beyond the ledger's head (a database restored from an older copy). */
-  | "offset_ahead_of_ledger"
+  "offset_ahead_of_ledger",
   /** A replay of the page threw. */
-  | "render_failed"
+  "render_failed",
   /** A replay no longer yields a live page (it is now refused, or not HTML). */
-  | "not_live"
+  "not_live",
   /** Data mode: the page became another page (component, URL, asset version or its set of props changed). */
-  | "page_changed"
-  /** A replay answered with another status (404, a redirect…). */
-  | `status_${number}`;
+  "page_changed",
+] as const;
+
+export type ReloadReason = (typeof RELOAD_REASONS)[number] | `status_${number}`;
+
+/** The transport's own codes of `error` messages (besides every UpkeepError code). docs/codes.md explains each. */
+export const TRANSPORT_ERROR_CODES = [
+  "malformed_message",
+  "duplicate_subscription",
+  "subscribe_failed",
+  "internal",
+  "too_many_subscriptions",
+  "message_too_large",
+  "too_many_subscribes",
+  "too_many_malformed_messages",
+] as const;
 
 /** The codes of `error` messages: an UpkeepError's code, or one of the transport's own. */
-export type WireErrorCode =
-  | ErrorCode
-  | "malformed_message"
-  | "duplicate_subscription"
-  | "subscribe_failed"
-  | "internal"
-  | "too_many_subscriptions"
-  | "message_too_large"
-  | "too_many_subscribes"
-  | "too_many_malformed_messages";
+export type WireErrorCode = ErrorCode | (typeof TRANSPORT_ERROR_CODES)[number];
 
 export type ClientMessage =
   | { type: "subscribe"; id: string; token: string; offset: number; incarnation: string }

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { serve as serveNode } from "@hono/node-server";
 import { Kysely } from "kysely";
 import { captureDialect, primaryKeyCatalog } from "./capture/dialect.ts";
+import { type CaptureHost, createHost, patchDriver, registerHost } from "./capture/drivers/index.ts";
 import { createIdentifiersTable } from "./capture/identifiers.ts";
 import type { ChangefeedOptions } from "./changefeed/http.ts";
 import { DELIVERY_TUNING, LEDGER } from "./constants.ts";
@@ -65,7 +66,8 @@ export interface UpkeepOptions {
   /** Serve the ledger as a changefeed at /upkeep/changes (SSE and JSON long-poll) to callers `authorize` admits.
    *  Off by default. */
   changefeed?: ChangefeedOptions;
-  /** Who may see the inspector at /upkeep/inspect outside development (where it is always on). */
+  /** Who may see the inspector at /upkeep/inspect, in any mode. Without it: only in development, and only over a
+   *  connection from this machine (the socket's loopback address) to localhost. */
   inspect?: InspectOptions;
   /** Where Upkeep's log records go: any logger with pino's methods (`info`, `warn`, `error` taking a record and a
    *  message). Default: the console. */
@@ -127,7 +129,7 @@ export class Upkeep {
   changefeed: ChangefeedOptions | null = null;
   /** Who views which page, when presence is on (UpkeepOptions.presence). */
   presence: Presence | null = null;
-  /** Who may see the inspector outside development (UpkeepOptions.inspect). */
+  /** Who may see the inspector (UpkeepOptions.inspect). */
   inspect: InspectOptions | null = null;
   /** The retention policies in force (UpkeepOptions.retention and retentionMs, checked): `default`, and the tables
    *  with their own. Pruning is off when every policy is "forever". */
@@ -137,6 +139,7 @@ export class Upkeep {
   readonly hub: Hub;
   readonly database: string;
   private kysely: Kysely<any> | null = null;
+  private captureHost: CaptureHost | null = null;
   private readonly closers: Array<() => Promise<void>> = [];
 
   constructor(options: { database: string; mode: Mode; refusals: "throw" | "warn"; ledger: Ledger; hub: Hub }) {
@@ -159,6 +162,28 @@ export class Upkeep {
       this.closers.push(() => kysely.destroy());
     }
     return this.kysely as Kysely<DB>;
+  }
+
+  /**
+   * Captures reads and writes at the database driver the app (or its ORM) uses, with one line where the app starts:
+   * `upkeep.capture(pg)` (the `pg` module: Drizzle's node-postgres driver, Prisma's @prisma/adapter-pg, Knex, TypeORM
+   * and raw `pg` all send through it), `upkeep.capture(sqlite)` (`node:sqlite`), `upkeep.capture(Database)`
+   * (better-sqlite3). During a live GET each statement's SQL is analysed with the database's own grammar; a write
+   * outside a transaction, and a COMMIT, wake the ledger. See docs/data-layers.md.
+   */
+  capture(driver: unknown): void {
+    const dialect = patchDriver(driver);
+    if (dialect !== this.ledger.kind) {
+      throw new ConfigError(
+        `capture() was given a ${dialect === "postgres" ? "PostgreSQL" : "SQLite"} driver, but this Upkeep's database is ${this.ledger.kind === "postgres" ? "PostgreSQL" : "SQLite"}.`,
+        "capture the driver that connects to the database createUpkeep({ database }) names",
+      );
+    }
+    if (!this.captureHost) {
+      this.captureHost = createHost(this.database, this.ledger, () => this.db());
+      const unregister = registerHost(this.captureHost);
+      this.closers.push(async () => unregister());
+    }
   }
 
   /** Replays run through this app: a fetch-style app (Hono) or a Node request listener (an Express app, a
@@ -359,7 +384,7 @@ export async function createUpkeep(options: UpkeepOptions): Promise<Upkeep> {
   upkeep.changefeed = options.changefeed ?? null;
   upkeep.inspect = options.inspect ?? null;
   if (options.presence) {
-    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence);
+    const present = new Presence(upkeep.db(), hub.processId, ledger.kind, LEDGER.holdsTable, options.presence, log);
     hub.presence = present;
     upkeep.presence = present;
     upkeep.onClose(() => present.close());

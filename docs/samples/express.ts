@@ -1,18 +1,24 @@
-// Getting started on Express 5.
+// Getting started on Express 5: a live todo list, its views written with html`` (no JSX, no build step).
 import { createServer, type Server } from "node:http";
 import express from "express";
-import type { Upkeep } from "../../src/index.ts";
+import { Collection, html, partial, type Upkeep } from "../../src/index.ts";
 import { cookie, upkeepExpress } from "../../src/express/index.ts";
 import type { Database } from "./schema.ts";
+
+// html`` escapes every value put into it; a partial's or a collection's markup goes in as it is.
+const Todo = partial("todo", ({ todo }: { todo: { id: number; title: string } }) =>
+  html`<li id="todo_${todo.id}">${todo.title}</li>`,
+);
 
 export function createApp(upkeep: Upkeep): express.Express {
   const db = upkeep.db<Database>();
   const app = express();
   app.use(upkeepExpress(upkeep)); // first, before anything that reads cookies or headers
   app.get("/lists/:list", async (req, res) => {
-    const todos = await db.selectFrom("todos").select(["id", "title"]).where("list", "=", req.params.list).orderBy("id").execute();
-    const items = todos.map((t) => `<li id="todo_${t.id}">${t.title}</li>`).join("");
-    res.type("html").send(`<!doctype html><html><body><p>Hello, ${cookie(req, "name") ?? "guest"}</p><ul id="todos">${items}</ul></body></html>`);
+    const todos = db.selectFrom("todos").select(["id", "title"]).where("list", "=", req.params.list).orderBy("id");
+    const page = await html`<!doctype html><html><head><script type="module" src="/upkeep/turbo.js"></script></head>
+<body><p>Hello, ${cookie(req, "name") ?? "guest"}</p>${Collection({ id: "todos", tag: "ul", of: todos, item: Todo })}</body></html>`;
+    res.type("html").send(String(page)); // html`` gives a String object: Express sends a string as HTML
   });
   return app;
 }

@@ -2,7 +2,7 @@
 // each `refused` in a live GET (expecting that code) and each `rewrite` (expecting a live page).
 import { html } from "hono/html";
 import { type Kysely, sql } from "kysely";
-import { partial } from "../../src/index.ts";
+import { Collection, partial } from "../../src/index.ts";
 import type { Database } from "./schema.ts";
 
 type Db = Kysely<Database>;
@@ -15,6 +15,7 @@ export interface RefusalExample {
 
 const Card = partial("card", ({ title }: { title: string }) => html`<p id="card">${title}</p>`);
 const Loose = partial("loose", () => html`<p id="one">a</p><p id="two">b</p>`);
+const Todo = partial("todo", ({ todo }: { todo: { id?: number; title: string } }) => html`<li id="todo_${todo.id ?? todo.title}">${todo.title}</li>`);
 const Named = partial("named", ({ onClick }: { onClick?: () => void }) => html`<p id="named">${typeof onClick}</p>`);
 
 export const REFUSALS: RefusalExample[] = [
@@ -89,6 +90,15 @@ export const REFUSALS: RefusalExample[] = [
     code: "refused_frame_props",
     refused: async () => String(await Named({ onClick: () => {} })),
     rewrite: async () => String(await Card({ title: "plain data" })),
+  },
+  {
+    code: "refused_collection_key",
+    refused: async (db) =>
+      String(await Collection({ id: "todos", tag: "ul", item: Todo, of: () => db.selectFrom("todos").select("title").execute() })),
+    rewrite: async (db) =>
+      String(
+        await Collection({ id: "todos", tag: "ul", item: Todo, of: () => db.selectFrom("todos").select(["id", "title"]).execute() }),
+      ),
   },
   {
     code: "refused_frame_root",

@@ -1,10 +1,11 @@
 // The schema every sample uses: a table of todos. Created with the database's own client before Upkeep installs its
 // ledger (install reads the schema to generate the capture triggers).
 import { DatabaseSync } from "node:sqlite";
+import type { Generated } from "kysely";
 import pg from "pg";
 
 export interface Database {
-  todos: { id: number; list: string; title: string; done: number };
+  todos: { id: Generated<number>; list: string; title: string; done: number };
   /** A view: reads of it cannot be kept live (capture sees tables, not views). */
   open_todos: { id: number; list: string; title: string; done: number };
 }

@@ -2,10 +2,12 @@
 // page with a fresh GET by the same viewer. Use it in your own test runner.
 import assert from "node:assert/strict";
 import type { Upkeep } from "../../src/index.ts";
-import type { FetchApp } from "../../src/render/page.ts";
 import { explain, freshBody, openLivePage } from "../../src/testing/index.ts";
 
-export async function theTodoListStaysLive(upkeep: Upkeep, app: FetchApp, write: (sql: string) => Promise<void>) {
+/** A Hono app, or fetchAppOf(app) from upkeep/node for an Express app or a node:http listener. */
+type App = { fetch(request: Request): Response | Promise<Response> };
+
+export async function theTodoListStaysLive(upkeep: Upkeep, app: App, write: (sql: string) => Promise<void>) {
   const page = await openLivePage(upkeep, app, "/lists/home", { headers: { cookie: "name=ada" } });
   await write("insert into todos (list, title) values ('home', 'water the plants')");
   await upkeep.settle(); // every fact committed so far planned, every render sent

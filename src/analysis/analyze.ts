@@ -28,7 +28,7 @@ import { type Analyser, walkExpression } from "./expressions.ts";
 import { toPredicate } from "./predicates.ts";
 import { containsAggregate, directionOf, isDirection, rawText, unwrapRaw } from "./raw.ts";
 import { type Context, checkModifier, RAW_CODE, RAW_WHERE, Refusal, refusalFor, SELECT_PARTS } from "./refusals.ts";
-import { rowKeysOf } from "./row-keys.ts";
+import { keepsRows, rowKeysOf } from "./row-keys.ts";
 import {
   conjunctsOf,
   type ExprInfo,
@@ -203,7 +203,9 @@ class Analyzer implements Analyser {
       limit,
       offset,
       aggregate,
-      joins: (node.joins?.length ?? 0) > 0 || (node.from?.froms.length ?? 0) !== 1,
+      // A left join to a source that yields at most one row per row (an aggregate without GROUP BY: the related
+      // rows of an ORM's relational query, as JSON) keeps the rows of the FROM table one for one.
+      joins: (node.joins ?? []).some((j) => !keepsRows(j)) || (node.from?.froms.length ?? 0) !== 1,
       setOperations: (node.setOperations?.length ?? 0) > 0,
     };
   }

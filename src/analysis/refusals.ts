@@ -22,6 +22,8 @@ export const REWRITES: Record<RefusalCode, string> = {
     "read captured tables: a table added after install is captured after `npx upkeep install` (or the running ledger's refresh); an excluded table must leave `exclude`; query the base tables instead of a view, a foreign table or a partitioned table",
   frame_props:
     "pass a partial plain data (rows, ids, strings, numbers, arrays and objects of those); compute functions, class instances and JSX inside it, or render it with a plain component instead of a partial",
+  collection_key:
+    "select the table's primary key in the collection's first read (e.g. select id, title from cards …; Prisma and Drizzle select it unless told not to), and return those rows from of()",
   frame_root:
     "make the partial render exactly one root element with a stable, unique id, every element inside it closed explicitly (e.g. <li id='card_42'>…</li> for the card with id 42)",
 };

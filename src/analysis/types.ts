@@ -78,8 +78,16 @@ export interface QueryDependency {
  *  (insert, update, delete, merge, schema changes, transaction control). */
 export type AnalysisResult = QueryDependency | RefusedBoundaryError | null;
 
-/** Why matching a fact against a dependency said "not affected" (stable names, used in match reports). */
-export type MissReason = "no_matching_subscriber" | "table_not_read" | "columns_not_read" | "predicate_did_not_match";
+/** Why matching a fact against a dependency said "not affected" (stable names, used in match reports: explain() in
+ *  upkeep/testing, the inspector). docs/codes.md explains each. */
+export const MISS_REASONS = [
+  "no_matching_subscriber",
+  "table_not_read",
+  "columns_not_read",
+  "predicate_did_not_match",
+] as const;
+
+export type MissReason = (typeof MISS_REASONS)[number];
 
 export type MatchResult = { affected: true; why: string } | { affected: false; reason: MissReason };
 

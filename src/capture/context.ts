@@ -19,6 +19,9 @@ export interface PageCapture {
   url: string;
   /** The ledger head recorded before the first read (goes into the page's live marker). */
   renderOffset: number;
+  /** The ledger incarnation renderOffset belongs to, taken with it: a render that started before the hub moved to
+   *  another incarnation is not registered (its offset means nothing there) and its page reloads. */
+  incarnation?: string;
   /** Every read of the render, whichever frame made it. */
   queries: QueryDependency[];
   /** Ambient inputs the render read: `cookie:<name>`, `header:<lower-name>`, `session:<key>`, `user`, … */
@@ -139,19 +142,38 @@ export function recordInput(name: string, value: string | null): void {
   for (let f: FrameCapture | null = frame; f && !f.inputs.has(name); f = f.parent) f.inputs.add(name);
 }
 
-/** Reads a cookie of the request being rendered, as an input of the current frame (undefined when absent or when
- *  nothing is being rendered). Works in fragments replayed without their page, where no web context exists. */
+/**
+ * The headers of the request an adapter is serving, on every request, live or not (a POST, a GET asking for JSON):
+ * `cookie()` and `header()` read them where no capture is current. Reading works on every request; recording what
+ * was read as an input is what a capture adds.
+ */
+const requests = new AsyncLocalStorage<(name: string) => string | null>();
+
+/** Runs fn (and everything it awaits) as the handling of a request whose headers `rawHeader` reads (lower-case). */
+export function runWithRequest<T>(rawHeader: (name: string) => string | null, fn: () => T): T {
+  return requests.run(rawHeader, fn);
+}
+
+/** A header of the request being rendered or served: a capture's own request first (a replay's is not the
+ *  request of the context that started it), else the request the adapter is serving; null when there is none. */
+function requestHeader(name: string): string | null {
+  const read = storage.getStore()?.page.headers ?? requests.getStore();
+  return read?.(name) ?? null;
+}
+
+/** Reads a cookie of the request being rendered or served, as an input of the current frame when one is being
+ *  captured (undefined when absent or outside any request). Works in fragments replayed without their page, from
+ *  the headers the replay recorded. */
 export function cookie(name: string): string | undefined {
-  const frame = storage.getStore();
-  const value = parseCookies(frame?.page.headers?.("cookie") ?? "").get(name);
+  const value = parseCookies(requestHeader("cookie") ?? "").get(name);
   recordInput(`cookie:${name}`, value ?? null);
   return value;
 }
 
-/** Reads a header of the request being rendered, as an input of the current frame. */
+/** Reads a header of the request being rendered or served, as an input of the current frame when one is captured. */
 export function header(name: string): string | undefined {
   const lower = name.toLowerCase();
-  const value = storage.getStore()?.page.headers?.(lower) ?? null;
+  const value = requestHeader(lower);
   recordInput(`header:${lower}`, value);
   return value ?? undefined;
 }

@@ -14,11 +14,11 @@ import {
 } from "kysely";
 import { analyzeQuery } from "../analysis/analyze.ts";
 import { tableName } from "../analysis/scope.ts";
-import { valuesKey } from "../analysis/values.ts";
 import { RefusedBoundaryError } from "../errors.ts";
 import { WrappingDriver } from "../ledger/driver.ts";
 import { statementKind } from "../statements.ts";
 import { currentFrame, type FrameCapture } from "./context.ts";
+import { admitRead, refuseWrite } from "./record.ts";
 
 export interface CaptureDialectOptions {
   /** Primary-key columns of a table, in key order (undefined when unknown or keyless). */
@@ -79,15 +79,7 @@ class CaptureConnection implements DatabaseConnection {
   async record(frame: FrameCapture, compiled: CompiledQuery, rows: Record<string, unknown>[]): Promise<void> {
     const capture = frame.page;
     if (statementKind(compiled) === "write") {
-      // Every replay of the page would repeat the write, whose fact would make the page dirty again.
-      capture.refusals.push(
-        new RefusedBoundaryError(
-          "write_in_render",
-          compiled.sql,
-          "the render of a live page wrote to the database; replaying the page would repeat the write",
-          "do the write in a POST handler (or before the page is rendered, outside the live GET)",
-        ),
-      );
+      refuseWrite(frame, compiled.sql);
       return;
     }
     const table = rowReadTable(compiled.query);
@@ -104,23 +96,7 @@ class CaptureConnection implements DatabaseConnection {
       capture.refusals.push(result);
       return;
     }
-    const captured = this.options.capturedTables?.();
-    const uncaptured = captured ? [...new Set(result.reads.map((r) => r.table))].filter((t) => !captured.has(t)) : [];
-    if (uncaptured.length > 0) {
-      capture.refusals.push(
-        new RefusedBoundaryError(
-          "uncaptured_source",
-          compiled.sql,
-          `the page reads ${uncaptured.join(", ")}, whose changes Upkeep does not capture (captured: ${[...(captured ?? [])].sort().join(", ") || "none"})`,
-          "read captured tables: a table added after install is captured after `npx upkeep install` (or the running ledger's refresh); remove excluded tables from `exclude`; query the base tables instead of a view, a foreign table or a partitioned table",
-        ),
-      );
-      return;
-    }
-    // The same SQL with the same parameters reads the same: planning decides such reads once per fact.
-    result.readsKey = `sql ${compiled.sql}\u0000${valuesKey(compiled.parameters)}`;
-    capture.queries.push(result);
-    frame.queries.push(result);
+    admitRead(frame, result, compiled.sql, compiled.parameters, this.options.capturedTables?.());
   }
 }
 

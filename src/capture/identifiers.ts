@@ -8,11 +8,11 @@
 // identifier, so there is nothing to obfuscate, enumerate or authorise beyond the page's own GET.
 
 import { type Kysely, sql } from "kysely";
-import { DATA_TUNING } from "../constants.ts";
+import { DATA_TUNING, UPKEEP_TABLES } from "../constants.ts";
 import { ConfigError } from "../errors.ts";
 import { currentFrame, type FrameCapture } from "./context.ts";
 
-export const IDENTIFIERS_TABLE = "upkeep_identifiers";
+export const IDENTIFIERS_TABLE = UPKEEP_TABLES.identifiers;
 
 /** Creates the identifiers table (idempotent). Run it before installing the ledger, which then captures it;
  *  `createUpkeep({ identifiers: true })` does both. */

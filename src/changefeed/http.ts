@@ -9,20 +9,25 @@
 //     otherwise → JSON `{ incarnation, offset, facts, upToDate }`; with `live=true` and nothing new, it waits up to
 //       `longPollMs` for the next fact (long-poll). Continue with `after=<offset>`.
 //   Every response carries `upkeep-incarnation`. A cursor below the horizon of one of the tables asked for (every
-//   table when none are) answers 409 `cursor_too_old` with the oldest offset valid for those tables, the table, and
-//   what to do; a cursor from another incarnation answers 409 `incarnation_changed`.
+//   table granted when none are) answers 409 `cursor_too_old` with the oldest offset valid for those tables, the
+//   table, and what to do; a cursor from another incarnation answers 409 `incarnation_changed`. An event stream gets
+//   either as an `event: error` in a 200 stream (an EventSource reads no body of another status).
+//   `tables: "*"` grants the application's tables, not Upkeep's own (UPKEEP_TABLES), which only a list grants.
 //
 // Backpressure: facts are read from the ledger only as fast as the consumer takes them (the SSE stream pulls one batch
 // at a time), so each connection holds at most one batch (`batchFacts`). Overflow policy: nothing is dropped — a
 // consumer too slow for the retention window falls below the horizon and gets `cursor_too_old` (an SSE error event,
 // then the stream ends), from which it resynchronises.
+import { UPKEEP_TABLES } from "../constants.ts";
 import { IncarnationMismatchError, OffsetTooOldError } from "../errors.ts";
 import { horizonOf } from "../ledger/core.ts";
 import { toJsonSafe } from "../ledger/decode.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 
-/** What a caller may read: tables ("*" for every captured table) and, per table, the columns it may see. */
+/** What a caller may read: tables and, per table, the columns it may see. */
 export interface ChangefeedAccess {
+  /** "*": every captured table of the application — not Upkeep's own (`upkeep_presence`, `upkeep_identifiers`),
+   *  which a caller reads only when its list names them. */
   tables: "*" | readonly string[];
   /** Per table, the columns whose values are sent; other columns are removed from keys and images. */
   columns?: Readonly<Record<string, readonly string[]>>;
@@ -40,6 +45,9 @@ export interface ChangefeedOptions {
 }
 
 export const CHANGES_PATH = "/upkeep/changes";
+
+/** Upkeep's own captured tables: granted only by name, never by "*". */
+const OWN_TABLES: ReadonlySet<string> = new Set(Object.values(UPKEEP_TABLES));
 
 function json(status: number, body: unknown, incarnation: string): Response {
   return new Response(JSON.stringify(body), {
@@ -79,34 +87,38 @@ export async function handleChanges(request: Request, ledger: Ledger, options: C
   const url = new URL(request.url);
   const asked = url.searchParams.get("tables")?.split(",").filter(Boolean) ?? null;
   const allowed = access.tables === "*" ? null : new Set(access.tables);
+  const granted = (table: string) => (allowed ? allowed.has(table) : !OWN_TABLES.has(table));
   const captured = ledger.capturedTables();
   for (const table of asked ?? []) {
-    if (allowed && !allowed.has(table))
+    if (!granted(table))
       return json(403, { error: "forbidden_table", table, message: `not allowed to read table ${table}` }, incarnation);
     if (!captured.has(table))
       return json(400, { error: "unknown_table", table, message: `${table} is not a captured table` }, incarnation);
   }
   const tables = asked ?? (allowed ? [...allowed] : null);
   const wanted = tables ? new Set(tables) : null;
+  // The tables whose horizons the cursor is checked against: those asked for, else every table granted now.
+  const checked = tables ?? [...captured].filter(granted);
   const sse = (request.headers.get("accept") ?? "").includes("text/event-stream");
   const lastEventId = request.headers.get("last-event-id");
   const afterParam = lastEventId ?? url.searchParams.get("after");
   const after = afterParam === null || afterParam === "" ? await ledger.head() : Number(afterParam);
   if (!Number.isSafeInteger(after) || after < 0)
     return json(400, { error: "bad_cursor", message: "after must be a non-negative integer offset" }, incarnation);
+  // A cursor that cannot be followed answers 409 with what to do; an event stream gets the same body as an
+  // `event: error` in a 200 stream, which an EventSource can read (it reads no body of another status).
+  const refuse = (body: Record<string, unknown>) =>
+    sse ? errorStream(body, incarnation) : json(409, body, incarnation);
   const claimed = url.searchParams.get("incarnation");
   if (claimed && claimed !== incarnation)
-    return json(
-      409,
-      { error: "incarnation_changed", incarnation, resync: resyncHint(await ledger.head()) },
-      incarnation,
-    );
-  // Too old only for the tables asked for (every table when none are): each table keeps facts by its own retention.
-  const only = tables ? { tables } : {};
-  const { horizon, table } = horizonOf(await ledger.horizons(), tables ?? undefined);
-  if (after < horizon) return tooOld(after, horizon + 1, table, incarnation, await ledger.head());
+    return refuse({ error: "incarnation_changed", incarnation, resync: resyncHint(await ledger.head()) });
+  // Too old only for the tables asked for (every table granted when none are): each table keeps facts by its own
+  // retention.
+  const only = { tables: checked };
+  const { horizon, table } = horizonOf(await ledger.horizons(), checked);
+  if (after < horizon) return refuse(tooOld(after, horizon + 1, table, incarnation, await ledger.head()));
   const limit = options.batchFacts ?? 500;
-  const keep = (fact: Fact) => !wanted || wanted.has(fact.table);
+  const keep = (fact: Fact) => (wanted ? wanted.has(fact.table) : granted(fact.table));
 
   if (!sse) {
     // JSON: what is there now, or — live=true — wait for the next fact.
@@ -125,7 +137,7 @@ export async function handleChanges(request: Request, ledger: Ledger, options: C
       if (!live && facts.length === 0) cursor = Math.max(cursor, after);
     } catch (error) {
       if (error instanceof OffsetTooOldError)
-        return tooOld(after, error.oldest, error.table, incarnation, await ledger.head());
+        return json(409, tooOld(after, error.oldest, error.table, incarnation, await ledger.head()), incarnation);
       if (error instanceof IncarnationMismatchError)
         return json(409, { error: "incarnation_changed", incarnation: ledger.incarnation }, incarnation);
       throw error;
@@ -220,22 +232,29 @@ function resyncHint(head: number): string {
   return `read the current state of the tables you follow, then follow from after=${head}`;
 }
 
-/** 409 cursor_too_old: `oldest` is the oldest offset valid for the tables asked for; `table` the one whose retention
- *  pruned past the cursor (absent: the horizon every table shares). */
-function tooOld(after: number, oldest: number, table: string | null, incarnation: string, head: number): Response {
-  return json(
-    409,
-    {
-      error: "cursor_too_old",
-      after,
-      oldest,
-      ...(table ? { table } : {}),
-      incarnation,
-      message: table
-        ? `facts of ${table} after ${after} were pruned by its retention; the oldest offset kept for the tables asked for is ${oldest}`
-        : `facts after ${after} were pruned; the oldest kept offset is ${oldest}`,
-      resync: resyncHint(head),
-    },
+/** The body of 409 cursor_too_old: `oldest` is the oldest offset valid for the tables asked for; `table` the one
+ *  whose retention pruned past the cursor (absent: the horizon every table shares). */
+function tooOld(after: number, oldest: number, table: string | null, incarnation: string, head: number) {
+  return {
+    error: "cursor_too_old",
+    after,
+    oldest,
+    ...(table ? { table } : {}),
     incarnation,
-  );
+    message: table
+      ? `facts of ${table} after ${after} were pruned by its retention; the oldest offset kept for the tables asked for is ${oldest}`
+      : `facts after ${after} were pruned; the oldest kept offset is ${oldest}`,
+    resync: resyncHint(head),
+  };
+}
+
+/** An event stream that says only why it cannot be followed (`event: error`), then ends. */
+function errorStream(body: Record<string, unknown>, incarnation: string): Response {
+  return new Response(`event: error\ndata: ${JSON.stringify(body)}\n\n`, {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "upkeep-incarnation": incarnation,
+    },
+  });
 }

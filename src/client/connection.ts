@@ -44,6 +44,9 @@ export interface ManagerEnvironment {
 }
 /** What a transport offers the manager. */
 export interface TransportHandle {
+  /** The transport that carries the messages once open: the handle's own, or over a link the leader tab's (known
+   *  when the link opens). */
+  readonly transport?: Transport | null;
   subscribe(sub: Subscription): void;
   unsubscribe(id: string): void;
   close(): void;
@@ -89,6 +92,15 @@ export class ConnectionManager {
       ...env,
     };
     env.link?.onWake(() => this.wake());
+  }
+
+  /**
+   * The transport carrying this window's messages now: "websocket" or "sse" while the connection is open (over the
+   * browser's shared connection, the one the leader tab opened, whatever this window would have chosen), else null.
+   */
+  get transport(): Transport | null {
+    if (this.state.status !== "open") return null;
+    return this.#transport?.transport ?? this.state.transport;
   }
 
   /** Opens the connection now, before any subscription (it stays open until close()); retries at once in backoff.
@@ -256,7 +268,7 @@ function openWebSocket(env: Environment, base: string, callbacks: TransportCallb
     ws = new Impl(url.href);
   } catch (error) {
     queueMicrotask(() => callbacks.failed(String(error)));
-    return { subscribe() {}, unsubscribe() {}, close() {} };
+    return { transport: "websocket", subscribe() {}, unsubscribe() {}, close() {} };
   }
   const send = (message: unknown) => {
     if (closed || ws.readyState !== 1) return;
@@ -280,6 +292,7 @@ function openWebSocket(env: Environment, base: string, callbacks: TransportCallb
   };
   ws.onerror = () => {}; // a close event always follows
   return {
+    transport: "websocket",
     subscribe: (sub) => send(subscribeMessage(sub)),
     unsubscribe: (id) => send({ type: WIRE.msg.unsubscribe, id }),
     close() {
@@ -312,6 +325,7 @@ function openEventStreams(env: Environment, base: string, callbacks: TransportCa
     if (!closed) callbacks.opened();
   });
   return {
+    transport: "sse",
     subscribe(sub) {
       if (closed) return;
       sources.get(sub.id)?.close();

@@ -5,10 +5,12 @@
 //
 // The tabs of one browser share one connection (tabs.ts); connection="window" gives the window one of its own.
 // Optional attributes: transport="sse" (use Server-Sent Events), socket-path / events-path (non-default routes).
-// Debugging and browser tests: window.__upkeep (state, role, appliedOffsets, messagesReceived, reloads, drop()).
+// Debugging and browser tests: window.__upkeep (debug.ts: state, transport, role, subscriptions, appliedOffsets,
+// offset, messagesReceived, reloads, drop(); and patchesApplied).
 
 import type { ConnectionManager, Subscription } from "./connection.ts";
 import { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
+import { type ConnectionDebug, connectionFields, lowestOffset } from "./debug.ts";
 import { type TabShare, windowManager } from "./tabs.ts";
 
 export { BACKOFF, backoffCeiling, backoffDelay } from "./backoff.ts";
@@ -17,19 +19,13 @@ export { CLIENT_TUNING, RELOAD_CODES, WIRE } from "./constants.ts";
 export { IDLE, transition } from "./state.ts";
 export { browserShare, TabShare } from "./tabs.ts";
 
-/** What the page exposes as window.__upkeep, for debugging and browser tests. */
-interface DebugView {
-  state: string;
-  transport: string;
-  /** This tab's part in the browser's shared connection: leader (holds the socket), follower, direct (a socket of
-   *  its own: the shared one was full or unanswered), or window (sharing is off or unavailable). */
-  readonly role: string;
+/** What the page exposes as window.__upkeep, for debugging and browser tests (the fields are debug.ts's). */
+interface DebugView extends ConnectionDebug {
   appliedOffsets: Record<string, number>;
   messagesReceived: number;
+  /** Patches applied to the page. */
   patchesApplied: number;
   reloads: string[];
-  readonly subscriptions: string[];
-  drop(): void;
 }
 
 /** The part of @hotwired/turbo the client uses. */
@@ -46,22 +42,28 @@ declare global {
   }
 }
 
+const connection = connectionFields(() => ({ manager, share }));
 const debug: DebugView = {
-  state: "idle",
-  transport: "websocket",
-  appliedOffsets: {},
-  messagesReceived: 0,
-  patchesApplied: 0,
-  reloads: [],
+  get state() {
+    return connection.state;
+  },
+  get transport() {
+    return connection.transport;
+  },
   get role() {
-    return share ? share.role : "window";
+    return connection.role;
   },
   get subscriptions() {
     return manager ? [...manager.subscriptions.keys()] : [];
   },
-  drop() {
-    manager?.drop();
+  get offset() {
+    return lowestOffset(debug.appliedOffsets);
   },
+  appliedOffsets: {},
+  messagesReceived: 0,
+  patchesApplied: 0,
+  reloads: [],
+  drop: () => connection.drop(),
 };
 
 let manager: ConnectionManager | null = null;
@@ -74,8 +76,6 @@ function sharedManager(element: Element): ConnectionManager {
       eventsPath: element.getAttribute("events-path"),
       connection: element.getAttribute("connection"),
       onState(state) {
-        debug.state = state.status;
-        debug.transport = state.transport;
         element.ownerDocument.dispatchEvent(new CustomEvent("upkeep:state", { detail: state }));
       },
       onMessage() {

@@ -402,3 +402,46 @@ describe("reloading", () => {
     }
   });
 });
+
+describe("window.__upkeepInertia", () => {
+  test("shows the HTML client's fields with the same meanings, and follows the page's offset", () => {
+    const g = globalThis as { window?: { __upkeepInertia?: Record<string, unknown> } };
+    const had = "window" in g;
+    g.window ??= {};
+    try {
+      const { subscriptions } = setup(page("t1"), { debug: true });
+      const debug = g.window.__upkeepInertia!;
+      const sub = subscriptions.only();
+      // Subscriptions of the caller's own: no window connection behind them.
+      assert.deepEqual(
+        {
+          state: debug.state,
+          transport: debug.transport,
+          role: debug.role,
+          subscriptions: debug.subscriptions,
+          appliedOffsets: debug.appliedOffsets,
+          offset: debug.offset,
+          messagesReceived: debug.messagesReceived,
+          reloads: debug.reloads,
+          drop: typeof debug.drop,
+        },
+        {
+          state: "idle",
+          transport: null,
+          role: "window",
+          subscriptions: [sub.id],
+          appliedOffsets: { [sub.id]: 10 },
+          offset: 10,
+          messagesReceived: 0,
+          reloads: [],
+          drop: "function",
+        },
+      );
+      sub.deliver({ type: "subscribed", id: sub.id, offset: 10 });
+      sub.deliver({ type: "props", id: sub.id, offset: 11, props: { title: "new" } });
+      assert.deepEqual([debug.offset, debug.appliedOffsets, debug.messagesReceived], [11, { [sub.id]: 11 }, 2]);
+    } finally {
+      if (!had) delete g.window;
+    }
+  });
+});

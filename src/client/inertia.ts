@@ -24,18 +24,17 @@
 // CLIENT_TUNING.maxReloads times per URL within reloadWindowMs; `token_identity_mismatch` first opens the connection
 // again (the viewer signed in or out since it opened).
 //
-// Debugging and browser tests: window.__upkeepInertia (state, subscription, offset, propsApplied, reloads,
-// partialReloads, messages, drop()).
+// Debugging and browser tests: window.__upkeepInertia (debug.ts: state, transport, role, subscriptions,
+// appliedOffsets, offset, messagesReceived, reloads, drop(); and subscription, propsApplied, partialReloads).
 //
 // Erasable TypeScript, shipped compiled. No runtime import of @inertiajs/core: the router is an argument.
 
 import type { ConnectionManager, Subscription } from "./connection.ts";
 import { RELOAD_CODES, WIRE } from "./constants.ts";
+import { type ConnectionDebug, connectionFields } from "./debug.ts";
 import { applyJsonPatch, type JsonPatchOperation } from "./json-patch.ts";
 import {
   type ConnectionOptions,
-  connectionRole,
-  connectionState,
   type LiveState,
   nextSubscriptionId,
   onConnectionState,
@@ -43,6 +42,7 @@ import {
   reloadAllowed,
   type Subscriptions,
   windowConnection,
+  windowConnectionParts,
 } from "./shared.ts";
 
 export type { LiveState } from "./shared.ts";
@@ -84,22 +84,14 @@ export interface LiveOptions extends ConnectionOptions {
   href?: () => string;
 }
 
-/** What window.__upkeepInertia shows. */
-export interface LiveDebug {
-  state: LiveState;
+/** What window.__upkeepInertia shows: the fields of window.__upkeep (debug.ts), and data mode's own. */
+export interface LiveDebug extends ConnectionDebug {
+  /** The id of the subscription of the page shown (null when it is not live). */
   subscription: string | null;
-  offset: number | null;
   /** Props messages applied with router.replace. */
   propsApplied: number;
-  /** Full visits asked for by the server (reasons). */
-  reloads: string[];
   /** Partial reloads (router.reload({ only })) made for props the server asked the page to fetch. */
   partialReloads: number;
-  messages: number;
-  /** This tab's part in the browser's shared connection (leader, follower, direct), or window when not shared. */
-  readonly role: string;
-  /** Drops the connection as a network failure would; it reconnects and resumes from the offset shown. */
-  drop(): void;
 }
 
 declare global {
@@ -186,22 +178,44 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
   const href = options.href ?? (() => globalThis.location?.href ?? "");
   const reloadDelayMs = options.reloadDelayMs ?? 30;
 
+  let current: LiveSubscription | null = null;
+  // With subscriptions of the caller's own there is no window connection to show.
+  const connection = connectionFields(() =>
+    options.subscriptions ? { manager: null, share: null } : windowConnectionParts(),
+  );
+  let received = 0;
   const debug: LiveDebug = {
-    state: options.subscriptions ? "offline" : connectionState(),
-    subscription: null,
-    offset: null,
+    get state() {
+      return connection.state;
+    },
+    get transport() {
+      return connection.transport;
+    },
+    get role() {
+      return connection.role;
+    },
+    get subscriptions() {
+      return current ? [current.id] : [];
+    },
+    get appliedOffsets(): Record<string, number> {
+      return current ? { [current.id]: current.offset } : {};
+    },
+    get offset() {
+      return current?.offset ?? null;
+    },
+    get subscription() {
+      return current?.id ?? null;
+    },
+    get messagesReceived() {
+      return received;
+    },
     propsApplied: 0,
     reloads: [],
     partialReloads: 0,
-    messages: 0,
-    get role() {
-      return options.subscriptions ? "window" : connectionRole();
-    },
     drop: () => (subscriptions as Partial<ConnectionManager>).drop?.(),
   };
   if (options.debug ?? typeof window !== "undefined") globalThis.window.__upkeepInertia = debug;
 
-  let current: LiveSubscription | null = null;
   let stopped = false;
   /** Visits in flight: partial reloads keep the subscription; full visits hold incoming props back. */
   const partialVisits = new Set<string>();
@@ -211,12 +225,7 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
   /** The props of the page shown (a partial reload's page holds the props it loaded too). */
   let held = new Set<string>();
 
-  const report = () => {
-    debug.subscription = current?.id ?? null;
-    debug.offset = current?.offset ?? null;
-  };
   const stateChanged = (state: LiveState) => {
-    debug.state = state;
     options.onState?.(state, current?.offset ?? null);
   };
   const stopState = options.subscriptions ? () => {} : onConnectionState(stateChanged);
@@ -252,7 +261,6 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
     subscriptions.add(sub);
     if (old) subscriptions.remove(old.id);
     cancelReload();
-    report();
   }
 
   function restoreMarker(): void {
@@ -271,12 +279,11 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
     subscriptions.remove(current.id);
     current = null;
     cancelReload();
-    report();
   }
 
   function receive(sub: LiveSubscription, message: any): void {
     if (sub !== current || stopped) return; // a late message for a page no longer shown
-    debug.messages += 1;
+    received += 1;
     switch (message?.type) {
       case WIRE.msg.props:
         if (fullVisits.size > 0 || !routerReady()) sub.pending.push(message);
@@ -338,7 +345,6 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
       });
     }
     if (reload.length > 0) scheduleReload(sub, reload);
-    report();
   }
 
   function scheduleReload(sub: LiveSubscription, names: string[]): void {

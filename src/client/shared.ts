@@ -59,9 +59,9 @@ export function windowConnection(options: ConnectionOptions = {}): ConnectionMan
   return manager;
 }
 
-/** This tab's part in the browser's shared connection (leader, follower, direct), or window when not shared. */
-export function connectionRole(): string {
-  return share ? share.role : "window";
+/** The window's data-mode connection and its share of the browser's, once made (for the debug view, debug.ts). */
+export function windowConnectionParts(): { manager: ConnectionManager | null; share: TabShare | null } {
+  return { manager, share };
 }
 
 /** The data-mode connection's state now. */

@@ -141,6 +141,8 @@ export class TabShare implements LinkProvider {
     const tab = this.env.tabId;
     let leader: string | null = null;
     let opened = false;
+    /** The transport of the leader's connection, from the announcement that opened this link. */
+    let carrying: Transport | null = null;
     let done = false;
     const answerTimer = this.env.setTimeout(() => {
       if (done || leader !== null) return;
@@ -173,6 +175,7 @@ export class TabShare implements LinkProvider {
         if (m.status === "open") {
           if (!opened) {
             opened = true;
+            carrying = m.transport;
             callbacks.opened();
           }
         } else if (opened) {
@@ -192,6 +195,9 @@ export class TabShare implements LinkProvider {
     });
     hello();
     return {
+      get transport() {
+        return carrying;
+      },
       subscribe: (sub) => {
         if (done || leader === null) return;
         const { id: subId, token, incarnation, offset, transport } = sub;

@@ -1,6 +1,6 @@
 // The follower: reads the ledger after the planner's position, plans each batch against the page groups, and has
 // the hub replay what became dirty. It survives every ledger fault (see run()).
-import { IncarnationMismatchError, LedgerMissingError, OffsetTooOldError } from "../errors.ts";
+import { IncarnationMismatchError, LedgerMissingError, LogicalCaptureError, OffsetTooOldError } from "../errors.ts";
 import type { Fact, Ledger } from "../ledger/types.ts";
 import { isTableWide } from "../plan/match.ts";
 import { planBatch } from "../plan/planner.ts";
@@ -9,7 +9,7 @@ import type { GroupFrame, PageGroup, PageRegistry } from "../register/registry.t
 import type { HubStats } from "./stats.ts";
 
 /** Retry delays of the follower after a failure: doubling from the first to the last. */
-const FOLLOW_RETRY_MS = { first: 100, max: 5_000 } as const;
+const FOLLOW_RETRY_MS = { first: 100, max: 5_000, lost: 1_000 } as const;
 
 /** What the follower needs of the hub. */
 export interface FollowerHost {
@@ -40,6 +40,8 @@ export class Follower {
   readonly recent: Fact[] = [];
   /** Offset of the last fact planned. */
   position = 0;
+  /** The incarnation `position` belongs to (changed with it, at once, by resync()). */
+  incarnation = "";
   readonly #host: FollowerHost;
   readonly #abort = new AbortController();
   #loop: Promise<void> | null = null;
@@ -48,8 +50,9 @@ export class Follower {
     this.#host = host;
   }
 
-  start(position: number): void {
+  start(position: number, incarnation: string): void {
     this.position = position;
+    this.incarnation = incarnation;
     this.#loop = this.run();
   }
 
@@ -65,7 +68,9 @@ export class Follower {
    *   group (a replay renders current state, which covers the pruned facts), continue from the horizon;
    * - another incarnation (reinstall, reset, restored backup): every subscriber reloads, groups are forgotten,
    *   and new pages carry the new incarnation;
-   * - the ledger's tables are gone, or any other failure: logged once with its fix, retried with a growing delay.
+   * - capture is lost (the ledger's tables or its replication slot are gone, and the ledger could not repair it):
+   *   every open page reloads; the ledger logged it once with its fix; retried with a growing delay;
+   * - any other failure: logged once, retried with a growing delay.
    */
   private async run(): Promise<void> {
     const signal = this.#abort.signal;
@@ -86,8 +91,11 @@ export class Follower {
         if (error instanceof OffsetTooOldError || error instanceof IncarnationMismatchError) {
           const recovered = await this.resync(error).catch(() => false);
           if (recovered) continue;
-        } else if (error instanceof LedgerMissingError) {
-          this.#host.logOnce("error", "ledger_missing", `upkeep: live pages are not updated: ${error.message}`);
+        } else if (error instanceof LedgerMissingError || error instanceof LogicalCaptureError) {
+          // Capture is lost (the ledger's tables or its slot are gone; the ledger logged it once, with its fix):
+          // no open page can be kept up to date, so each reloads (and is served as an ordinary page until capture
+          // is back: the ledger then captures no table).
+          for (const group of [...this.#host.registry.groups()]) this.#host.reloadAll(group, "capture_lost");
         } else {
           const message = (error as Error).message;
           this.#host.logOnce("error", `follow:${message}`, `upkeep: ledger follower failed, retrying: ${message}`);
@@ -101,7 +109,9 @@ export class Follower {
           };
           signal.addEventListener("abort", stop, { once: true });
         });
-        delay = Math.min(delay * 2, FOLLOW_RETRY_MS.max);
+        // While capture is lost, retry at least every second: pages are live again as soon as it is back.
+        const lost = error instanceof LedgerMissingError || error instanceof LogicalCaptureError;
+        delay = Math.min(delay * 2, lost ? FOLLOW_RETRY_MS.lost : FOLLOW_RETRY_MS.max);
       }
     }
   }
@@ -118,6 +128,7 @@ export class Follower {
       );
       for (const group of [...this.#host.registry.groups()]) this.#host.reloadAll(group, "incarnation_changed");
       this.position = position.head;
+      this.incarnation = position.incarnation;
       return true;
     }
     if (error instanceof OffsetTooOldError || this.position < position.horizon) {

@@ -2,6 +2,7 @@
 // as long as it lives. The hold is renewed four times per lease (LEDGER_TUNING.holdLeaseMs), so a process that dies
 // stops holding the horizon back within a lease; a clean shutdown releases it at once.
 import { LEDGER_TUNING } from "../constants.ts";
+import { LedgerMissingError } from "../errors.ts";
 import type { Ledger } from "../ledger/types.ts";
 import type { PageRegistry } from "../register/registry.ts";
 
@@ -40,6 +41,7 @@ export class PositionHold {
   async renew(): Promise<void> {
     if (this.#stopped) return;
     await this.#ledger.holdPosition(this.#id, this.#lowest()).catch((error) => {
+      if (error instanceof LedgerMissingError) return; // the ledger logged it, with its fix
       const message = (error as Error).message;
       this.#warn(`hold:${message}`, `upkeep: could not record this process's position in the ledger: ${message}`);
     });

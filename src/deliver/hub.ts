@@ -102,6 +102,14 @@ export class Hub implements SubscriptionHub {
     return this.follower.position;
   }
 
+  /** The incarnation `position` belongs to (the ledger's may be newer until the follower resyncs). A render whose
+   *  offset was taken in another incarnation than this is stale: not registered, and its page reloads. */
+  get incarnation(): string {
+    return this.follower.incarnation;
+  }
+  private stale = (capture: PageCapture) =>
+    capture.incarnation !== undefined && capture.incarnation !== this.incarnation;
+
   constructor(options: HubOptions) {
     this.registry = options.registry ?? new MemoryRegistry();
     this.options = {
@@ -153,7 +161,7 @@ export class Hub implements SubscriptionHub {
   }
 
   async start(): Promise<void> {
-    this.follower.start(await this.ledger.head());
+    this.follower.start(await this.ledger.head(), this.ledger.incarnation);
     this.sweepTimer = setInterval(() => this.registry.sweep(this.options.idleGroupMs), this.options.idleGroupMs);
     this.sweepTimer.unref();
     await this.hold.start();
@@ -258,6 +266,7 @@ export class Hub implements SubscriptionHub {
     const data = replayRequest(group);
     const result = await replayPage(app, group.origin, group.url, representative.headers, data);
     const capture = result.capture;
+    if (capture && this.stale(capture)) return; // the group was dropped with its incarnation: its pages reload
     if (result.status !== 200 || !capture || capture.refusals.length > 0 || (data && !result.doc)) {
       // A fresh GET would no longer show a live page (gone, redirected, or now refused): the browser reloads.
       this.reloadAll(group, result.status !== 200 ? `status_${result.status}` : "not_live");
@@ -348,7 +357,9 @@ export class Hub implements SubscriptionHub {
     const html = doc ? documentText(doc) : (body as string);
     const group = this.registry.ensure(capture.url, identity, origin, doc?.kind ?? "html");
     const offset = capture.renderOffset;
+    // A stale render is not recorded; its token names its own incarnation, so its browser reloads at subscribe.
     if (
+      !this.stale(capture) &&
       this.registry.recordRender(group, {
         offset,
         html,
@@ -363,7 +374,7 @@ export class Hub implements SubscriptionHub {
       this.deliver(group);
       if (offset < this.position) this.catchUps.page(group, offset, this.position);
     }
-    const incarnation = this.ledger.incarnation;
+    const incarnation = capture.incarnation ?? this.ledger.incarnation;
     const claims = {
       url: capture.url,
       origin,
@@ -384,6 +395,7 @@ export class Hub implements SubscriptionHub {
    * partial render read an input the group's identity does not cover.
    */
   registerPartial(capture: PageCapture, partial: DataDocument, headers: Record<string, string>, origin: string): void {
+    if (this.stale(capture)) return;
     const group = groupOfPartial(this.registry, capture.url, origin, headers);
     const result = group && mergeProps(group, propsOf(capture, partial), this.registry);
     if (group && result && !("fallback" in result) && result.offset < this.position)

@@ -3,22 +3,25 @@
 /**
  * Why a subscriber received the whole-body morph instead of a narrowed patch (stable names, counted in
  * HubStats.deoptimizations): the HTML its page shows is not known exactly (it resumed, or was served HTML the
- * group no longer holds), or a difference is not inside an element with a unique id.
+ * group no longer holds), or a difference is not inside an element with a unique id. docs/codes.md explains each.
  */
-export type Deoptimization =
-  | "html_not_known"
-  | "change_not_covered_by_id"
+export const DEOPTIMIZATIONS = [
+  "html_not_known",
+  "change_not_covered_by_id",
   /** A collection was rendered whole: too many members changed, or its members' ids are not unique. */
-  | "collection_multi_change"
-  | "collection_member_id_not_unique"
+  "collection_multi_change",
+  "collection_member_id_not_unique",
   /** A frame's page was replayed instead of the frame: its HTML is not found exactly once in the page, … */
-  | "frame_not_located"
+  "frame_not_located",
   /** … two of its frames, rendered at different moments, would put one id on the page twice, … */
-  | "frame_ids_collide"
+  "frame_ids_collide",
   /** … it read an input it had not read before (its identity could not cover it), … */
-  | "frame_inputs_changed"
+  "frame_inputs_changed",
   /** … or its render was refused (the page's replay then tells the browsers to reload). */
-  | "frame_refused";
+  "frame_refused",
+] as const;
+
+export type Deoptimization = (typeof DEOPTIMIZATIONS)[number];
 
 export interface HubStats {
   /** Page replays run (one per dirty group per batch, shared by all its subscribers). */
@@ -49,16 +52,10 @@ export interface HubStats {
 
 /** Every counter at zero. */
 export function createStats(): HubStats {
-  const deoptimizations: Record<Deoptimization, number> = {
-    html_not_known: 0,
-    change_not_covered_by_id: 0,
-    collection_multi_change: 0,
-    collection_member_id_not_unique: 0,
-    frame_not_located: 0,
-    frame_ids_collide: 0,
-    frame_inputs_changed: 0,
-    frame_refused: 0,
-  };
+  const deoptimizations = Object.fromEntries(DEOPTIMIZATIONS.map((reason) => [reason, 0])) as Record<
+    Deoptimization,
+    number
+  >;
   return {
     renders: 0,
     frameRenders: 0,

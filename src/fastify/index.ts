@@ -8,7 +8,7 @@
 // `header(request, name)` read exactly one cookie or header as an input of the page.
 import type { IncomingMessage } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { type PageCapture, runWithCapture } from "../capture/context.ts";
+import { type PageCapture, runWithCapture, runWithRequest } from "../capture/context.ts";
 import { closeSignal, cookie as nodeCookie, header as nodeHeader, sendResponse } from "../node/index.ts";
 import { replayOf } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
@@ -94,8 +94,10 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
     if (isOwnPath(url.pathname)) {
       const headers = new Headers();
       for (const [name, value] of Object.entries(record(raw.headers))) headers.set(name, value);
+      // The socket's address, not request.ip (which follows X-Forwarded-For when trustProxy is set).
+      const remote = raw.socket?.remoteAddress;
       const own = new Request(url, { method: raw.method ?? "GET", headers, signal: closeSignal(reply.raw) });
-      serveOwn(upkeep, own, url.pathname).then(
+      serveOwn(upkeep, own, url.pathname, remote).then(
         (served) => {
           if (!served) return done();
           reply.hijack();
@@ -106,7 +108,12 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
       return;
     }
     const kind = liveKind(raw.method ?? "GET", (name) => headerOf(raw.headers, name));
-    if (!kind) return done();
+    // Not a live candidate: cookie() and header() still read this request.
+    if (!kind)
+      return runWithRequest(
+        (name) => headerOf(raw.headers, name),
+        () => done(),
+      );
     const headers = raw.headers;
     const capture = openCapture(upkeep, url, (name) => headerOf(headers, name));
     live.set(request, { capture, kind, url, headers });

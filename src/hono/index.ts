@@ -9,7 +9,7 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { HtmlEscapedCallbackPhase, resolveCallback } from "hono/utils/html";
-import { type PageCapture, recordInput, runWithCapture } from "../capture/context.ts";
+import { type PageCapture, recordInput, runWithCapture, runWithRequest } from "../capture/context.ts";
 import type { DataDocument } from "../render/data.ts";
 import { currentReplay } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
@@ -143,16 +143,27 @@ function send(c: Context, live: LiveResponse | null): void {
   c.res = new Response(live.body, { status: live.status, headers });
 }
 
+/** The connection's remote address under @hono/node-server (its bindings are `c.env.incoming`); undefined on a
+ *  runtime that gives no socket, and for in-process `app.fetch()` calls. */
+function socketAddress(c: Context): string | undefined {
+  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+  return env?.incoming?.socket?.remoteAddress;
+}
+
 export function upkeepMiddleware(upkeep: Upkeep): MiddlewareHandler {
   return async (c, next) => {
     const path = c.req.path;
     if (isOwnPath(path)) {
-      const served = await serveOwn(upkeep, c.req.raw, path);
+      const served = await serveOwn(upkeep, c.req.raw, path, socketAddress(c));
       if (served) return served;
     }
     const kind = liveKind(c.req.method, (name) => c.req.raw.headers.get(name));
     if (!kind) {
-      await next();
+      // Not a live candidate: cookie() and header() still read this request.
+      await runWithRequest(
+        (name) => c.req.raw.headers.get(name),
+        () => next(),
+      );
       return;
     }
     const url = new URL(c.req.url);

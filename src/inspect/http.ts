@@ -1,6 +1,7 @@
 // `/upkeep/inspect`: the inspector, a page that shows this process's live state and keeps itself up to date from a
-// stream of snapshots (inspect/snapshot.ts). On in development; in any other mode only when the app passes
-// `createUpkeep({ inspect: { authorize(request) } })` and `authorize` admits the request (use your own auth there).
+// stream of snapshots (inspect/snapshot.ts). Who may see it: whom `createUpkeep({ inspect: { authorize(request) } })`
+// admits (use your own auth there), in any mode; without `authorize`, only in development and only from this
+// machine (see allowed()).
 import type { Upkeep } from "../upkeep.ts";
 import type { InspectOptions } from "./options.ts";
 import { snapshot } from "./snapshot.ts";
@@ -9,7 +10,33 @@ export type { InspectOptions } from "./options.ts";
 
 export const INSPECT_PATH = "/upkeep/inspect";
 
-async function allowed(upkeep: Upkeep, request: Request): Promise<boolean> {
+/** True for an address of this machine's loopback interface (127.0.0.0/8, ::1, and IPv4-mapped 127.x). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || address === "::1" || address === "0:0:0:0:0:0:0:1";
+}
+
+/** True when a Host header names this machine: localhost (and *.localhost), a 127.x address or [::1]. */
+export function isLoopbackHost(host: string | null): boolean {
+  if (!host) return false;
+  let name: string;
+  try {
+    name = new URL(`http://${host}`).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return name === "localhost" || name.endsWith(".localhost") || name === "[::1]" || isLoopbackAddress(name);
+}
+
+/**
+ * Who may see the inspector. With `inspect.authorize`: whom it admits. Without: in development only, and only a
+ * request whose connection comes from this machine — judged by the socket's remote address, which each adapter
+ * passes (`remoteAddress`), never by a header such as X-Forwarded-For that any client can send — and whose Host
+ * names this machine (a page of another site whose name was rebound to 127.0.0.1 sends its own name as Host). A
+ * request without a socket (an in-process `app.fetch`, a runtime whose adapter passes no address) is refused.
+ */
+async function allowed(upkeep: Upkeep, request: Request, remoteAddress: string | undefined): Promise<boolean> {
   if (upkeep.inspect) {
     try {
       return await upkeep.inspect.authorize(request);
@@ -17,14 +44,21 @@ async function allowed(upkeep: Upkeep, request: Request): Promise<boolean> {
       return false;
     }
   }
-  return upkeep.mode === "development";
+  return (
+    upkeep.mode === "development" && isLoopbackAddress(remoteAddress) && isLoopbackHost(request.headers.get("host"))
+  );
 }
 
-export async function handleInspect(upkeep: Upkeep, request: Request, path: string): Promise<Response | null> {
+export async function handleInspect(
+  upkeep: Upkeep,
+  request: Request,
+  path: string,
+  remoteAddress: string | undefined,
+): Promise<Response | null> {
   if (path !== INSPECT_PATH && !path.startsWith(`${INSPECT_PATH}/`)) return null;
-  if (!(await allowed(upkeep, request)))
+  if (!(await allowed(upkeep, request, remoteAddress)))
     return new Response(
-      "The inspector is off here: it is on in development, or with createUpkeep({ inspect: { authorize } }).",
+      "The inspector is off here: without createUpkeep({ inspect: { authorize } }) it answers only in development, and only requests from this machine to localhost.",
       {
         status: 404,
         headers: { "content-type": "text/plain; charset=utf-8" },

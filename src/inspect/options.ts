@@ -2,7 +2,8 @@
 // import the instance that holds it.
 
 export interface InspectOptions {
-  /** Who may see the inspector (it shows every page's reads and inputs' names, never their values). */
+  /** Who may see the inspector, in any mode (it shows every page's reads and inputs' names, never their values, and
+   *  page URLs without their query values). Without it, only development requests from this machine see it. */
   authorize(request: Request): boolean | Promise<boolean>;
   /** How often the page's stream sends a snapshot. Default 1 s. */
   intervalMs?: number;

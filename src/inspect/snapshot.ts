@@ -1,6 +1,7 @@
 // What the inspector shows: a snapshot of this process's live state — the ledger's head and horizons, the planner's
 // position and lag, the counters, every page group with its frames, subscribers and reads, and the last facts
-// planned, each with the frames it reached and why the others were missed.
+// planned, each with the frames it reached and why the others were missed. Never a value a viewer sent: inputs by
+// name only, and page URLs with their query values left out (shownUrl).
 import { horizonOf } from "../ledger/core.ts";
 import type { Upkeep } from "../upkeep.ts";
 
@@ -46,6 +47,25 @@ function describeRead(read: { sql: string; reads: Array<{ table: string }>; limi
   return `${tables}${where ? ` where ${where.slice(0, 160)}` : ""}${read.limit !== null ? ` limit ${read.limit}` : ""}`;
 }
 
+/**
+ * A page's URL as the inspector shows it: the path, and the query's parameter names with each value replaced by
+ * "…". A query often carries a viewer's data (a reset or invitation token, a search, an email), and the inspector
+ * shows no input's value, only its name; this holds whoever `inspect.authorize` admits.
+ */
+export function shownUrl(url: string): string {
+  const at = url.indexOf("?");
+  if (at < 0) return url;
+  const names = url
+    .slice(at + 1)
+    .split("&")
+    .filter((part) => part !== "")
+    .map((part) => {
+      const eq = part.indexOf("=");
+      return eq < 0 ? part : `${part.slice(0, eq)}=…`;
+    });
+  return `${url.slice(0, at)}?${names.join("&")}`;
+}
+
 const frameName = (f: { kind: string; id: string }) => (f.kind === "page" ? "page" : `${f.kind} #${f.id}`);
 
 export async function snapshot(upkeep: Upkeep): Promise<Snapshot> {
@@ -54,7 +74,7 @@ export async function snapshot(upkeep: Upkeep): Promise<Snapshot> {
   const horizons = await upkeep.ledger.horizons().catch(() => null);
   const horizon = horizons ? horizonOf(horizons).horizon : -1;
   const groups = [...hub.registry.groups()].map((group) => ({
-    url: group.url,
+    url: shownUrl(group.url),
     format: group.format,
     identity: group.identity.slice(0, 12),
     inputs: group.inputs,
@@ -84,10 +104,14 @@ export async function snapshot(upkeep: Upkeep): Promise<Snapshot> {
       table: fact.table,
       op: fact.op,
       committedAt: fact.committedAt,
-      matched: report.matched.map((f) => ({ url: f.group.url, frame: frameName(f), why: report.why.get(f) ?? "" })),
+      matched: report.matched.map((f) => ({
+        url: shownUrl(f.group.url),
+        frame: frameName(f),
+        why: report.why.get(f) ?? "",
+      })),
       missed: report.misses
         .slice(0, 50)
-        .map((m) => ({ url: m.subject.group.url, frame: frameName(m.subject), reason: m.reason })),
+        .map((m) => ({ url: shownUrl(m.subject.group.url), frame: frameName(m.subject), reason: m.reason })),
     };
   });
   const { groups: _g, subscribers: _s, ...counters } = stats;

@@ -160,9 +160,16 @@ function consoleLog(level: LogLevel, message: string): void {
  * The error a ledger read throws: a database error that says the ledger's tables are gone becomes
  * LedgerMissingError (logged once, with its fix); any other error passes through.
  */
-export function ledgerError(error: unknown, tablesGone: boolean, database: string, faults: FaultLog): unknown {
+export function ledgerError(
+  error: unknown,
+  tablesGone: boolean,
+  database: string,
+  faults: FaultLog,
+  options?: { writesFail?: boolean },
+): unknown {
   if (!tablesGone) return error;
-  const missing = new LedgerMissingError(database, (error as Error).message);
+  const missing =
+    error instanceof LedgerMissingError ? error : new LedgerMissingError(database, (error as Error).message, options);
   faults.once("error", "ledger_missing", missing.message);
   return missing;
 }
@@ -185,5 +192,10 @@ export class FaultLog {
 
   log(level: LogLevel, message: string): void {
     this.#sink(level, message);
+  }
+
+  /** The fault is over: if it happens again, it is logged again. */
+  forget(key: string): void {
+    this.#seen.delete(key);
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decodePgImage, decodeSqliteImage, parseJson, toJsonSafe, utcIso } from "./decode.ts";
+import { decodePgImage, decodeSqliteImage, parseJson, toJsonSafe, undecodableReason, utcIso } from "./decode.ts";
 
 test("integers beyond 2^53 become bigints; others stay numbers", () => {
   assert.deepEqual(
@@ -39,4 +39,33 @@ test("PostgreSQL bytea and timestamptz are decoded by column type", () => {
 
 test("toJsonSafe renders bigints as strings and bytes as hex", () => {
   assert.deepEqual(toJsonSafe({ a: 1n, b: new Uint8Array([1, 171]), c: [2n] }), { a: "1", b: "01ab", c: ["2"] });
+});
+
+test("reasons name no row data: an undecodable image keeps only the fault's position", () => {
+  const reasons = ['{"title": "top-secret" Inf}', '{"title": "top-secret"', "null"].map((text) => {
+    try {
+      decodeSqliteImage(text);
+      return "decoded";
+    } catch (error) {
+      return undecodableReason(error);
+    }
+  });
+  assert.deepEqual(reasons, [
+    "undecodable image (not valid JSON at position 23)",
+    "undecodable image (not valid JSON at position 22)",
+    "undecodable image (not a row image)",
+  ]);
+});
+
+test("a one-column image of a table with a column named $unavailable is unavailable, with Upkeep's own reason", () => {
+  const why: string[] = [];
+  assert.equal(decodeSqliteImage('{"$unavailable":"a value"}', why, true), null);
+  assert.equal(decodePgImage('{"$unavailable":"a value"}', new Map([["$unavailable", "plain" as const]]), why), null);
+  assert.deepEqual(why, [
+    "image unavailable (the table has a column named $unavailable)",
+    "image unavailable (the table has a column named $unavailable)",
+  ]);
+  const marker: string[] = [];
+  assert.equal(decodeSqliteImage('{"$unavailable":"blob of 9 bytes"}', marker), null);
+  assert.deepEqual(marker, ["blob of 9 bytes"]);
 });

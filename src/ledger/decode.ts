@@ -30,18 +30,52 @@ export function bytesToHex(bytes: Uint8Array): string {
   return s;
 }
 
+/** The key of the marker a capture writes instead of an image or a value it could not render. */
+export const UNAVAILABLE_MARKER = "$unavailable";
+
+/*
+ * Reasons (`Fact.unavailable`) never carry row data: a changefeed sends them whatever columns it redacts, and logs
+ * repeat them. Every reason is built by Upkeep from sizes and names (of tables, columns, indexes) — by the capture
+ * (the triggers' and the logical consumer's `$unavailable` markers) or by the reader (undecodableReason) — and a
+ * whole-image marker is taken as one only when the table has no column of that name (a row of such a table is
+ * its values, not a reason).
+ */
+
+/**
+ * Why an image could not be decoded, for `Fact.unavailable` and the log. Never the parser's message: V8's JSON
+ * errors quote the text around the fault, which is row data. Only the position is kept.
+ */
+export function undecodableReason(error: unknown): string {
+  if (!(error instanceof SyntaxError)) return "undecodable image (not a row image)";
+  const position = /at position (\d+)/.exec(error.message)?.[1];
+  return `undecodable image (not valid JSON${position === undefined ? "" : ` at position ${position}`})`;
+}
+
+/**
+ * The reason of a capture's whole-image marker, or undefined when the image is a row. For a table with a column of
+ * the marker's name, a one-column image may be either: it is taken as unavailable (planned table-wide, never a
+ * miss) with a reason of Upkeep's own, as the string may be the column's value.
+ */
+function markerReason(row: Row, markerIsColumn: boolean): string | undefined {
+  const why = row[UNAVAILABLE_MARKER];
+  if (typeof why !== "string" || Object.keys(row).length !== 1) return undefined;
+  return markerIsColumn ? `image unavailable (the table has a column named ${UNAVAILABLE_MARKER})` : why;
+}
+
 /**
  * SQLite images (see sqlite/triggers.ts): an object, or an array of objects for rows wider than one json_object
  * call. Column values tagged by the trigger: `{"$blob": hex}` (bytes), `{"$real": "Infinity" | "-Infinity"}`,
  * `{"$unavailable": why}` (left out of the image; the reason is pushed to `unavailable`). A whole image may be
- * `{"$unavailable": why}` (the trigger could not say which rows changed). Throws on text that is not JSON.
+ * `{"$unavailable": why}` (the trigger could not say which rows changed); `markerIsColumn` says the table has a column
+ * of that name (see markerReason). Throws on text that is not JSON (see undecodableReason).
  */
-export function decodeSqliteImage(text: string | null, unavailable: string[] = []): Row | null {
+export function decodeSqliteImage(text: string | null, unavailable: string[] = [], markerIsColumn = false): Row | null {
   if (text === null || text === undefined) return null;
   const parsed = parseJson(text) as Row | Row[];
   const row: Row = Array.isArray(parsed) ? Object.assign({}, ...parsed) : parsed;
-  if (typeof row.$unavailable === "string" && Object.keys(row).length === 1) {
-    unavailable.push(row.$unavailable);
+  const marker = markerReason(row, markerIsColumn);
+  if (marker !== undefined) {
+    unavailable.push(marker);
     return null;
   }
   for (const column of Object.keys(row)) {
@@ -69,7 +103,8 @@ export function pgCodecFor(type: string): PgColumnCodec {
 }
 
 /** PostgreSQL images (`to_json(row)`): bytea arrives as "\\x…" text, timestamptz in the writer's zone. An image
- *  the trigger could not render is `{"$unavailable": why}`: null, with the reason pushed to `unavailable`. */
+ *  the capture could not render is `{"$unavailable": why}`: null, with the reason pushed to `unavailable` (see
+ *  markerReason for a table whose codecs name a column so). */
 export function decodePgImage(
   text: string | null,
   codecs: Map<string, PgColumnCodec> | undefined,
@@ -77,8 +112,9 @@ export function decodePgImage(
 ): Row | null {
   if (text === null || text === undefined) return null;
   const row = parseJson(text) as Row;
-  if (typeof row.$unavailable === "string" && Object.keys(row).length === 1) {
-    unavailable.push(row.$unavailable);
+  const marker = markerReason(row, codecs?.has(UNAVAILABLE_MARKER) ?? false);
+  if (marker !== undefined) {
+    unavailable.push(marker);
     return null;
   }
   if (!codecs) return row;

@@ -16,6 +16,7 @@ import {
 } from "kysely";
 import pg from "pg";
 import { ConfigError } from "../errors.ts";
+import { markOwn, ownPool } from "../own.ts";
 import { statementKind } from "../statements.ts";
 import { WrappingDriver } from "./driver.ts";
 import { parseDatabaseUrl } from "./url.ts";
@@ -53,7 +54,7 @@ export function openSqlite(path: string): DatabaseSync {
   const { DatabaseSync } = loadSqlite();
   // `file:./data/app.sqlite` in a fresh checkout: SQLite creates the file, not its folder.
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-  const db = new DatabaseSync(path);
+  const db = markOwn(new DatabaseSync(path));
   db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
   return db;
@@ -64,7 +65,7 @@ export function createDialect(database: string, hooks: DialectHooks = {}): Diale
   const inner: Dialect =
     parsed.kind === "sqlite"
       ? new SqliteDialect({ database: async () => sqliteAdapter(openSqlite(parsed.path)) })
-      : new PostgresDialect({ pool: new pg.Pool({ connectionString: parsed.url }) });
+      : new PostgresDialect({ pool: ownPool(new pg.Pool({ connectionString: parsed.url })) });
   if (!hooks.onCommit) return inner;
   const onCommit = hooks.onCommit;
   return {
@@ -88,7 +89,8 @@ export function sqliteAdapter(db: DatabaseSync) {
   const prepared = (sql: string) => {
     let entry = cache.get(sql);
     if (!entry) {
-      const statement = db.prepare(sql);
+      // Upkeep's own, also when prepared before a capture of node:sqlite patched prepare (see own.ts).
+      const statement = markOwn(db.prepare(sql));
       entry = { statement, reader: statement.columns().length > 0 };
       if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
       cache.set(sql, entry);

@@ -1,9 +1,11 @@
 // `upkeep doctor`: what the ledger's capture is doing and what is wrong with it, as a list of checks. Each check
 // reads the database and returns findings; a finding that is a problem names its fix. Further checks (other
 // parts of Upkeep) append to CHECKS.
+
 import pg from "pg";
-import { LEDGER_TUNING } from "../constants.ts";
+import { LEDGER_TUNING, NODE_VERSIONS } from "../constants.ts";
 import { UpkeepError } from "../errors.ts";
+import { markOwn } from "../own.ts";
 import { openLedger } from "./index.ts";
 import { captureMode, drift, isInstalled } from "./postgres/install.ts";
 import {
@@ -128,16 +130,23 @@ const driftCheck: PostgresCheck = async ({ client, n, database }) => {
 /** The PostgreSQL checks, in the order they print. */
 export const CHECKS: PostgresCheck[] = [captureCheck, serverCheck, slotCheck, driftCheck];
 
-/** The Node running Upkeep: 22.18 or later (24 LTS recommended). */
+/**
+ * The Node running Upkeep: the minimum or later (the target LTS recommended). The fix names the target's major, so
+ * that npm installs that line and not the registry's newest `node`.
+ */
 export function nodeCheck(version = process.versions.node): Finding {
+  const { target, minimum } = NODE_VERSIONS;
   const [major = 0, minor = 0] = version.split(".").map(Number);
-  if (major < 22 || (major === 22 && minor < 18))
+  if (major < minimum.major || (major === minimum.major && minor < minimum.minor))
     return {
       status: "error",
-      message: `Node ${version}: Upkeep needs Node 22.18 or later`,
-      fix: "install Node 24 LTS (or add the `node` package as a development dependency, which npm scripts then use)",
+      message: `Node ${version}: Upkeep needs Node ${minimum.major}.${minimum.minor} or later (${target} LTS recommended)`,
+      fix: `install Node ${target} LTS, or run \`npm install --save-dev node@${target}\` in the app: npm scripts and npx then run on Node ${target}`,
     };
-  return { status: major < 24 ? "info" : "ok", message: `Node ${version}${major < 24 ? " (24 LTS recommended)" : ""}` };
+  return {
+    status: major < target ? "info" : "ok",
+    message: `Node ${version}${major < target ? ` (${target} LTS recommended)` : ""}`,
+  };
 }
 
 /** A running app's transports: the client it serves, its event stream and its WebSocket endpoint. */
@@ -242,7 +251,7 @@ async function ledgerChecks(options: DoctorOptions): Promise<Finding[]> {
       throw error;
     }
   }
-  const client = new pg.Client({ connectionString: parsed.url });
+  const client = markOwn(new pg.Client({ connectionString: parsed.url }));
   client.on("error", () => {});
   await client.connect();
   try {

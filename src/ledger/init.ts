@@ -1,32 +1,16 @@
 // `npx upkeep init [database]`: set Upkeep up in an existing app. Finds the database (the argument, --database,
-// DATABASE_URL, or a SQLite file under ./data), checks the Node version, creates a SQLite file's folder, installs the
-// ledger, and prints the lines to add to the app for the framework its package.json uses, with a fresh secret.
+// DATABASE_URL, or a SQLite file under ./data), checks the Node version, makes sure the app is an ES module project,
+// creates a SQLite file's folder, installs the ledger, and prints the lines to add to the app for the framework it
+// uses (--framework, or found from its package.json and imports), with a fresh secret.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { UpkeepError } from "../errors.ts";
+import { nodeCheck } from "./doctor.ts";
 import { install } from "./index.ts";
+import { type AppPackage, detectFramework, ensureModule, FRAMEWORKS, type Framework, readPackage } from "./init-app.ts";
 import { parseDatabaseUrl } from "./url.ts";
-
-/** The Node version Upkeep needs. */
-const NODE_MAJOR = 22;
-const NODE_MINOR = 18;
-
-type Framework = "hono" | "express" | "fastify" | "node";
-
-function detectFramework(cwd: string): Framework {
-  try {
-    const pkg = JSON.parse(readFileSync(join(cwd, "package.json"), "utf8"));
-    const deps = { ...pkg.dependencies, ...pkg.devDependencies } as Record<string, string>;
-    if (deps.hono) return "hono";
-    if (deps.express) return "express";
-    if (deps.fastify) return "fastify";
-  } catch {
-    // no package.json: the node:http lines
-  }
-  return "node";
-}
 
 const SNIPPETS: Record<Framework, string> = {
   hono: `import { createUpkeep } from "upkeep";
@@ -38,6 +22,7 @@ app.use(upkeepMiddleware(upkeep));             // first, before middleware that 
 await upkeep.serve(app, { port: 3000 });       // or upkeep.attach(server, app) on your own server`,
   express: `import { createUpkeep } from "upkeep";
 import { upkeepExpress } from "upkeep/express";
+// views without JSX: html\`…\` from "upkeep" escapes your values and renders partials (no hono needed)
 
 const upkeep = await createUpkeep({ database: process.env.DATABASE_URL!, secret: process.env.UPKEEP_SECRET! });
 const db = upkeep.db<Database>();              // your Kysely instance: reads in a GET are captured
@@ -45,6 +30,7 @@ app.use(upkeepExpress(upkeep));                // first, before middleware that 
 upkeep.attach(app.listen(3000), app);          // the WebSocket endpoint; replays run through the app`,
   fastify: `import { createUpkeep } from "upkeep";
 import { upkeepFastify } from "upkeep/fastify";
+// views without JSX: html\`…\` from "upkeep" escapes your values and renders partials (no hono needed)
 
 const upkeep = await createUpkeep({ database: process.env.DATABASE_URL!, secret: process.env.UPKEEP_SECRET! });
 const db = upkeep.db<Database>();              // your Kysely instance: reads in a GET are captured
@@ -52,6 +38,7 @@ await app.register(upkeepFastify, { upkeep }); // before the routes`,
   node: `import { createServer } from "node:http";
 import { createUpkeep } from "upkeep";
 import { live } from "upkeep/node";
+// views without JSX: html\`…\` from "upkeep" escapes your values and renders partials (no hono needed)
 
 const upkeep = await createUpkeep({ database: process.env.DATABASE_URL!, secret: process.env.UPKEEP_SECRET! });
 const listener = live(upkeep, yourRequestListener);
@@ -63,27 +50,35 @@ export async function init(
   env: NodeJS.ProcessEnv = process.env,
   cwd = process.cwd(),
   out: (line: string) => void = console.log,
+  node = process.versions.node,
 ): Promise<number> {
   let database: string;
+  let chosen: Framework | undefined;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { database: { type: "string" } },
+      options: { database: { type: "string" }, framework: { type: "string" } },
     });
     database = values.database ?? positionals[0] ?? env.DATABASE_URL ?? "file:./data/app.sqlite";
+    if (values.framework !== undefined && !FRAMEWORKS.includes(values.framework as Framework)) {
+      throw new Error(`--framework must be one of ${FRAMEWORKS.join(", ")}, not "${values.framework}"`);
+    }
+    chosen = values.framework as Framework | undefined;
   } catch (error) {
-    out(`upkeep init: ${(error as Error).message}\nusage: upkeep init [--database <url> | <url or path>]`);
+    out(
+      `upkeep init: ${(error as Error).message}\nusage: upkeep init [--database <url> | <url or path>] [--framework ${FRAMEWORKS.join("|")}]`,
+    );
     return 2;
   }
-  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
-  if (major < NODE_MAJOR || (major === NODE_MAJOR && minor < NODE_MINOR)) {
-    out(
-      `✖ Node ${process.versions.node}: Upkeep needs Node ${NODE_MAJOR}.${NODE_MINOR} or later (24 LTS recommended).\n  fix: install Node 24 (or add the \`node\` package as a development dependency, which npm scripts then use)`,
-    );
+  const version = nodeCheck(node);
+  if (version.status === "error") {
+    out(`✖ ${version.message}\n  fix: ${version.fix}`);
     return 1;
   }
-  out(`✔ Node ${process.versions.node}`);
+  out(`✔ ${version.message}`);
+  const app: AppPackage | null = readPackage(cwd);
+  for (const line of ensureModule(cwd, app)) out(line);
   try {
     const parsed = parseDatabaseUrl(database);
     let target = database;
@@ -106,13 +101,16 @@ export async function init(
     out(`✖ ${(error as Error).message.split("\n")[0]}${fix}`);
     return 1;
   }
-  const framework = detectFramework(cwd);
+  const detected = chosen ? { framework: chosen, note: "" } : detectFramework(cwd, app);
+  const framework = detected.framework;
   out("");
   out("Add to your environment (.env), the same secret for every process of the app:");
   out(`  DATABASE_URL=${database}`);
   out(`  UPKEEP_SECRET=${randomBytes(24).toString("base64url")}`);
   out("");
-  out(`Add to your app (${framework === "node" ? "node:http" : framework}):`);
+  out(
+    `Add to your app (${framework === "node" ? "node:http" : framework}${detected.note ? `: ${detected.note}` : ""}):`,
+  );
   out("");
   for (const line of SNIPPETS[framework].split("\n")) out(`  ${line}`);
   out("");

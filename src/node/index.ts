@@ -8,7 +8,7 @@
 // The Express adapter (upkeep/express) is this, as a middleware.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
-import { runWithCapture } from "../capture/context.ts";
+import { runWithCapture, runWithRequest } from "../capture/context.ts";
 import { REPLAY_HEADER, replayOf } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 import type { NodeListener } from "../web/inject.ts";
@@ -97,11 +97,12 @@ export async function handleNode(
 ): Promise<void> {
   const url = new URL(req.url ?? "/", originOf(req));
   if (isOwnPath(url.pathname)) {
-    const served = await serveOwn(upkeep, toRequest(req, res, url), url.pathname);
+    const served = await serveOwn(upkeep, toRequest(req, res, url), url.pathname, req.socket?.remoteAddress);
     if (served) return sendResponse(res, served);
   }
   const kind = liveKind(req.method ?? "GET", (name) => headerOf(req, name));
-  if (!kind) return proceed();
+  // Not a live candidate: cookie() and header() still read this request.
+  if (!kind) return runWithRequest((name) => headerOf(req, name), proceed);
   // A replay over the loopback (web/inject.ts) names itself; the app never sees the header.
   const replay = replayOf(headerOf(req, REPLAY_HEADER));
   delete req.headers[REPLAY_HEADER];

@@ -15,12 +15,17 @@
 // whose row is unchanged keeps its HTML, every other one is rendered again from its fresh row (the row is the
 // member's prop, named after the partial), and the ids of the re-run tell where each member now stands. (An
 // array `of` holds rows the parent read: the collection is then a plain render site whose members are fragments.)
+//
+// Views without JSX: a component may return an html`` result or a plain string, both taken as markup (the app escapes
+// the values it puts into a plain string; html`` does it for them). A partial and a collection render asynchronously:
+// in html`` or JSX they are awaited for the app; in a plain template string the app writes `${await Card({ card })}`,
+// and one interpolated without `await` throws an error saying so instead of printing "[object Promise]".
 
 import { REWRITES } from "../analysis/refusals.ts";
 import { valuesKey } from "../analysis/values.ts";
 import { currentFrame, type FrameCapture, type FrameRecipe, openFrame, runInFrame } from "../capture/context.ts";
 import { RefusedBoundaryError } from "../errors.ts";
-import { escapeAttribute, escapeHtml } from "./page.ts";
+import { escapeAttribute } from "./page.ts";
 import { RAW_TEXT, rootElementId, VOID } from "./scan.ts";
 
 /** What hono's html helpers and JSX accept as already-escaped HTML (a String marked isEscaped). */
@@ -42,11 +47,16 @@ export interface CollectionQuery<Row = any> {
   compile(): { sql: string; parameters: readonly unknown[] };
 }
 
+/** A function returning the collection's rows through any data layer whose driver Upkeep captures
+ *  (`() => prisma.card.findMany(…)`, `() => db.query.cards.findMany(…)`, `() => pool.query(…).then((r) => r.rows)`). */
+export type CollectionRows<Row = any> = () => Promise<readonly Row[]> | readonly Row[];
+
 export interface CollectionProps<Row = any> {
   /** The id of the collection's element (unique in the page). */
   id: string;
-  /** The rows: a query the collection executes (a live render site), or rows the page already read. */
-  of: CollectionQuery<Row> | readonly Row[];
+  /** The rows: a query the collection executes, or a function it calls, inside its own frame (a live render site);
+   *  or rows the page already read. */
+  of: CollectionQuery<Row> | CollectionRows<Row> | readonly Row[];
   /** The member component: each row is passed to it as the prop named after the partial. */
   item: Partial<any>;
   /** The element wrapping the members. Default "div". */
@@ -65,7 +75,8 @@ export interface FragmentRecipe extends FrameRecipe {
 
 export interface CollectionRecipe extends FrameRecipe {
   readonly kind: "collection";
-  readonly query: CollectionQuery;
+  /** Runs the collection's read again (a Kysely query's execute, or the app's function). */
+  readonly query: { execute(): Promise<readonly any[]> };
   readonly item: Partial;
   readonly shared: Record<string, unknown>;
   readonly open: string;
@@ -95,17 +106,35 @@ function escaped(html: string): HtmlString {
   return value as unknown as HtmlString;
 }
 
-/** The HTML a component returned: a JSX node or an html`` result (already HTML), or a plain string (text). */
+/**
+ * The HTML a component returned: a JSX node, an html`` result or a plain string — markup, all three (a template-string
+ * view escapes its values itself, as it does for the page around it).
+ */
 export async function htmlOf(output: unknown): Promise<string> {
   const value = await output;
   if (value === null || value === undefined || typeof value === "boolean") return "";
-  if (typeof value === "string") return escapeHtml(value);
+  if (typeof value === "string") return value;
   if (typeof value === "number") return String(value);
   if (value instanceof String) return String(value);
   if (typeof value === "object" && typeof (value as { toString?: unknown }).toString === "function") {
     return String(await (value as { toString(): unknown }).toString());
   }
   return String(value);
+}
+
+/**
+ * A frame's pending HTML, which refuses to be turned into text before it is awaited: a plain template string would
+ * print "[object Promise]" in its place. html`` and JSX never do that (they await it), so they are unaffected.
+ */
+function awaitable(html: Promise<HtmlString>, what: string): Promise<HtmlString> {
+  Object.defineProperty(html, Symbol.toPrimitive, {
+    value() {
+      throw new TypeError(
+        `${what} was put into a template string without await: it renders asynchronously and would print "[object Promise]". Write \${await …} around the call, or build the view with html\`…\` (import { html } from "upkeep"), which awaits it`,
+      );
+    },
+  });
+  return html;
 }
 
 // ── props ───────────────────────────────────────────────────────────────────────────────────────────────────
@@ -165,7 +194,8 @@ export function partial<P extends object>(name: string, component: Component<P>)
       `partial(name, component): the name must be an identifier (it names the member's row prop), got ${JSON.stringify(name)}`,
     );
   }
-  const render = async (props: P): Promise<HtmlString> => {
+  const render = (props: P): Promise<HtmlString> => awaitable(renderFrame(props), `partial "${name}"`);
+  const renderFrame = async (props: P): Promise<HtmlString> => {
     const parent = currentFrame();
     if (!parent) return escaped((await htmlOf(component(props))).trim());
     const frame = openFrame("fragment", parent);
@@ -227,9 +257,14 @@ function openTag(props: CollectionProps): { open: string; close: string; tag: st
 
 /**
  * A list render site: one element (`tag`, with `id`) whose children are the members `item` renders, one per row
- * of `of`. Usable as JSX (`<Collection … />`) or called in an html`` template (`${Collection({ … })}`).
+ * of `of`. Usable as JSX (`<Collection … />`), called in an html`` template (`${Collection({ … })}`) or awaited in a
+ * plain template string (`${await Collection({ … })}`).
  */
-export async function Collection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
+export function Collection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
+  return awaitable(renderCollection(props), `Collection "${props?.id}"`);
+}
+
+async function renderCollection<Row>(props: CollectionProps<Row>): Promise<HtmlString> {
   if (typeof props.id !== "string" || props.id === "")
     throw new TypeError("Collection needs an id (the id of its element)");
   if (typeof props.item !== "function" || typeof props.item.partialName !== "string") {
@@ -239,7 +274,12 @@ export async function Collection<Row>(props: CollectionProps<Row>): Promise<Html
   const shared = props.props ?? {};
   const parent = currentFrame();
   if (!parent) {
-    const rows = isQuery(props.of) ? await props.of.execute() : props.of;
+    const of = props.of;
+    const rows = isQuery(of)
+      ? await of.execute()
+      : typeof of === "function"
+        ? await rowsFunction(of, props.id).execute()
+        : of;
     const members = await Promise.all(rows.map((row) => props.item({ ...shared, [props.item.partialName]: row })));
     return escaped(open + members.join("") + close);
   }
@@ -251,16 +291,24 @@ export async function Collection<Row>(props: CollectionProps<Row>): Promise<Html
   } catch (problem) {
     parent.page.refusals.push(propsRefusal(props.item.partialName, String(problem)));
   }
-  const query = isQuery(props.of) ? props.of : null;
+  const of = props.of;
+  let query: CollectionRecipe["query"] | null = null;
   let key = "";
-  if (query) {
-    const compiled = query.compile();
+  if (isQuery(of)) {
+    query = of;
+    const compiled = of.compile();
     key = `collection:${props.id}:${props.item.partialName}:${open}:${compiled.sql}:${propsKey([...compiled.parameters])}:${sharedKey}`;
+  } else if (typeof of === "function") {
+    // A function may use values of the request it closes over in ways no statement shows (a filter in JavaScript):
+    // its renders are never shared with another page group (a key of its own).
+    query = rowsFunction(of as CollectionRows, props.id);
+    key = `collection:${props.id}:${props.item.partialName}:${open}:function#${++functionCollections}:${sharedKey}`;
   }
   const recipe: CollectionRecipe | null = query
     ? { kind: "collection", key, query, item: props.item, shared, open, close }
     : null;
   const rows = query ? await runInFrame(frame, () => query.execute()) : (props.of as readonly Row[]);
+  if (typeof of === "function") checkMemberKeys(frame, props.id, rows as readonly Record<string, unknown>[]);
   const members: string[] = [];
   for (const row of rows) {
     const member = await renderMember(frame, recipe, props.item, shared, row as Record<string, unknown>);
@@ -272,6 +320,69 @@ export async function Collection<Row>(props: CollectionProps<Row>): Promise<Html
   // Rows the page read itself: the collection cannot be rendered without its page (its members still can).
   if (!recipe) frame.folded = true;
   return escaped(html);
+}
+
+let functionCollections = 0;
+
+function rowsFunction(of: CollectionRows, id: string): CollectionRecipe["query"] {
+  return {
+    async execute() {
+      const rows = await of();
+      if (!Array.isArray(rows)) {
+        throw new TypeError(`Collection "${id}": of() must return an array of rows (or a promise of one)`);
+      }
+      return rows;
+    },
+  };
+}
+
+/**
+ * A collection fed by a function: its members are the rows of the first read it captured, which must return their
+ * primary key — each member row names it (refused otherwise: without a key, rows cannot be told apart as they move).
+ */
+function checkMemberKeys(frame: FrameCapture, id: string, rows: readonly Record<string, unknown>[]): void {
+  const dep = frame.queries[0];
+  const refuse = (detail: string): void => {
+    frame.page.refusals.push(
+      new RefusedBoundaryError(
+        "collection_key",
+        dep?.sql ?? "",
+        `Collection "${id}": ${detail}`,
+        REWRITES.collection_key,
+      ),
+    );
+  };
+  if (!dep) {
+    refuse("its of() function sent no captured read (is the driver captured with upkeep.capture(…)?)");
+    return;
+  }
+  const keys = dep.rowKeys;
+  if (!keys) {
+    refuse(
+      `its first read is not a row read of one table returning the primary key (${dep.reads.map((r) => r.table).join(", ") || "no table"})`,
+    );
+    return;
+  }
+  const columns = Object.keys(keys.keys[0] ?? {});
+  const known = new Set(keys.keys.map((k) => valuesKey(columns.map((c) => keyValue(k[c])))));
+  for (const row of rows) {
+    if (typeof row !== "object" || row === null || !columns.every((c) => Object.hasOwn(row, c))) {
+      refuse(`a member row lacks the primary key (${columns.join(", ") || "?"}) of ${keys.table}`);
+      return;
+    }
+    if (!known.has(valuesKey(columns.map((c) => keyValue(row[c]))))) {
+      refuse(`a member row's key is not one of the rows its read of ${keys.table} returned`);
+      return;
+    }
+  }
+}
+
+/** An integer key as one value whichever way a layer carries it: 7, 7n and "7" (pg's int8, a driver's safe integers,
+ *  an ORM's BigInt) are the same key. */
+function keyValue(v: unknown): unknown {
+  if (typeof v === "bigint") return Number.isSafeInteger(Number(v)) ? Number(v) : String(v);
+  if (typeof v === "string" && /^-?(0|[1-9]\d*)$/.test(v)) return Number.isSafeInteger(Number(v)) ? Number(v) : v;
+  return v;
 }
 
 /** The key of a row: its serialised values (two rows with equal keys render the same member). */

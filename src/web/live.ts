@@ -37,6 +37,7 @@ export function liveKind(method: string, header: (name: string) => string | null
 export function openCapture(upkeep: Upkeep, url: URL, rawHeader: (name: string) => string | null): PageCapture {
   const capture = createCapture(url.pathname + url.search);
   capture.renderOffset = upkeep.hub.position;
+  capture.incarnation = upkeep.hub.incarnation;
   capture.headers = rawHeader;
   return capture;
 }
@@ -272,7 +273,7 @@ export function refusalPage(refusal: RefusedBoundaryError, url: string): string 
 <p>${escapeHtml(refusal.message.split("\n")[0] as string)}</p>
 <table>${row("code", refusal.code)}${row("page", url)}${row("sql", refusal.sql)}${row("frame", refusal.frame)}${row("fix", refusal.hint)}</table>
 <p>In production the page is served as an ordinary, non-live page and this is logged once. Every refusal code and
-its rewrite: the README's Public API section and docs/analysis.md.</p></body></html>`;
+its rewrite: docs/codes.md and docs/guide/3-refusals.md.</p></body></html>`;
 }
 
 // ── Upkeep's own paths ───────────────────────────────────────────────────────────────────────────────────────
@@ -297,10 +298,16 @@ export function isOwnPath(path: string): boolean {
   return path.startsWith("/upkeep/");
 }
 
-/** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. */
-export async function serveOwn(upkeep: Upkeep, request: Request, path: string): Promise<Response | null> {
+/** Upkeep's own paths: the event stream, Turbo and the browser client; null for any other path. `remoteAddress`
+ *  is the connection's own remote address (the socket's, never a header), undefined when there is no socket. */
+export async function serveOwn(
+  upkeep: Upkeep,
+  request: Request,
+  path: string,
+  remoteAddress: string | undefined,
+): Promise<Response | null> {
   if (path === WIRE.eventsPath) return handleEventStream(request, upkeep.hub);
-  const inspected = await handleInspect(upkeep, request, path);
+  const inspected = await handleInspect(upkeep, request, path, remoteAddress);
   if (inspected) return inspected;
   if (path === CHANGES_PATH) {
     if (upkeep.changefeed) return handleChanges(request, upkeep.ledger, upkeep.changefeed);

@@ -34,6 +34,8 @@ function replace(text: string): string {
 describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromium at ${chromiumPath}` }, () => {
   const hub = new FakeHub();
   const gets: Record<string, number> = {};
+  /** The subscription ids of the event streams requested. */
+  const streams: string[] = [];
   let serverInfo: Awaited<ReturnType<typeof listen>>;
   let transport: WebSocketTransport;
   let browser: Browser;
@@ -41,7 +43,10 @@ describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromi
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (url.pathname === WIRE.eventsPath) return sendFetchResponse(req, res, hub);
+    if (url.pathname === WIRE.eventsPath) {
+      streams.push(url.searchParams.get("id") ?? "");
+      return sendFetchResponse(req, res, hub);
+    }
     if (url.pathname === WIRE.turboScriptPath) {
       return res.writeHead(200, { "content-type": "text/javascript" }).end(await readFile(turboFile));
     }
@@ -62,7 +67,9 @@ describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromi
             ? page("reload", `upkeep_reload_${n}`)
             : url.pathname === "/shared"
               ? page("shared", `upkeep_shared_${n}`, "")
-              : page("one", `upkeep_one_${n}`, 'connection="window"', '<a id="nav" href="/two">two</a>');
+              : url.pathname === "/shared-sse"
+                ? page("shared sse", `upkeep_ssel_${n}`, 'transport="sse"')
+                : page("one", `upkeep_one_${n}`, 'connection="window"', '<a id="nav" href="/two">two</a>');
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(html);
   }
 
@@ -157,6 +164,52 @@ describe("browser client", { skip: existsSync(chromiumPath) ? false : `no Chromi
     assert.equal(await p.evaluate(() => (window as any).__upkeep.transport), "sse");
     await p.close();
     await hub.until(() => hub.unsubscribed.includes("upkeep_sse_1"));
+  });
+
+  test("every tab's __upkeep.transport is the one carrying its page: SSE when the leader tab opened an event stream", async () => {
+    // Two tabs of one browser: the first page asks for SSE and its tab leads; the second asks for nothing.
+    const context = await browser.newContext();
+    try {
+      const tabs = [await context.newPage(), await context.newPage()];
+      for (const tab of tabs) tab.on("pageerror", (error) => console.error("page error:", error));
+      await tabs[0]!.goto(`${base}/shared-sse`);
+      const leaderId = `upkeep_ssel_${gets["/shared-sse"]}`;
+      await hub.until(() => [...hub.live.keys()].some((id) => id.endsWith(`~${leaderId}`)));
+      await tabs[1]!.goto(`${base}/shared`);
+      const followerId = `upkeep_shared_${gets["/shared"]}`;
+      const wire = () => [...hub.live.keys()].find((id) => id.endsWith(`~${followerId}`));
+      await hub.until(() => wire() !== undefined);
+      assert.ok(streams.includes(wire()!), "the second tab's page is live over the leader's event streams");
+      hub.send(wire()!, { type: "patch", id: wire()!, offset: 6, html: replace("over sse") });
+      await tabs[1]!.waitForFunction(() => document.getElementById("target")?.textContent === "over sse");
+
+      const view = (tab: Page) =>
+        tab.evaluate(() => {
+          const u = (window as any).__upkeep;
+          const { state, transport, role, subscriptions, appliedOffsets, offset } = u;
+          return { state, transport, role, subscriptions, appliedOffsets, offset, received: u.messagesReceived > 0 };
+        });
+      assert.deepEqual(await view(tabs[1]!), {
+        state: "open",
+        transport: "sse",
+        role: "follower",
+        subscriptions: [followerId],
+        appliedOffsets: { [followerId]: 6 },
+        offset: 6,
+        received: true,
+      });
+      assert.deepEqual(await view(tabs[0]!), {
+        state: "open",
+        transport: "sse",
+        role: "leader",
+        subscriptions: [leaderId],
+        appliedOffsets: { [leaderId]: 5 },
+        offset: 5,
+        received: true,
+      });
+    } finally {
+      await context.close();
+    }
   });
 });
 

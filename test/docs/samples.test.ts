@@ -1,55 +1,90 @@
-// The documentation's samples, executed: every TypeScript block of docs/guide/ is an excerpt of a file in
-// docs/samples/ (imports written as the package's names), and each of those files is run here — the getting-started
-// apps on Hono, Express and Fastify, every refusal and its rewrite, two production processes on one PostgreSQL
-// database, and the testing sample.
+// The documentation's samples, executed: every code block of docs/guide/ and of the data-mode walkthrough is a whole
+// file of docs/samples/ (imports written as the package's names), every sample is shown whole on some page, and each is
+// run here — the getting-started apps on Hono, Express, Fastify and Node's own http, every refusal and its rewrite,
+// two production processes on one PostgreSQL database, the testing sample and explicit identifiers (the Inertia apps
+// run in Chromium in data-mode.test.ts).
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, test } from "node:test";
 import { Hono } from "hono";
 import { createApp as expressApp } from "../../docs/samples/express.ts";
 import { createApp as fastifyApp } from "../../docs/samples/fastify.ts";
 import { createApp as honoApp, startUpkeep } from "../../docs/samples/hono.ts";
+import { forecastChanged, weather } from "../../docs/samples/inertia/identifiers.ts";
+import { createListener as nodeListener } from "../../docs/samples/node.ts";
 import { startProcess } from "../../docs/samples/production.ts";
 import { REFUSALS } from "../../docs/samples/refusals.ts";
 import { createTodos, type Database } from "../../docs/samples/schema.ts";
 import { theTodoListStaysLive } from "../../docs/samples/testing.ts";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
 import { createUpkeep, RefusedBoundaryError, type Upkeep } from "../../src/index.ts";
+import { createInertia } from "../../src/inertia/index.ts";
 import type { FetchApp } from "../../src/render/page.ts";
-import { freshBody, openLivePage } from "../../src/testing/index.ts";
+import { freshBody, openLivePage, openLiveProps } from "../../src/testing/index.ts";
 import { fetchAppOf } from "../../src/web/inject.ts";
 import { SECRET } from "../live/fixture.ts";
 import { createTestDatabase, POSTGRES_SKIP_MESSAGE, postgresUrl } from "../support/postgres.ts";
+import { subpathExports } from "./exports.ts";
 
-const root = new URL("../../docs/", import.meta.url).pathname;
+const root = new URL("../../", import.meta.url).pathname;
+/** The pages whose code blocks are whole sample files. */
+const PAGES = [
+  ...readdirSync(join(root, "docs/guide"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/guide/${f}`),
+  "docs/data-mode.md",
+];
+const CODE = /```(ts|tsx|vue|svelte)\n([\s\S]*?)```/g;
 
-/** A sample's text as the docs show it: imports of the source written as the package's subpaths. */
-function asDocumented(text: string): string {
-  return text
-    .replace(/"\.\.\/\.\.\/src\/index\.ts"/g, '"upkeep"')
-    .replace(/"\.\.\/\.\.\/src\/([a-z]+)\/index\.ts"/g, (_, sub) => `"upkeep/${sub}"`);
+function filesUnder(dir: string): string[] {
+  return readdirSync(join(root, dir)).flatMap((name) => {
+    const path = `${dir}/${name}`;
+    return statSync(join(root, path)).isDirectory() ? filesUnder(path) : [path];
+  });
 }
 
-test("every TypeScript block in docs/guide is an excerpt of a sample file", () => {
-  const samples = readdirSync(join(root, "samples"))
-    .filter((f) => f.endsWith(".ts"))
-    .map((f) => asDocumented(readFileSync(join(root, "samples", f), "utf8")));
-  let blocks = 0;
-  for (const file of readdirSync(join(root, "guide")).filter((f) => f.endsWith(".md"))) {
-    const text = readFileSync(join(root, "guide", file), "utf8");
-    for (const match of text.matchAll(/```ts\n([\s\S]*?)```/g)) {
-      blocks++;
-      const block = (match[1] as string).replace(/\n$/, "");
+const specifiers = new Map(subpathExports().map(({ source, specifier }) => [source, specifier]));
+/** A sample's text as the docs show it: imports of the source written as the package's names. */
+function asDocumented(path: string): string {
+  return readFileSync(join(root, path), "utf8")
+    .replace(/"(?:\.\.\/)+(src\/[^"]+)"/g, (whole, source: string) =>
+      specifiers.has(source) ? `"${specifiers.get(source)}"` : whole,
+    )
+    .replace(/\n$/, "");
+}
+
+const samples = filesUnder("docs/samples").filter((path) => !path.endsWith(".d.ts"));
+
+test("every sample imports only what the package exports", () => {
+  for (const path of samples) {
+    const source = /"(?:\.\.\/)+src\/[^"]+"/.exec(asDocumented(path));
+    assert.equal(source, null, `${path} imports ${source?.[0]}, which is not a subpath export of the package`);
+  }
+});
+
+test("every code block of the guide and of the data-mode walkthrough is a whole sample file, and every sample is shown", () => {
+  const documented = new Map(samples.map((path) => [asDocumented(path), path]));
+  const shown = new Set<string>();
+  for (const page of PAGES) {
+    for (const match of readFileSync(join(root, page), "utf8").matchAll(CODE)) {
+      const block = (match[2] as string).replace(/\n$/, "");
+      const sample = documented.get(block);
       assert.ok(
-        samples.some((sample) => sample.includes(block)),
-        `docs/guide/${file}: this block is not in any docs/samples file (update the sample, then copy it):\n${block}`,
+        sample,
+        `${page}: this block is not a whole file of docs/samples (write the sample, then copy all of it):\n${block}`,
       );
+      shown.add(sample);
     }
   }
-  assert.ok(blocks >= 8, `only ${blocks} blocks found`);
+  const hidden = samples.filter((path) => !shown.has(path));
+  assert.deepEqual(
+    hidden,
+    [],
+    `show each of these whole on one of ${PAGES.map((p) => relative(root, join(root, p))).join(", ")}`,
+  );
 });
 
 async function sqliteDatabase(): Promise<string> {
@@ -68,15 +103,20 @@ describe("getting started", () => {
   };
   const check = async (upkeep: Upkeep, app: FetchApp) => {
     const page = await openLivePage(upkeep, app, "/lists/groceries", { headers: { cookie: "name=ada" } });
+    const before = await upkeep.stats();
     await upkeep
       .db<Database>()
       .insertInto("todos")
       .values({ id: 1, list: "groceries", title: "bread", done: 0 })
       .execute();
     await upkeep.settle();
-    assert.match(page.body(), /bread/);
+    assert.match(page.body(), /<li id="todo_1">bread<\/li>/);
     assert.match(page.body(), /Hello, ada/);
     assert.equal(page.body(), await freshBody(app, "/lists/groceries", { cookie: "name=ada" }));
+    // The todo went into the collection (a frame render), not through a replay of the whole page.
+    const now = await upkeep.stats();
+    assert.equal(now.renders, before.renders);
+    assert.ok(now.frameRenders > before.frameRenders);
     page.close();
   };
 
@@ -117,6 +157,20 @@ describe("getting started", () => {
       await check(upkeep, upkeep.hub.app as FetchApp);
     } finally {
       await app.close();
+      await upkeep.close();
+    }
+  });
+
+  test("on Node's own http", async () => {
+    const upkeep = await createUpkeep({
+      database: await sqliteDatabase(),
+      secret: SECRET,
+      install: true,
+      mode: "test",
+    });
+    try {
+      await check(upkeep, fetchAppOf(nodeListener(upkeep)));
+    } finally {
       await upkeep.close();
     }
   });
@@ -161,6 +215,32 @@ describe("refusals and rewrites", () => {
       assert.equal(rewrite.status, 200, String(thrown));
       assert.match(await rewrite.text(), /upkeep-stream-source/);
     });
+  }
+});
+
+test("explicit identifiers: a touch reaches the prop that declared it", async () => {
+  const upkeep = await createUpkeep({
+    database: await sqliteDatabase(),
+    secret: SECRET,
+    install: true,
+    identifiers: true,
+    mode: "test",
+  });
+  try {
+    const db = upkeep.db();
+    const inertia = createInertia({ version: "1", html: (page) => `<html><body>${page}</body></html>` });
+    const app = new Hono();
+    app.use(upkeepMiddleware(upkeep));
+    app.get("/weather", (c) => inertia.render(c, "Weather", { paris: () => weather(db, "paris") }));
+    const page = await openLiveProps(upkeep, app, "/weather");
+    assert.equal(page.current().paris, "no forecast yet");
+    await forecastChanged(db, "paris", "sunny");
+    await upkeep.settle();
+    await page.idle();
+    assert.equal(page.current().paris, "sunny");
+    page.close();
+  } finally {
+    await upkeep.close();
   }
 });
 

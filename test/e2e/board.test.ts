@@ -131,7 +131,7 @@ describe("demo board in Chromium", { skip, timeout: 180_000 }, () => {
       const errors: string[] = [];
       page.on("pageerror", (e) => errors.push(String(e)));
       await page.goto(`${server.url}/spa/boards/1`);
-      await page.waitForFunction(() => (window as any).__upkeepInertia?.state === "live");
+      await page.waitForFunction(() => (window as any).__upkeepInertia?.state === "open");
       return { page, errors };
     };
     const a = await open();

@@ -72,7 +72,7 @@ describe("live Inertia props in Chromium", { skip, timeout: 120_000 }, () => {
     await page.goto(server.url + path);
     await page.waitForFunction(() => {
       const live = (window as any).__upkeepInertia;
-      return live?.state === "live" && live.subscription !== null;
+      return live?.state === "open" && live.subscription !== null;
     });
     if (!transport) await socket.waitFor("subscribed");
     await page.evaluate(() => {

@@ -1,5 +1,6 @@
-// The ledger's fault model, one behaviour suite over both dialects and PostgreSQL's two capture modes: a dropped facts table is reported (and on
-// PostgreSQL never fails a write), reinstalling starts a new incarnation that a running ledger adopts with
+// The ledger's fault model, one behaviour suite over both dialects and PostgreSQL's two capture modes: a dropped
+// facts table is installed again by a running ledger that refreshes capture, or reported (logged once with its fix;
+// on PostgreSQL it never fails a write), a reinstall starts a new incarnation that a running ledger adopts with
 // resync(), and pruning never cuts above a live position hold.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -24,14 +25,17 @@ for (const { dialect, capture, name } of variants) {
   const install = (options: { database: string }) => installLedger({ ...options, capture });
 
   describe(`ledger faults on ${name}`, { skip }, () => {
-    async function withLedger(body: (db: TestDb, ledger: Ledger, logged: string[]) => Promise<void>) {
+    async function withLedger(
+      body: (db: TestDb, ledger: Ledger, logged: string[]) => Promise<void>,
+      schemaChanges?: "refresh" | "report",
+    ) {
       const db = await freshDb(dialect);
       const logged: string[] = [];
       let ledger: Ledger | undefined;
       try {
         await db.exec(ITEMS);
         await install({ database: db.url });
-        ledger = await openLedger({ database: db.url, log: (_level, message) => logged.push(message) });
+        ledger = await openLedger({ database: db.url, schemaChanges, log: (_level, message) => logged.push(message) });
         await body(db, ledger, logged);
       } finally {
         await ledger?.close();
@@ -39,7 +43,7 @@ for (const { dialect, capture, name } of variants) {
       }
     }
 
-    test("a facts table dropped under a running ledger: reads say LedgerMissingError once in the log; a reinstall is a new incarnation that resync adopts", () =>
+    test("a facts table dropped under a running ledger that reports: reads say LedgerMissingError, logged once with the fix; nothing is captured until a reinstall, a new incarnation that resync adopts", () =>
       withLedger(async (db, ledger, logged) => {
         await db.exec("INSERT INTO items VALUES (1, 'a')");
         assert.equal((await readAll(ledger)).length, 1);
@@ -47,11 +51,21 @@ for (const { dialect, capture, name } of variants) {
         await db.exec(`DROP TABLE ${LEDGER.factsTable}`);
         await assert.rejects(ledger.read(1), (e: LedgerMissingError) => e.code === "ledger_missing");
         await assert.rejects(ledger.read(1), LedgerMissingError);
-        assert.equal(logged.filter((m) => m.includes("change ledger") && m.includes("is gone")).length, 1);
+        const gone = logged.filter((m) => m.includes("change ledger") && m.includes("is gone"));
+        assert.equal(gone.length, 1, logged.join("\n"));
+        assert.match(gone[0] as string, new RegExp(`fix: run \`npx upkeep install --database ${db.url}\``));
+        // Pages are not served live on tables whose changes are not captured.
+        assert.deepEqual([...ledger.capturedTables()], []);
         if (dialect === "postgres") {
           // The capture function skips a missing ledger, and logical capture is not in the write's path: the user's
           // write succeeds. It belongs to no incarnation: the reinstall below starts after it.
+          assert.match(gone[0] as string, /writes are not affected/);
           await db.exec("INSERT INTO items VALUES (2, 'b')");
+        } else {
+          // SQLite's triggers cannot skip a missing table: the one case where capture fails a write, and the log
+          // says so.
+          assert.match(gone[0] as string, /every write to a captured table fails until it is back/);
+          await assert.rejects(db.exec("INSERT INTO items VALUES (2, 'b')"), /no such table/);
         }
         await install({ database: db.url });
         // Offsets restart at 1 in the new incarnation: the old offset 1 must not be trusted.
@@ -68,6 +82,29 @@ for (const { dialect, capture, name } of variants) {
           (await readAll(ledger)).map((f) => [f.offset, f.key.id]),
           [[1, 3]],
         );
+        assert.deepEqual([...ledger.capturedTables()], ["items"]);
+      }, "report"));
+
+    test("a facts table dropped under a running ledger that refreshes capture (the default): installed again at once, a new incarnation; writes succeed and are captured; logged once with the fix", () =>
+      withLedger(async (db, ledger, logged) => {
+        await db.exec("INSERT INTO items VALUES (1, 'a')");
+        assert.equal((await readAll(ledger)).length, 1);
+        const before = ledger.incarnation;
+        await db.exec(`DROP TABLE ${LEDGER.factsTable}`);
+        // The read meets the missing table, the ledger installs it again, and the read meets the new incarnation.
+        await assert.rejects(ledger.read(1), IncarnationMismatchError);
+        const position = await ledger.resync();
+        assert.notEqual(position.incarnation, before);
+        assert.equal(position.head, 0);
+        if (dialect === "sqlite") await db.query("SELECT count(*) FROM sqlite_master");
+        await db.exec("INSERT INTO items VALUES (2, 'b')");
+        assert.deepEqual(
+          (await readAll(ledger)).map((f) => [f.offset, f.key.id]),
+          [[1, 2]],
+        );
+        assert.equal(logged.length, 1, logged.join("\n"));
+        assert.match(logged[0] as string, /installed (it|them) again.*new incarnation/s);
+        assert.match(logged[0] as string, /fix: to remove Upkeep, run `npx upkeep uninstall --database/);
       }));
 
     test("pruning never removes facts above a live hold; an expired hold holds nothing back", () =>

@@ -552,6 +552,8 @@ for (const { dialect, capture, name } of variants) {
           assert.deepEqual(
             (await readAll(ledger)).map((f) => [f.table, f.new]),
             [
+              // SQLite: the install that refreshed items' triggers says every row of items may have changed.
+              ...(dialect === "sqlite" ? [["items", null]] : []),
               ["items", { id: 1, name: "a", n: 1, extra: "x" }],
               ["later", { id: 1, v: "v" }],
             ],

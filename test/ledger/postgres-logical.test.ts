@@ -136,7 +136,7 @@ describe("logical capture on PostgreSQL", { skip }, () => {
          pg.Client.prototype.query = function (...args) {
            const text = typeof args[0] === "string" ? args[0] : args[0]?.text;
            if (typeof text === "string" && text.includes("INSERT INTO") && text.includes("upkeep_facts")) appended = true;
-           if (text === "COMMIT" && appended) committed = true;
+           if (typeof text === "string" && text.trimEnd().endsWith("COMMIT") && appended) committed = true;
            return query.apply(this, args);
          };
          const send = pg.Connection.prototype.sendCopyFromChunk;

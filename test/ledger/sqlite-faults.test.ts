@@ -246,7 +246,8 @@ describe("SQLite schema changes while running", () => {
           );
           assert.ok(logged.some((m) => m.includes("refreshed the capture triggers")));
         } else {
-          assert.deepEqual([...ledger.capturedTables()], ["a"]);
+          // `a`'s triggers no longer name all its columns: it is not captured until the schema is fixed.
+          assert.deepEqual([...ledger.capturedTables()], []);
           assert.ok(
             logged.some((m) => m.includes("schema_drift") || m.includes("out of date")),
             logged.join("\n"),

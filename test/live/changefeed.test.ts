@@ -66,16 +66,22 @@ for (const dialect of DIALECTS) {
     const tokens: Record<string, { tables: "*" | string[]; columns?: Record<string, string[]> }> = {
       all: { tables: "*" },
       items: { tables: ["items"], columns: { items: ["id", "title"] } },
+      ids: { tables: ["items"], columns: { items: ["id"] } },
+      odd: { tables: ["odd"], columns: { odd: [] } },
+      own: { tables: ["items", "upkeep_identifiers"] },
     };
 
     before(async () => {
       fixture = await fixtureDatabase(dialect);
       if (!fixture) return;
+      // A table whose one column is named like the capture's marker for an unavailable image.
+      await fixture.exec('create table odd ("$unavailable" text)');
       upkeep = await createUpkeep({
         database: fixture.database,
         secret: SECRET,
         mode: "test",
         install: true,
+        identifiers: true,
         retentionMs: 0,
         changefeed: {
           authorize: (request) => tokens[request.headers.get("authorization")?.replace("Bearer ", "") ?? ""] ?? null,
@@ -234,9 +240,59 @@ for (const dialect of DIALECTS) {
       assert.equal(body.oldest, (await upkeep.ledger.horizon()) + 1);
       assert.match(body.resync, /follow from after=/);
       await assert.rejects(upkeep.rowAt("items", { id: 1 }, 0), /pruned/);
+      // An event stream opened on that cursor: a 200 stream an EventSource can read, whose one event says the same.
+      const opened = await get("/upkeep/changes?after=0", "all", { accept: "text/event-stream" });
+      assert.equal(opened.status, 200);
+      assert.match(opened.headers.get("content-type") ?? "", /text\/event-stream/);
+      const told = await eventsOf(opened).until((events) => events.some((e) => e.event === "error"));
+      const error = JSON.parse(told.find((e) => e.event === "error")?.data ?? "{}");
+      assert.equal(error.error, "cursor_too_old");
+      assert.equal(error.oldest, body.oldest);
+      assert.match(error.resync, /follow from after=/);
       const stale = await get(`/upkeep/changes?after=${head}&incarnation=another`, "all");
       assert.equal(stale.status, 409);
       assert.equal((await stale.json()).error, "incarnation_changed");
+    });
+
+    it("\"*\" is the application's tables: Upkeep's own are served only to a grant that names them", async () => {
+      const start = await upkeep.ledger.sync();
+      await fixture!.exec("insert into upkeep_identifiers (identifier, version) values ('Weather:paris', 1)");
+      await fixture!.exec("insert into items (list, title, pos) values ('own', 'app', 1)");
+      await upkeep.ledger.sync();
+      const everything = await (await get(`/upkeep/changes?after=${start}`, "all")).json();
+      assert.deepEqual(
+        everything.facts.map((f: { table: string }) => f.table),
+        ["items"],
+      );
+      assert.equal((await get(`/upkeep/changes?after=${start}&tables=upkeep_identifiers`, "all")).status, 403);
+      const named = await (await get(`/upkeep/changes?after=${start}&tables=upkeep_identifiers`, "own")).json();
+      assert.deepEqual(
+        named.facts.map((f: { new: { identifier: string } }) => f.new.identifier),
+        ["Weather:paris"],
+      );
+    });
+
+    it("an unavailable image's reason carries no row data, whatever the columns redacted", async () => {
+      const start = await upkeep.ledger.sync();
+      await fixture!.exec("insert into odd values ('the value of a redacted column')");
+      if (dialect === "sqlite") {
+        // A fact whose image the reader cannot decode: the parser's message would quote the text around the fault.
+        await fixture!.exec("insert into items (list, title, pos) values ('poison', 'top-secret title', 1)");
+        await fixture!.exec(
+          `update upkeep_facts set new = '{"id": 1, "title": "top-secret title" Inf}' where id = (select max(id) from upkeep_facts)`,
+        );
+      }
+      await upkeep.ledger.sync();
+      const odd = await (await get(`/upkeep/changes?after=${start}&tables=odd`, "odd")).json();
+      assert.equal(odd.facts.length, 1);
+      assert.doesNotMatch(JSON.stringify(odd.facts[0]), /redacted column/);
+      assert.ok(odd.facts[0].unavailable, "planned as unavailable: the image may be a marker or a row");
+      if (dialect === "sqlite") {
+        const items = await (await get(`/upkeep/changes?after=${start}&tables=items`, "ids")).json();
+        assert.equal(items.facts.length, 1);
+        assert.match(items.facts[0].unavailable, /undecodable image/);
+        assert.doesNotMatch(JSON.stringify(items.facts[0]), /secret/);
+      }
     });
 
     it("from Node: upkeep.changes({ tables, after }) yields the same facts", async () => {

@@ -28,6 +28,11 @@ after(async () => {
 test("the Node version: older than 22.18 is an error with its fix; 22 is accepted with advice; 24 is fine", () => {
   assert.equal(nodeCheck("20.20.2").status, "error");
   assert.match(nodeCheck("20.20.2").fix ?? "", /Node 24/);
+  assert.match(
+    nodeCheck("20.20.2").fix ?? "",
+    /npm install --save-dev node@24`/,
+    "the target line, not the newest node",
+  );
   assert.equal(nodeCheck("22.18.0").status, "info");
   assert.equal(nodeCheck("24.21.0").status, "ok");
 });

@@ -1,6 +1,6 @@
 // Facts as the PostgreSQL ledger stores them, decoded into Fact objects.
 import type { FaultLog } from "../core.ts";
-import { decodePgImage, type PgColumnCodec, pgCodecFor } from "../decode.ts";
+import { decodePgImage, type PgColumnCodec, pgCodecFor, undecodableReason } from "../decode.ts";
 import type { Fact, Operation, Row } from "../types.ts";
 import type { Queryable } from "./schema.ts";
 
@@ -36,7 +36,7 @@ export function toFact(
     now = reorder(decodePgImage(r.new, codecs, unavailable), codecs?.keys());
   } catch (error) {
     old = now = null;
-    const why = `undecodable image (${(error as Error).message})`;
+    const why = undecodableReason(error);
     unavailable.push(why);
     faults.once(
       "warn",
@@ -81,7 +81,7 @@ export async function columnCodecs(db: Queryable, schema: string): Promise<Map<s
     `SELECT c.relname AS table, a.attname AS column, t.typname AS type
        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
        JOIN pg_namespace ns ON ns.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
-      WHERE ns.nspname = $1 AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE ns.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY c.relname, a.attnum`,
     [schema],
   );

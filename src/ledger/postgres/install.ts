@@ -2,9 +2,11 @@
 // publication, replica identities and replication slot that logical capture reads (logical.ts). The mode is
 // chosen at install (`auto` prefers logical) and recorded in the meta table; changing it starts a new
 // incarnation, since facts of the two modes cannot be proven to join without a gap or an overlap.
+
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { LEDGER } from "../../constants.ts";
+import { markOwn } from "../../own.ts";
 import { quoteIdent, TABLE_HORIZON_PREFIX } from "../core.ts";
 import type { InstallReport } from "../types.ts";
 import {
@@ -19,11 +21,13 @@ import {
   restoreIdentitySql,
   syncPublication,
 } from "./logical.ts";
+import { dropPartitionTriggers, partitionDrift, syncPartitionTriggers } from "./partitions.ts";
 import type { CaptureMode } from "./schema.ts";
 import {
   applicationTables,
   currentSchema,
   INSTALL_LOCK_KEY,
+  INSTALL_RUN_KEY,
   type Names,
   names,
   type Queryable,
@@ -32,7 +36,7 @@ import {
 import { captureFunctionSql, captureTriggers, guardFunctionSql, syncTriggers, triggerDrift } from "./triggers.ts";
 
 export async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
+  const client = markOwn(new pg.Client({ connectionString: url }));
   client.on("error", () => {});
   await client.connect();
   try {
@@ -84,7 +88,38 @@ export interface PostgresInstallOptions {
  * otherwise it takes application tables' locks before the facts table's (the order writers take them in,
  * through their triggers), with a lock timeout below the deadlock timeout, retrying until it gets them.
  */
-export async function installPostgres(url: string, options: PostgresInstallOptions = {}): Promise<InstallReport> {
+export function installPostgres(url: string, options: PostgresInstallOptions = {}): Promise<InstallReport> {
+  return whileInstalling(url, () => installNow(url, options));
+}
+
+/**
+ * Runs an install or uninstall holding a session advisory lock (INSTALL_RUN_KEY) from its first statement to the
+ * slot created or dropped after it, so a running ledger can tell an install under way (its tables there, its slot
+ * not yet) from a lost slot (installRunning).
+ */
+function whileInstalling<T>(url: string, body: () => Promise<T>): Promise<T> {
+  return withClient(url, async (guard) => {
+    await guard.query("SELECT pg_advisory_lock($1)", [INSTALL_RUN_KEY]);
+    try {
+      return await body();
+    } finally {
+      await guard.query("SELECT pg_advisory_unlock($1)", [INSTALL_RUN_KEY]).catch(() => {});
+    }
+  });
+}
+
+/** True while some process installs or uninstalls the ledger of this database. */
+export async function installRunning(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ running: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1
+                      AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+            AS running`,
+    [INSTALL_RUN_KEY],
+  );
+  return rows[0]?.running === true;
+}
+
+async function installNow(url: string, options: PostgresInstallOptions): Promise<InstallReport> {
   const exclude = options.exclude ?? [];
   const decided = await withClient(url, async (client) => {
     const logical = await logicalNames(client, await currentSchema(client));
@@ -121,6 +156,7 @@ export async function installPostgres(url: string, options: PostgresInstallOptio
     if (!result.created && previous === "logical") {
       const incarnation = randomBytes(16).toString("hex");
       await client.query(`UPDATE ${n.meta} SET value = $1 WHERE key = 'incarnation'`, [incarnation]);
+      await client.query("SELECT pg_notify($1, 'incarnation')", [LEDGER.pgNotifyChannel]);
       result.incarnation = incarnation;
     }
   });
@@ -207,6 +243,8 @@ async function installOnce(
         // The new incarnation starts now: a slot that survived (its facts table was dropped) does not carry
         // changes committed before it into the new log.
         await client.query(`UPDATE ${n.meta} SET value = pg_current_wal_flush_lsn()::text WHERE key = 'lsn'`);
+        // Running processes read the new incarnation at once (on commit), not at their next fact.
+        await client.query("SELECT pg_notify($1, 'incarnation')", [LEDGER.pgNotifyChannel]);
       }
       await client.query(
         `INSERT INTO ${n.meta} (key, value) VALUES ('exclude', $1), ('capture', $2), ('capture_reason', $3)
@@ -219,7 +257,10 @@ async function installOnce(
       const captured = tables.filter((t) => !exclude.includes(t.name));
       await syncTriggers(client, schema, n, mode === "triggers" ? captured : []);
       if (mode === "logical") await installLogical(client, n, captured);
-      else if (previous === "logical") await restoreIdentities(client, n);
+      else if (previous === "logical") {
+        await restoreIdentities(client, n);
+        await dropPartitionTriggers(client, n);
+      }
       // The facts table's own guard triggers last: writers lock their table, then the facts table.
       const { rows: guards } = await client.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname IN ('upkeep_guard_delete', 'upkeep_guard_truncate')`,
@@ -256,6 +297,7 @@ async function installOnce(
 async function installLogical(client: pg.Client, n: Names, captured: TableInfo[]): Promise<void> {
   const tables = captured.map((t) => t.name);
   await syncPublication(client, n.schema, (await logicalNames(client, n.schema)).publication, tables);
+  await syncPartitionTriggers(client, n, tables);
   const toChange = await identityNotFull(client, n.schema, tables);
   if (toChange.length === 0) return;
   const { rows } = await client.query<{ value: string }>(`SELECT value FROM ${n.meta} WHERE key = 'replica_identity'`);
@@ -282,7 +324,11 @@ async function restoreIdentities(client: Queryable, n: Names): Promise<void> {
 }
 
 /** Removes everything install added (tables, triggers, functions, publication, slot, replica identities). */
-export async function uninstallPostgres(url: string): Promise<void> {
+export function uninstallPostgres(url: string): Promise<void> {
+  return whileInstalling(url, () => uninstallNow(url));
+}
+
+async function uninstallNow(url: string): Promise<void> {
   const logical = await withClient(url, (client) =>
     inTransaction(client, async () => {
       await client.query("SET LOCAL client_min_messages = warning");
@@ -292,6 +338,7 @@ export async function uninstallPostgres(url: string): Promise<void> {
       if (await exists(client, schema, LEDGER.metaTable)) await restoreIdentities(client, n);
       // CASCADE drops exactly the capture triggers, which depend on the function.
       await client.query(`DROP FUNCTION IF EXISTS ${n.capture}() CASCADE`);
+      await dropPartitionTriggers(client, n);
       await client.query(`DROP TABLE IF EXISTS ${n.facts}`);
       await client.query(`DROP TABLE IF EXISTS ${n.meta}`);
       await client.query(`DROP TABLE IF EXISTS ${n.holds}`);
@@ -331,6 +378,10 @@ export async function drift(db: Queryable, schema: string, n: Names): Promise<{ 
   for (const t of await identityNotFull(db, schema, names)) {
     out.tables.push(t.name);
     out.detail.push(`${t.name}'s REPLICA IDENTITY is not FULL (a partition added after install?)`);
+  }
+  for (const p of await partitionDrift(db, schema, names)) {
+    if (!out.tables.includes(p.table)) out.tables.push(p.table);
+    out.detail.push(p.detail);
   }
   return out;
 }

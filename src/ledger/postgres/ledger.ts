@@ -3,10 +3,12 @@
 // (consumer.ts). Readers and followers read the facts table the same way in both modes.
 //
 // Ordering and leadership: see postgres/sequencer.ts and postgres/consumer.ts.
+
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
-import { LedgerMissingError, LedgerNotInstalledError, SchemaDriftError, type UpkeepError } from "../../errors.ts";
+import { LedgerNotInstalledError, SchemaDriftError } from "../../errors.ts";
+import { markOwn, ownPool } from "../../own.ts";
 import {
   checkPosition,
   FaultLog,
@@ -20,27 +22,24 @@ import {
 } from "../core.ts";
 import type { PgColumnCodec } from "../decode.ts";
 import type { Fact, FollowOptions, Horizons, Ledger, LedgerOptions, PruneOptions, ReadOptions } from "../types.ts";
+import { checkColumns } from "./columns.ts";
 import { columnCodecs, type FactRow, toFact } from "./facts.ts";
+import { CaptureHealth } from "./health.ts";
 import { capturedNow, captureMode, drift, excludedTables, installPostgres, isInstalled } from "./install.ts";
-import {
-  type CaptureMode,
-  type LogicalNames,
-  logicalNames,
-  slotLagMessage,
-  slotMissingError,
-  slotState,
-} from "./logical.ts";
-import { parseLsn } from "./pgoutput.ts";
+import { type CaptureMode, type LogicalNames, logicalNames, slotMissingError, slotState } from "./logical.ts";
 import { HORIZON_KEYS, prunePostgres, readHorizons } from "./prune.ts";
 import { currentSchema, type Names, names } from "./schema.ts";
 import { isMissingLedger, Sequencer } from "./sequencer.ts";
 import { StreamingConsumer } from "./stream.ts";
+import { syncLogical, syncStaged } from "./sync.ts";
+
+const NOTHING: ReadonlySet<string> = new Set();
 
 /** A process that is not the sequencer tries to take the lease this often (ticks of the poll interval). */
 const LEADER_ATTEMPT_TICKS = 10;
 
 export async function openPostgresLedger(database: string, url: string, options: LedgerOptions): Promise<Ledger> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const pool = ownPool(new pg.Pool({ connectionString: url, max: 4 }));
   pool.on("error", () => {});
   try {
     const schema = await currentSchema(pool);
@@ -54,7 +53,8 @@ export async function openPostgresLedger(database: string, url: string, options:
     let logical: LogicalNames | undefined;
     if (mode === "logical") {
       logical = await logicalNames(pool, schema);
-      if (!(await slotState(pool, logical.slot)).exists) throw slotMissingError(database, logical.slot);
+      const slot = await slotState(pool, logical.slot);
+      if (!slot.exists || slot.walStatus === "lost") throw slotMissingError(database, logical.slot);
     }
     const ledger = new PostgresLedger(database, url, pool, n, rows[0]?.value as string, captured, options, logical);
     await ledger.start();
@@ -87,9 +87,8 @@ class PostgresLedger implements Ledger {
   /** Set with logical capture. */
   readonly #logical: LogicalNames | undefined;
   readonly #consumer: StreamingConsumer | undefined;
-  readonly #maxSlotLagBytes: number;
+  readonly #health: CaptureHealth;
   #lagTimer: NodeJS.Timeout | undefined;
-  #lagWarnedAt = 0;
   #ticks = 0;
   #ticking = false;
   #lastHead = -1;
@@ -115,16 +114,29 @@ class PostgresLedger implements Ledger {
     this.#n = n;
     this.#pollIntervalMs = options.pollIntervalMs ?? LEDGER_TUNING.pollIntervalMs;
     this.#logical = logical;
+    this.#health = new CaptureHealth({
+      database,
+      url,
+      n,
+      pool,
+      logical,
+      schemaChanges: this.#schemaChanges,
+      faults: this.#faults,
+      maxSlotLagBytes: options.maxSlotLagBytes ?? LEDGER_TUNING.slotLagWarnBytes,
+      wake: () => this.#waker.bump(),
+      repaired: async () => {
+        this.#consumer?.refresh();
+        await this.#loadCodecs();
+        this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      },
+    });
     this.#consumer = logical
-      ? new StreamingConsumer(
-          url,
-          n,
-          logical,
-          () => this.poke(),
-          (key, message) => this.#faults.once("error", key, message),
-        )
+      ? new StreamingConsumer(url, n, logical, {
+          wake: () => this.poke(),
+          fault: (key, message) => this.#faults.once("error", key, message),
+          health: this.#health,
+        })
       : undefined;
-    this.#maxSlotLagBytes = options.maxSlotLagBytes ?? LEDGER_TUNING.slotLagWarnBytes;
     this.#sequencer = new Sequencer(url, n, this.#id, this.#waker, this.#consumer);
   }
 
@@ -140,9 +152,16 @@ class PostgresLedger implements Ledger {
     return this.#sequencer.isLeader;
   }
 
+  /** Logical capture: the most decoded changes this process held at once (bounded by
+   *  LEDGER_TUNING.logicalHeldChanges). */
+  get heldHighWater(): number {
+    return this.#consumer?.heldHighWater ?? 0;
+  }
+
   async start(): Promise<void> {
     await this.#loadCodecs();
-    const listener = new pg.Client({ connectionString: this.#url });
+    await this.#checkColumns();
+    const listener = markOwn(new pg.Client({ connectionString: this.#url }));
     listener.on("error", () => {
       if (this.#listener === listener) this.#listener = undefined;
     });
@@ -161,30 +180,9 @@ class PostgresLedger implements Ledger {
     }
   }
 
-  /**
-   * Logical capture: a slot nobody consumes keeps WAL on the server's disk. Past the lag bound this warns (at most
-   * once per LEDGER_TUNING.slotLagWarnMs); a missing slot is an error, logged once with its fix.
-   */
+  /** Logical capture: warns about a slot past its lag bound; a lost slot is repaired or reported (health.ts). */
   async checkSlot(): Promise<void> {
-    if (!this.#logical || this.#closed) return;
-    try {
-      const state = await slotState(this.#pool, this.#logical.slot);
-      if (!state.exists) {
-        this.#faults.once("error", "slot_missing", slotMissingError(this.database, this.#logical.slot).message);
-        return;
-      }
-      if (state.lagBytes > this.#maxSlotLagBytes && Date.now() - this.#lagWarnedAt >= LEDGER_TUNING.slotLagWarnMs) {
-        this.#lagWarnedAt = Date.now();
-        this.#faults.log("warn", slotLagMessage(this.database, this.#logical.slot, state));
-      }
-    } catch (error) {
-      if (!this.#closed)
-        this.#faults.once(
-          "warn",
-          `slot_check:${(error as Error).message}`,
-          `Upkeep's slot check failed: ${(error as Error).message}`,
-        );
-    }
+    if (!this.#closed) await this.#health.checkSlot();
   }
 
   /**
@@ -196,14 +194,8 @@ class PostgresLedger implements Ledger {
     if (this.#closed || this.#checkingSchema) return;
     this.#checkingSchema = true;
     try {
-      if (!(await isInstalled(this.#pool, this.#n.schema))) {
-        this.#faults.once(
-          "error",
-          "ledger_missing",
-          new LedgerMissingError(this.database, "its tables were dropped").message,
-        );
-        return;
-      }
+      await this.#health.check(true);
+      if (this.#health.lost) return;
       const found = await drift(this.#pool, this.#n.schema, this.#n);
       if (found.tables.length > 0) {
         if (this.#schemaChanges === "refresh") {
@@ -224,6 +216,7 @@ class PostgresLedger implements Ledger {
         }
       }
       this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      await this.#checkColumns();
     } catch (error) {
       if (!this.#closed) {
         this.#faults.once(
@@ -235,6 +228,13 @@ class PostgresLedger implements Ledger {
     } finally {
       this.#checkingSchema = false;
     }
+  }
+
+  /** A column change of a captured table becomes one table-wide fact (columns.ts). */
+  #checkColumns(): Promise<void> {
+    return this.#closed
+      ? Promise.resolve()
+      : checkColumns(this.#pool, this.#n, this.#captured, this.#faults, this.#waker);
   }
 
   async #loadCodecs(): Promise<void> {
@@ -256,8 +256,10 @@ class PostgresLedger implements Ledger {
           this.#waker.bump();
         }
       }
-    } catch {
-      // A failed poll is retried on the next tick; a lost leader connection gives up leadership.
+    } catch (error) {
+      // A failed poll is retried on the next tick; a lost leader connection gives up leadership; a missing ledger
+      // table is checked (and repaired or reported) at once.
+      if (isMissingLedger(error)) void this.#health.check().catch(() => {});
     } finally {
       this.#ticking = false;
     }
@@ -268,7 +270,15 @@ class PostgresLedger implements Ledger {
     try {
       return await body();
     } catch (error) {
-      throw ledgerError(error, isMissingLedger(error), this.database, this.#faults);
+      if (!isMissingLedger(error)) throw error;
+      await this.#health.check().catch(() => {});
+      if (this.#health.lost) throw this.#health.lost;
+      // Installed again: read again (a read then meets the new incarnation).
+      try {
+        return await body();
+      } catch (again) {
+        throw ledgerError(again, isMissingLedger(again), this.database, this.#faults);
+      }
     }
   }
 
@@ -295,15 +305,17 @@ class PostgresLedger implements Ledger {
         `SELECT key, value FROM ${this.#n.meta} WHERE key IN ('incarnation', 'head') OR ${HORIZON_KEYS}`,
       );
       const values = Object.fromEntries(rows.map((r) => [r.key, r.value]));
-      this.#incarnation = values.incarnation as string;
       this.#captured = await capturedNow(this.#pool, this.#n.schema);
+      // Last, so that the caller (the follower) takes the new incarnation at the same moment as the ledger.
+      this.#incarnation = values.incarnation as string;
       const horizon = horizonOf(parseHorizons(rows)).horizon;
       return { incarnation: this.#incarnation, head: Number(values.head ?? 0), horizon };
     });
   }
 
+  /** Empty while capture is lost (health.ts): a page must not be served live on what is not captured. */
   capturedTables(): ReadonlySet<string> {
-    return this.#captured;
+    return this.#health.lost ? NOTHING : this.#captured;
   }
 
   async holdPosition(id: string, position: number): Promise<void> {
@@ -322,54 +334,25 @@ class PostgresLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
-    if (this.#logical) return this.#syncLogical(this.#logical.slot);
-    if (!this.#sequencer.isLeader) await this.#sequencer.tryLead();
-    if (this.#sequencer.isLeader) {
-      await this.#sequencer.sequence();
-      return this.head();
-    }
-    // Another process sequences: wait until every fact visible now has an offset.
-    const { rows } = await this.#pool.query<{ max: string | null }>(
-      `SELECT max(staging_id) AS max FROM ${this.#n.facts} WHERE ledger_offset IS NULL`,
-    );
-    const max = rows[0]?.max;
-    while (max !== null && max !== undefined && !this.#closed) {
-      const left = await this.#pool.query(
-        `SELECT 1 FROM ${this.#n.facts} WHERE ledger_offset IS NULL AND staging_id <= $1 LIMIT 1`,
-        [max],
-      );
-      if (left.rowCount === 0) break;
-      await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
-    }
-    return this.head();
-  }
-
-  /** Logical capture: wait until everything flushed before the call was appended — by this process when it leads
-   *  (the stream reached that position), else by the leader (it confirmed that position to the slot). */
-  async #syncLogical(slot: string): Promise<number> {
-    const { rows } = await this.#pool.query<{ lsn: string }>("SELECT pg_current_wal_flush_lsn()::text AS lsn");
-    const target = rows[0]?.lsn as string;
-    for (let round = 0; !this.#closed; round++) {
-      if (!this.#sequencer.isLeader && round % 10 === 0) await this.#sequencer.tryLead();
-      if (this.#sequencer.isLeader && this.#consumer) {
-        await this.#sequencer.sequence();
-        if (this.#consumer.caughtUp(parseLsn(target))) break;
-        this.#consumer.askPosition();
-        await new Promise((resolve) => setTimeout(resolve, 1));
-        continue;
-      }
-      const { rows: done } = await this.#pool.query<{ ok: boolean | null }>(
-        "SELECT confirmed_flush_lsn >= $2::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = $1",
-        [slot, target],
-      );
-      if (done.length === 0) throw slotMissingError(this.database, slot) as UpkeepError;
-      if (done[0]?.ok) break;
-      await new Promise((resolve) => setTimeout(resolve, this.#pollIntervalMs));
-    }
+    await this.#checkColumns(); // a column change committed before the call becomes its fact now (columns.ts)
+    const host = {
+      pool: this.#pool,
+      n: this.#n,
+      sequencer: this.#sequencer,
+      health: this.#health,
+      pollIntervalMs: this.#pollIntervalMs,
+      closed: () => this.#closed,
+    };
+    if (this.#logical && this.#consumer) await syncLogical(host, this.#consumer, this.#logical.slot);
+    else await this.#guard(() => syncStaged(host));
     return this.head();
   }
 
   async read(after: number, options?: ReadOptions): Promise<Fact[]> {
+    if (this.#health.lost) {
+      await this.#health.check(true);
+      if (this.#health.lost) throw this.#health.lost;
+    }
     const n = this.#n;
     // One statement, one snapshot: the position checks and the facts agree.
     const { rows } = await this.#guard(() =>

@@ -186,11 +186,13 @@ export function restoreIdentitySql(table: string, identity: string, index: strin
  * connection, after the publication committed (pgoutput looks the publication up as of each change).
  */
 export async function ensureSlot(db: Queryable, slot: string): Promise<{ created: boolean; lsn: string }> {
-  const { rows } = await db.query<{ lsn: string }>(
-    "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1",
+  const { rows } = await db.query<{ lsn: string; status: string | null }>(
+    "SELECT confirmed_flush_lsn::text AS lsn, wal_status AS status FROM pg_replication_slots WHERE slot_name = $1",
     [slot],
   );
-  if (rows[0]) return { created: false, lsn: rows[0].lsn };
+  // A slot the server invalidated (it kept more WAL than max_slot_wal_keep_size) can never be read again.
+  if (rows[0]?.status === "lost") await dropSlot(db, slot);
+  else if (rows[0]) return { created: false, lsn: rows[0].lsn };
   try {
     const created = await db.query<{ lsn: string }>(
       "SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')",
@@ -210,23 +212,28 @@ export async function ensureSlot(db: Queryable, slot: string): Promise<{ created
  * streaming again (it checks the lease before it starts).
  */
 export async function dropLogical(db: Queryable, names: LogicalNames): Promise<void> {
+  await dropSlot(db, names.slot);
+  await db.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(names.publication)}`);
+}
+
+/** Drops the slot, ending the connection that streams it first. */
+async function dropSlot(db: Queryable, slot: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await db.query(
         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
-        [names.slot],
+        [slot],
       );
       await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [
-        names.slot,
+        slot,
       ]);
-      break;
+      return;
     } catch (error) {
       // 55006 object_in_use: the ended connection has not exited yet.
       if ((error as { code?: string }).code !== "55006" || attempt >= 100) throw error;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
-  await db.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(names.publication)}`);
 }
 
 export interface SlotState {

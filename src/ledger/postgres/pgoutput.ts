@@ -2,6 +2,7 @@
 // later; the message formats are documented in "Logical Replication Message Formats"). Column values arrive as
 // their text output, exactly as the type's output function renders them; images.ts turns them into row images.
 import type { Operation } from "../types.ts";
+import { TRUNCATE_MESSAGE_PREFIX } from "./partitions.ts";
 
 export interface RelationColumn {
   name: string;
@@ -30,14 +31,21 @@ export interface Change {
   oversized?: number;
 }
 
-/** One committed transaction, complete. */
-export interface DecodedTransaction {
+/** What a transaction's Begin message says: it is committed (pgoutput sends only committed transactions). */
+export interface TransactionHead {
   xid: number;
-  /** The commit record's end: the position a consumer confirms once the transaction's facts are durable. */
-  endLsn: bigint;
+  /** The commit record's position. Every transaction committed before this one ends at or before it, and this one
+   *  ends after it: a transaction was appended already iff this is below the ledger's `lsn` (consumer.ts). */
+  commitLsn: bigint;
   commitTime: Date;
-  changes: Change[];
 }
+
+/** A decoded message that matters to the ledger, in stream order. */
+export type Decoded =
+  | { kind: "begin"; head: TransactionHead }
+  | { kind: "change"; change: Change }
+  /** `endLsn`: the commit record's end, the position a consumer confirms once the transaction's facts are durable. */
+  | { kind: "commit"; endLsn: bigint };
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 const PG_EPOCH_US = 946_684_800_000_000n;
@@ -104,55 +112,54 @@ class Reader {
 }
 
 /**
- * Feeds on pgoutput messages in stream order and returns each transaction once its Commit arrives. Relation
- * messages precede the first change of a table in every decoding session and after its definition changes, so
- * each change is decoded against the table's definition at that point of the stream.
+ * Feeds on pgoutput messages in stream order and returns what each says: a transaction's Begin, each of its changes
+ * as it arrives, its Commit. Nothing is held between messages except the tables' definitions, so a transaction of
+ * any size passes through in constant memory (the consumer decides how much it holds). Relation messages precede
+ * the first change of a table in every decoding session and after its definition changes, so each change is
+ * decoded against the table's definition at that point of the stream.
  */
 export class PgoutputDecoder {
   readonly relations = new Map<number, Relation>();
-  #current: DecodedTransaction | undefined;
+  #open = false;
 
   /** True between a transaction's Begin and its Commit. */
   get open(): boolean {
-    return this.#current !== undefined;
+    return this.#open;
   }
 
   /**
    * `size` is the message's full size when `data` is only its head (the consumer does not fetch messages larger
-   * than the image bound): an Insert, Update or Delete is then recorded without its rows.
+   * than the image bound): an Insert, Update or Delete is then returned without its rows.
    */
-  push(data: Buffer, size = data.length): DecodedTransaction | undefined {
+  push(data: Buffer, size = data.length): Decoded[] {
     const r = new Reader(data);
     const tag = r.byte();
     if (size > data.length) {
       const op = tag === 0x49 ? "insert" : tag === 0x55 ? "update" : tag === 0x44 ? "delete" : undefined;
       if (!op) throw new Error(`pgoutput: a message of ${size} bytes (${String.fromCharCode(tag)}) was not read`);
       const relation = this.#relation(r.uint32());
-      this.#change({ relation, op, old: null, oldIsKeyOnly: false, new: null, oversized: size });
-      return undefined;
+      return [this.#change({ relation, op, old: null, oldIsKeyOnly: false, new: null, oversized: size })];
     }
     switch (tag) {
       case 0x42 /* B */:
         {
-          r.int64(); // final LSN (the commit's end is in the Commit message)
+          const commitLsn = r.int64();
           const us = r.int64();
-          this.#current = {
-            xid: r.uint32(),
-            endLsn: 0n,
-            commitTime: new Date(Number((us + PG_EPOCH_US) / 1000n)),
-            changes: [],
-          };
-          return undefined;
+          this.#open = true;
+          return [
+            {
+              kind: "begin",
+              head: { xid: r.uint32(), commitLsn: BigInt.asUintN(64, commitLsn), commitTime: pgTime(us) },
+            },
+          ];
         }
       case 0x43 /* C */:
         {
           r.byte();
-          r.int64(); // commit LSN
-          const done = this.#current;
-          this.#current = undefined;
-          if (!done) throw new Error("pgoutput: Commit without Begin");
-          done.endLsn = r.int64();
-          return done;
+          r.int64(); // commit LSN (the Begin message had it)
+          if (!this.#open) throw new Error("pgoutput: Commit without Begin");
+          this.#open = false;
+          return [{ kind: "commit", endLsn: BigInt.asUintN(64, r.int64()) }];
         }
       case 0x52 /* R */:
         {
@@ -169,14 +176,13 @@ export class PgoutputDecoder {
             r.int32(); // typmod
           }
           this.relations.set(id, { id, schema, name, columns });
-          return undefined;
+          return [];
         }
       case 0x49 /* I */:
         {
           const relation = this.#relation(r.uint32());
           r.byte(); // 'N'
-          this.#change({ relation, op: "insert", old: null, oldIsKeyOnly: false, new: r.tuple() });
-          return undefined;
+          return [this.#change({ relation, op: "insert", old: null, oldIsKeyOnly: false, new: r.tuple() })];
         }
       case 0x55 /* U */:
         {
@@ -189,29 +195,43 @@ export class PgoutputDecoder {
             old = r.tuple();
             kind = r.byte(); // 'N'
           }
-          this.#change({ relation, op: "update", old, oldIsKeyOnly, new: r.tuple() });
-          return undefined;
+          return [this.#change({ relation, op: "update", old, oldIsKeyOnly, new: r.tuple() })];
         }
       case 0x44 /* D */:
         {
           const relation = this.#relation(r.uint32());
           const kind = r.byte();
-          this.#change({ relation, op: "delete", old: r.tuple(), oldIsKeyOnly: kind === 0x4b, new: null });
-          return undefined;
+          return [this.#change({ relation, op: "delete", old: r.tuple(), oldIsKeyOnly: kind === 0x4b, new: null })];
         }
       case 0x54 /* T */:
         {
           const count = r.int32();
           r.byte(); // options (CASCADE, RESTART IDENTITY)
+          const out: Decoded[] = [];
           for (let i = 0; i < count; i++) {
             const relation = this.#relation(r.uint32());
-            this.#change({ relation, op: "truncate", old: null, oldIsKeyOnly: false, new: null });
+            out.push(this.#change({ relation, op: "truncate", old: null, oldIsKeyOnly: false, new: null }));
           }
-          return undefined;
+          return out;
+        }
+      case 0x4d /* M */:
+        {
+          // A logical decoding message: Upkeep's triggers say a partition was truncated (partitions.ts).
+          const transactional = (r.byte() & 1) === 1;
+          r.int64(); // its LSN
+          const prefix = r.string();
+          const length = r.int32();
+          if (!transactional || prefix !== TRUNCATE_MESSAGE_PREFIX) return [];
+          const named = JSON.parse(data.toString("utf8", r.offset, r.offset + length)) as {
+            schema: string;
+            table: string;
+          };
+          const relation: Relation = { id: 0, schema: named.schema, name: named.table, columns: [] };
+          return [this.#change({ relation, op: "truncate", old: null, oldIsKeyOnly: false, new: null })];
         }
       default:
-        // Origin ('O'), Type ('Y') and logical messages ('M') carry nothing a fact needs.
-        return undefined;
+        // Origin ('O') and Type ('Y') carry nothing a fact needs.
+        return [];
     }
   }
 
@@ -221,8 +241,12 @@ export class PgoutputDecoder {
     return relation;
   }
 
-  #change(change: Change): void {
-    if (!this.#current) throw new Error("pgoutput: a change outside a transaction");
-    this.#current.changes.push(change);
+  #change(change: Change): Decoded {
+    if (!this.#open) throw new Error("pgoutput: a change outside a transaction");
+    return { kind: "change", change };
   }
+}
+
+function pgTime(us: bigint): Date {
+  return new Date(Number((us + PG_EPOCH_US) / 1000n));
 }

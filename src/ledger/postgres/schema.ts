@@ -10,6 +10,8 @@ export type CaptureMode = "logical" | "triggers";
 const GUARD_FUNCTION = "upkeep_guard_facts";
 /** Serializes concurrent installs and uninstalls. */
 export const INSTALL_LOCK_KEY = LEDGER.pgSequencerLockKey + 1;
+/** Held by a session for a whole install or uninstall, the slot included (install.ts, installRunning). */
+export const INSTALL_RUN_KEY = LEDGER.pgSequencerLockKey + 2;
 
 export interface Names {
   schema: string;

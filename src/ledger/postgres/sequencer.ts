@@ -22,8 +22,10 @@
 // numbers only facts that still have no offset, and only while the lease row names this process. A paused
 // leader holds no lock while paused (a batch is a single round trip, which the server completes on its own), and
 // when it resumes its next batch finds another holder in the lease row and numbers nothing.
+
 import pg from "pg";
 import { LEDGER, LEDGER_TUNING } from "../../constants.ts";
+import { markOwn } from "../../own.ts";
 import type { Waker } from "../core.ts";
 import { quoteLiteral } from "../core.ts";
 import type { Names } from "./schema.ts";
@@ -58,6 +60,9 @@ export class Sequencer {
   #sequencing: Promise<void> | undefined;
   #sequenceAgain = false;
   #stopped = false;
+  /** The leader's connection runs one thing at a time: a batch or a lease renewal (a renewal between the
+   *  statements of an open append joins that append's transaction, see consumer.ts). */
+  #turn: Promise<unknown> = Promise.resolve();
 
   constructor(url: string, n: Names, id: string, waker: Waker, work?: CaptureWork) {
     this.#url = url;
@@ -78,7 +83,7 @@ export class Sequencer {
     if (this.#stopped || this.isLeader) return;
     try {
       if (!this.#client) {
-        const client = new pg.Client({ connectionString: this.#url });
+        const client = markOwn(new pg.Client({ connectionString: this.#url }));
         client.on("error", () => {
           if (this.#client === client) {
             this.#client = undefined;
@@ -109,21 +114,38 @@ export class Sequencer {
     }
   }
 
+  /** Runs `body` on the leader's connection after whatever runs on it now. */
+  #exclusive<T>(body: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(body, body);
+    this.#turn = run.catch(() => {});
+    return run;
+  }
+
   /** Extends the lease; a lease taken over by another process ends this one's leadership. */
-  async renew(): Promise<void> {
-    const leader = this.#client;
-    if (!leader) {
-      this.isLeader = false;
-      return;
-    }
-    const { rowCount } = await leader.query(
-      `UPDATE ${this.#n.lease} SET until = now() + make_interval(secs => $2::float8 / 1000) WHERE holder = $1`,
-      [this.#id, LEDGER_TUNING.leaseMs],
-    );
-    this.#renewedAt = Date.now();
-    const was = this.isLeader;
-    this.isLeader = rowCount === 1;
-    if (was && !this.isLeader) await this.#work.release?.().catch(() => {});
+  renew(): Promise<void> {
+    return this.#exclusive(async () => {
+      const leader = this.#client;
+      if (!leader) {
+        this.isLeader = false;
+        return;
+      }
+      let rowCount: number | null = 0;
+      try {
+        ({ rowCount } = await leader.query(
+          `UPDATE ${this.#n.lease} SET until = now() + make_interval(secs => $2::float8 / 1000) WHERE holder = $1`,
+          [this.#id, LEDGER_TUNING.leaseMs],
+        ));
+      } catch (error) {
+        // The lease cannot be renewed (its table is gone, the connection failed): not the leader any more.
+        this.isLeader = false;
+        await this.#work.release?.().catch(() => {});
+        throw error;
+      }
+      this.#renewedAt = Date.now();
+      const was = this.isLeader;
+      this.isLeader = rowCount === 1;
+      if (was && !this.isLeader) await this.#work.release?.().catch(() => {});
+    });
   }
 
   /** Runs sequencing rounds until nothing visible is waiting; concurrent calls join the running one. */
@@ -137,7 +159,13 @@ export class Sequencer {
         do {
           this.#sequenceAgain = false;
           while (this.isLeader && this.#client && !this.#stopped) {
-            const { count, more } = await this.#work.batch(this.#client, check, this.#id);
+            // A long run of batches (a large transaction) keeps the lease.
+            if (Date.now() - this.#renewedAt >= LEDGER_TUNING.leaseRenewMs) {
+              await this.renew();
+              continue;
+            }
+            const client = this.#client;
+            const { count, more } = await this.#exclusive(() => this.#work.batch(client, check, this.#id));
             if (count > 0) this.#waker.bump();
             // Nothing made readable although asked: is the lease still ours?
             if (count === 0 && !check) await this.renew();

@@ -18,7 +18,7 @@ import {
   readLimit,
   Waker,
 } from "../core.ts";
-import { decodeSqliteImage } from "../decode.ts";
+import { decodeSqliteImage, undecodableReason } from "../decode.ts";
 import { openSqlite } from "../dialect.ts";
 import type {
   Fact,
@@ -39,8 +39,13 @@ import {
   excludedTables,
   get,
   installed,
+  installSqliteNow,
+  markerColumnTables,
   meta,
+  ourTriggers,
   refreshTriggers,
+  removedTables,
+  schemaChangeFact,
   setMeta,
   tableExists,
   withTransaction,
@@ -60,7 +65,7 @@ export async function openSqliteLedger(database: string, path: string, options: 
     db.close();
     throw error;
   }
-  return new SqliteLedger(database, db, meta(db, "incarnation") as string, options);
+  return new SqliteLedger(database, path, db, meta(db, "incarnation") as string, options);
 }
 
 interface FactRow {
@@ -78,9 +83,12 @@ function isMissingLedger(error: unknown): boolean {
   return /no such table: (upkeep_facts|upkeep_meta)/.test((error as Error)?.message ?? "");
 }
 
+const NOTHING: ReadonlySet<string> = new Set();
+
 class SqliteLedger implements Ledger {
   readonly kind = "sqlite" as const;
   readonly database: string;
+  readonly #path: string;
   readonly #db: DatabaseSync;
   readonly #waker = new Waker();
   readonly #timers: NodeJS.Timeout[] = [];
@@ -90,11 +98,19 @@ class SqliteLedger implements Ledger {
   #dataVersion: number;
   #schemaVersion: number;
   #captured: Set<string>;
+  /** With schemaChanges "report": the drifted tables, left out of capturedTables() until the schema is fixed. */
+  #reported = new Set<string>();
+  /** Tables with a column named like the capture's marker (decodeSqliteImage): read at open and each schema change. */
+  #markerColumns: Set<string>;
   #holdsReady = false;
   #closed = false;
+  /** Set while the ledger's tables are gone and not installed again: reads throw it, nothing is captured. */
+  #lost: LedgerMissingError | undefined;
+  #repairing = false;
 
-  constructor(database: string, db: DatabaseSync, incarnation: string, options: LedgerOptions) {
+  constructor(database: string, path: string, db: DatabaseSync, incarnation: string, options: LedgerOptions) {
     this.database = database;
+    this.#path = path;
     this.#db = db;
     this.#incarnation = incarnation;
     this.#faults = new FaultLog(options.log);
@@ -102,9 +118,12 @@ class SqliteLedger implements Ledger {
     this.#dataVersion = this.#readDataVersion();
     this.#schemaVersion = this.#readSchemaVersion();
     this.#captured = capturedNow(db);
+    this.#markerColumns = markerColumnTables(db);
     // PRAGMA data_version changes when another connection commits: a cheap check, made only while someone waits.
+    // So does schema_version on any DDL: a dropped ledger table is seen within a poll, not a schema check.
     const poll = setInterval(() => {
       if (!this.#waker.waiting || this.#closed) return;
+      if (this.#readSchemaVersion() !== this.#schemaVersion) this.checkSchema();
       const version = this.#readDataVersion();
       if (version !== this.#dataVersion) {
         this.#dataVersion = version;
@@ -131,46 +150,61 @@ class SqliteLedger implements Ledger {
   }
 
   /**
-   * Schema changes while running (PRAGMA schema_version moves on any DDL, from any connection): a dropped facts
-   * table is reported at once; tables or columns the triggers do not cover are refreshed (or reported). Between
-   * the DDL and this check (at most LEDGER_TUNING.schemaCheckMs) a new table is not in capturedTables(), so a page
-   * that reads it is refused rather than served stale.
+   * Schema changes while running (PRAGMA schema_version moves on any DDL, from any connection): a dropped ledger
+   * table is answered at once (#ledgerGone); tables or columns the triggers do not cover, and captured tables that
+   * are gone, are refreshed (or reported). Between a DDL statement and this check (at most
+   * LEDGER_TUNING.schemaCheckMs; sync() checks too) a new table is not in capturedTables(), so a page that reads it
+   * is refused; writes to a changed table are captured with its old columns, so the refresh records a table-wide
+   * fact for it, which replays every page that read it (why that is enough: refreshTriggers). With `report` the
+   * triggers stay as they are: a drifted table leaves capturedTables() (new pages that read it are refused) and gets
+   * the same table-wide fact, so the open pages that read it replay, find it refused, and reload as ordinary pages
+   * instead of staying stale.
    */
-  checkSchema(): void {
+  checkSchema(always = false): void {
     if (this.#closed) return;
     try {
       const version = this.#readSchemaVersion();
-      if (version === this.#schemaVersion) return;
+      if (version === this.#schemaVersion && !always) return;
       this.#schemaVersion = version;
+      this.#markerColumns = markerColumnTables(this.#db);
       if (!tableExists(this.#db, FACTS) || !installed(this.#db)) {
-        this.#faults.once(
-          "error",
-          "ledger_missing",
-          new LedgerMissingError(this.database, "its tables were dropped").message,
-        );
+        this.#ledgerGone();
         return;
       }
+      if (this.#lost) {
+        // Installed again by hand: capture is back (a new incarnation, which followers read).
+        this.#lost = undefined;
+        this.#faults.forget("ledger_missing");
+        this.#waker.bump();
+      }
       const found = drift(this.#db);
-      if (found.tables.length === 0) {
+      const removed = removedTables(this.#db);
+      const detail = [
+        ...found.detail,
+        ...removed.map((t) => `${t} is no longer there to capture (dropped or excluded)`),
+      ];
+      if (found.tables.length === 0 && removed.length === 0) {
+        this.#reported.clear();
         this.#captured = capturedNow(this.#db);
         return;
       }
       if (this.#schemaChanges === "refresh") {
         withTransaction(this.#db, "IMMEDIATE", () => refreshTriggers(this.#db, excludedTables(this.#db)));
         this.#schemaVersion = this.#readSchemaVersion();
-        this.#faults.log(
-          "warn",
-          `Upkeep refreshed the capture triggers after a schema change: ${found.detail.join("; ")}`,
-        );
+        this.#faults.log("warn", `Upkeep refreshed the capture triggers after a schema change: ${detail.join("; ")}`);
       } else {
-        const error = new SchemaDriftError(this.database, found.tables, found.detail.join("; "));
-        this.#faults.once(
-          "warn",
-          `drift:${found.tables.join(",")}`,
-          `${error.message} (pages that read them are refused)`,
-        );
+        const drifted = [...found.tables, ...removed];
+        const news = drifted.filter((table) => !this.#reported.has(table));
+        withTransaction(this.#db, "IMMEDIATE", () => {
+          for (const table of news) schemaChangeFact(this.#db, table);
+        });
+        this.#reported = new Set(drifted);
+        const error = new SchemaDriftError(this.database, drifted, detail.join("; "));
+        this.#faults.once("warn", `drift:${drifted.join(",")}`, `${error.message} (pages that read them are refused)`);
       }
       this.#captured = capturedNow(this.#db);
+      for (const table of this.#reported) this.#captured.delete(table);
+      this.#waker.bump(); // the facts written on this connection: PRAGMA data_version moves only for others'
     } catch (error) {
       this.#faults.once(
         "error",
@@ -180,12 +214,65 @@ class SqliteLedger implements Ledger {
     }
   }
 
-  /** Runs a read; a missing ledger table becomes LedgerMissingError (logged once), other errors pass through. */
+  /**
+   * The ledger's tables are gone. Capture triggers left in place insert into the facts table, so every write to a
+   * captured table now fails: when the ledger may refresh capture (schemaChanges "refresh") it installs the
+   * ledger again at once — a new incarnation, since what was written in between was not captured, so every open
+   * page reloads. Without triggers (`upkeep uninstall`), or with "report", capture is lost: logged once with the
+   * fix, reads throw (the hub reloads every open page), and capturedTables() is empty, so pages are not served
+   * live until it is back.
+   */
+  #ledgerGone(): void {
+    const writesFail = ourTriggers(this.#db).length > 0;
+    if (writesFail && this.#schemaChanges === "refresh" && !this.#repairing) {
+      this.#repairing = true;
+      try {
+        installSqliteNow(this.#path, excludedTables(this.#db));
+        this.#schemaVersion = this.#readSchemaVersion();
+        this.#lost = undefined;
+        this.#faults.forget("ledger_missing");
+        this.#faults.log(
+          "warn",
+          `Upkeep's ledger tables in ${this.database} were dropped while its capture triggers were in place (writes to captured tables failed); Upkeep installed them again. What was written in between was not captured, so the ledger is a new incarnation and every open page reloads.\n  fix: to remove Upkeep, run \`npx upkeep uninstall --database ${this.database}\` and remove createUpkeep from the app`,
+        );
+        this.#waker.bump();
+        return;
+      } catch (error) {
+        this.#faults.once(
+          "error",
+          `reinstall:${(error as Error).message}`,
+          `Upkeep could not install its ledger again: ${(error as Error).message}`,
+        );
+      } finally {
+        this.#repairing = false;
+      }
+    }
+    if (this.#lost) return;
+    this.#lost = new LedgerMissingError(
+      this.database,
+      writesFail ? `no such table: ${FACTS}` : "its tables were dropped: uninstalled?",
+      { writesFail },
+    );
+    this.#faults.once("error", "ledger_missing", this.#lost.message);
+    this.#waker.bump();
+  }
+
+  /** Runs a read; a missing ledger table is answered (#ledgerGone) and thrown as LedgerMissingError. */
   #guard<T>(body: () => T): T {
+    if (this.#lost) this.checkSchema(true);
+    if (this.#lost) throw this.#lost;
     try {
       return body();
     } catch (error) {
-      throw ledgerError(error, isMissingLedger(error), this.database, this.#faults);
+      if (!isMissingLedger(error) && !(error instanceof LedgerMissingError)) throw error;
+      this.checkSchema(true);
+      if (this.#lost) throw this.#lost;
+      // Installed again: read again (a read then meets the new incarnation).
+      try {
+        return body();
+      } catch (again) {
+        throw ledgerError(again, isMissingLedger(again), this.database, this.#faults);
+      }
     }
   }
 
@@ -207,6 +294,7 @@ class SqliteLedger implements Ledger {
   }
 
   async sync(): Promise<number> {
+    this.checkSchema(); // a schema change committed before the call becomes its fact now (checkSchema)
     return this.#guard(() => this.#head());
   }
 
@@ -222,11 +310,13 @@ class SqliteLedger implements Ledger {
     const position = this.#guard(() => withTransaction(this.#db, "DEFERRED", () => this.#position()));
     this.#incarnation = position.incarnation;
     this.#captured = capturedNow(this.#db);
+    for (const table of this.#reported) this.#captured.delete(table);
     return { incarnation: position.incarnation, head: position.head, horizon: horizonOf(position.horizons).horizon };
   }
 
+  /** Empty while the ledger is gone: a page must not be served live on what is not captured. */
   capturedTables(): ReadonlySet<string> {
-    return this.#captured;
+    return this.#lost ? NOTHING : this.#captured;
   }
 
   async read(after: number, options?: ReadOptions): Promise<Fact[]> {
@@ -299,12 +389,13 @@ class SqliteLedger implements Ledger {
     let now: Row | null = null;
     let key: Row | null = null;
     try {
-      old = decodeSqliteImage(r.old, unavailable);
-      now = decodeSqliteImage(r.new, unavailable);
-      key = decodeSqliteImage(r.key, unavailable);
+      const markerIsColumn = this.#markerColumns.has(r.tbl);
+      old = decodeSqliteImage(r.old, unavailable, markerIsColumn);
+      now = decodeSqliteImage(r.new, unavailable, markerIsColumn);
+      key = decodeSqliteImage(r.key, unavailable, markerIsColumn);
     } catch (error) {
       old = now = key = null;
-      const why = `undecodable image (${(error as Error).message})`;
+      const why = undecodableReason(error);
       unavailable.push(why);
       this.#faults.once(
         "warn",

@@ -9,7 +9,7 @@
 import type { IncomingMessage } from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type PageCapture, runWithCapture, runWithRequest } from "../capture/context.ts";
-import { closeSignal, cookie as nodeCookie, header as nodeHeader, sendResponse } from "../node/index.ts";
+import { cookie as nodeCookie, header as nodeHeader, sendResponse } from "../node/index.ts";
 import { replayOf } from "../render/page.ts";
 import type { Upkeep } from "../upkeep.ts";
 import {
@@ -96,7 +96,10 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
       for (const [name, value] of Object.entries(record(raw.headers))) headers.set(name, value);
       // The socket's address, not request.ip (which follows X-Forwarded-For when trustProxy is set).
       const remote = raw.socket?.remoteAddress;
-      const own = new Request(url, { method: raw.method ?? "GET", headers, signal: closeSignal(reply.raw) });
+      // Aborted when the connection closes: an event stream's subscription ends with it.
+      const closed = new AbortController();
+      reply.raw.once("close", () => closed.abort());
+      const own = new Request(url, { method: raw.method ?? "GET", headers, signal: closed.signal });
       serveOwn(upkeep, own, url.pathname, remote).then(
         (served) => {
           if (!served) return done();

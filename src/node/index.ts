@@ -62,7 +62,7 @@ function toRequest(req: IncomingMessage, res: ServerResponse, url: URL): Request
 }
 
 /** Aborts when the response's connection closes: the client left, or the response ended. */
-export function closeSignal(res: ServerResponse): AbortSignal {
+function closeSignal(res: ServerResponse): AbortSignal {
   const closed = new AbortController();
   if (res.closed) closed.abort();
   else res.once("close", () => closed.abort());

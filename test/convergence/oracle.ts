@@ -19,6 +19,9 @@ import { type AppServer, type CellDatabase, openDatabase, startServer } from "./
 
 /** Errors after which a write is made again: the database rolled it back (a deadlock, a busy SQLite file). */
 const RETRYABLE = /deadlock detected|database is locked|SQLITE_BUSY|could not serialize/i;
+/** Errors of a write the database refused, as it does an application's: steps generated from one state and made at
+ *  once may conflict (a card inserted into a board another step deleted). Nothing was committed; the sequence goes on. */
+const REFUSED = /violates foreign key constraint|FOREIGN KEY constraint failed/i;
 
 export interface Failure {
   cell: string;
@@ -194,7 +197,12 @@ async function sequence(context: SequenceContext): Promise<Failure[]> {
         if (step.via === "shell") return await database.shell(stepScript(kit, database.dialect, step));
         return await runStepRaw(kit, database.raw, database.dialect, step);
       } catch (error) {
-        if (attempt >= 10 || !RETRYABLE.test(String((error as Error)?.message ?? error))) throw error;
+        const message = String((error as Error)?.message ?? error);
+        if (REFUSED.test(message)) {
+          step.refused = true;
+          return;
+        }
+        if (attempt >= 10 || !RETRYABLE.test(message)) throw error;
       }
     }
   };

@@ -15,8 +15,8 @@ export async function startDemo(upkeep: Upkeep, port: number): Promise<Started> 
   const app = createDemoApp(upkeep);
   app.get(SETTLE_PATH, async (c) => c.json(await settle(upkeep)));
   app.post(WRITE_PATH, async (c) => {
-    await write(upkeep, await c.req.json(), demoKit);
-    return c.json({ ok: true });
+    const { status, body } = await write(upkeep, await c.req.json(), demoKit);
+    return c.body(body, status as 200, { "content-type": "application/json" });
   });
   app.route(SPA_PREFIX, createSpaApp(upkeep).app);
   const served = await upkeep.serve(app, { port, hostname: "127.0.0.1" });

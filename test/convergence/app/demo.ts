@@ -17,8 +17,9 @@ import type { Rendering } from "../stack.ts";
 import type { AppKit, Dialect, Step, Via } from "./kit.ts";
 import { literal as l } from "./ops.ts";
 
-/** The viewers' cookie values: names no seed or generated text contains, so the one that shows them is theirs. */
-const VIEWERS = ["alice", "bob", "carol"] as const;
+/** The viewers' cookie values: text nothing else on a page or in a message can contain (no seed or generated text has
+ *  a "~", nor has base64 or hex, as tokens and digests are), so the page that shows one is that viewer's. */
+const VIEWERS = ["alice~", "bob~", "carol~"] as const;
 const WORDS = ["alpha", "bravo", "copy", "deploy", "email", "fix", "graph", "<b>&amp;", "ünï", "o'hara"];
 /** Boards the pages show; they are never deleted (a deleted board's page is a 404, not a live page). */
 const WATCHED_BOARDS = [1, 2, 3];

@@ -39,8 +39,8 @@ export async function startExpress(upkeep: Upkeep, views: Views, port: number, f
     res.json(await settle(upkeep));
   });
   app.post(WRITE_PATH, async (req, res) => {
-    await write(upkeep, req.body);
-    res.json({ ok: true });
+    const { status, body } = await write(upkeep, req.body);
+    res.status(status).type("json").send(body);
   });
   const server = createServer(app);
   upkeep.attach(server, app);

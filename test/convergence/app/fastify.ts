@@ -21,9 +21,9 @@ export async function startFastify(upkeep: Upkeep, views: Views, port: number): 
   );
   app.get<Id>("/api/queues/:id", async (request) => views.queueJson(Number(request.params.id)));
   app.get(SETTLE_PATH, async () => settle(upkeep));
-  app.post<{ Body: Step }>(WRITE_PATH, async (request) => {
-    await write(upkeep, request.body);
-    return { ok: true };
+  app.post<{ Body: Step }>(WRITE_PATH, async (request, reply) => {
+    const { status, body } = await write(upkeep, request.body);
+    return reply.code(status).type("application/json").send(body);
   });
   const url = await app.listen({ port, host: "127.0.0.1" });
   return { url, close: () => app.close() };

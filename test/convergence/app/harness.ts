@@ -26,8 +26,18 @@ export async function settle(upkeep: Upkeep): Promise<Settled> {
   return { position: upkeep.hub.position, subscribers, stats: await upkeep.stats() };
 }
 
-/** Runs a step through the app's captured Kysely (its own writes, as a form's POST would make them). */
-export async function write(upkeep: Upkeep, step: Step, kit: AppKit = deskKit): Promise<void> {
+/** Runs a step through the app's captured Kysely (its own writes, as a form's POST would make them): the status and
+ *  JSON body to answer, with the database's error when it refused the write. */
+export async function write(
+  upkeep: Upkeep,
+  step: Step,
+  kit: AppKit = deskKit,
+): Promise<{ status: number; body: string }> {
   const dialect: Dialect = upkeep.ledger.kind === "postgres" ? "postgres" : "sqlite";
-  await runStepKysely(kit, upkeep.db(), dialect, step);
+  try {
+    await runStepKysely(kit, upkeep.db(), dialect, step);
+    return { status: 200, body: '{"ok":true}' };
+  } catch (error) {
+    return { status: 500, body: JSON.stringify({ error: String((error as Error)?.message ?? error) }) };
+  }
 }

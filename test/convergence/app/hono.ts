@@ -18,8 +18,8 @@ export async function startHono(upkeep: Upkeep, views: Views, port: number): Pro
   mountInertia(app, upkeep);
   app.get(SETTLE_PATH, async (c) => c.json(await settle(upkeep)));
   app.post(WRITE_PATH, async (c) => {
-    await write(upkeep, await c.req.json());
-    return c.json({ ok: true });
+    const { status, body } = await write(upkeep, await c.req.json());
+    return c.body(body, status as 200, { "content-type": "application/json" });
   });
   const served = await upkeep.serve(app, { port, hostname: "127.0.0.1" });
   return { url: served.url, close: served.close };

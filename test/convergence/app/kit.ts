@@ -27,6 +27,8 @@ export interface Step<O extends AnyOp = AnyOp> {
   rollback: boolean;
   /** Made at the same time as the steps and page opens around it that carry the same burst number. */
   burst?: number;
+  /** The database refused it (a constraint another step of its burst broke): nothing was committed. */
+  refused?: true;
 }
 
 export interface AppKit {

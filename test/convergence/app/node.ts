@@ -34,8 +34,9 @@ export async function startNode(upkeep: Upkeep, views: Views, port: number, faul
     if (req.method === "GET" && api) return send(res, json, JSON.stringify(await views.queueJson(Number(api[1]))));
     if (req.method === "GET" && pathname === SETTLE_PATH) return send(res, json, JSON.stringify(await settle(upkeep)));
     if (req.method === "POST" && pathname === WRITE_PATH) {
-      await write(upkeep, JSON.parse(await body(req)));
-      return send(res, json, '{"ok":true}');
+      const written = await write(upkeep, JSON.parse(await body(req)));
+      res.statusCode = written.status;
+      return send(res, json, written.body);
     }
     res.statusCode = 404;
     res.end("not found");

@@ -29,6 +29,8 @@ export type ServerMessage =
    * Data mode, an Inertia page: brings the page's props to `offset`. `props` are new values (whole props),
    * `patches` RFC 6902 operations against a prop's current value (sent when smaller), `reload` props the client
    * fetches itself with one partial reload (`router.reload({ only })`: props marked reload-only, or too large).
+   * `reloadIfHeld` names deferred and optional props the server does not follow for this page (it resumed on a
+   * process that never saw them loaded): the client reloads those it holds, which makes them live again.
    */
   | {
       type: "props";
@@ -37,6 +39,7 @@ export type ServerMessage =
       props?: Record<string, unknown>;
       patches?: Record<string, JsonPatchOperation[]>;
       reload?: string[];
+      reloadIfHeld?: string[];
     }
   /** Data mode, a live JSON resource: its new value, or an RFC 6902 patch against the value the client holds. */
   | { type: "value"; id: string; offset: number; value?: unknown; patch?: JsonPatchOperation[] }

@@ -227,6 +227,17 @@ describe("applying props messages", () => {
     assert.equal(router.reloads.length, 1);
   });
 
+  test("deferred and optional props the server does not follow are reloaded when the page holds them", () => {
+    const { router, subscriptions, timers } = setup(page("t1", { a: 1 }));
+    const sub = subscriptions.only();
+    // The page loads its deferred prop (a partial visit: the page then holds it).
+    router.visit(page(null, { others: [1] }), { only: ["others"] });
+    sub.deliver({ type: "props", id: sub.id, offset: 11, props: { a: 2 }, reloadIfHeld: ["others", "extra"] });
+    timers.run();
+    assert.deepEqual(router.reloads, [{ only: ["others"] }], "the optional prop it never loaded is not loaded");
+    assert.equal(router.page.props.a, 2);
+  });
+
   test("a patch that does not fit the prop reloads that prop; the others are applied", () => {
     const { router, subscriptions, timers } = setup(page("t1", { list: [1], title: "a" }));
     const sub = subscriptions.only();

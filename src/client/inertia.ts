@@ -107,6 +107,8 @@ interface PropsMessage {
   props?: Record<string, unknown>;
   patches?: Record<string, JsonPatchOperation[]>;
   reload?: string[];
+  /** Deferred and optional props the server does not follow for this page: reloaded when the page holds them. */
+  reloadIfHeld?: string[];
 }
 
 /** The `upkeep` marker of a page object, or null when the page is not live. */
@@ -220,6 +222,8 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
   const fullVisits = new Set<string>();
   let reloadProps = new Set<string>();
   let reloadTimer: unknown = null;
+  /** The props of the page shown (a partial reload's page holds the props it loaded too). */
+  let held = new Set<string>();
 
   const stateChanged = (state: LiveState) => {
     options.onState?.(state, current?.offset ?? null);
@@ -228,6 +232,7 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
 
   function follow(page: unknown, visitId?: string): void {
     if (stopped) return;
+    held = new Set(Object.keys(propsOf(page)));
     const marker = liveMarker(page);
     if (!marker) {
       // A partial reload's response has no marker: the page is the same, and so is its subscription. The marker is
@@ -319,8 +324,11 @@ function run(router: InertiaRouter, options: LiveOptions): () => void {
         reload.push(name);
       }
     }
+    // Deferred and optional props this page loaded that the server does not follow (it resumed on a process that never
+    // saw them loaded): reloading them makes them live again.
+    for (const name of message.reloadIfHeld ?? []) if (held.has(name) && !reload.includes(name)) reload.push(name);
     // The page fetches these itself, at a later state than the server assumes: their next patch cannot be applied.
-    for (const name of message.reload ?? []) sub.sent.delete(name);
+    for (const name of reload) sub.sent.delete(name);
     sub.offset = message.offset;
     if (Object.keys(values).length > 0) {
       debug.propsApplied += 1;

@@ -10,7 +10,13 @@
 import { deriveIdentity, type FrameCapture, type PageCapture } from "../capture/context.ts";
 import { intern } from "../plan/planner.ts";
 import { PageText } from "../register/page-text.ts";
-import { buildFrames, type GroupFrame, type PageGroup, type PageRegistry } from "../register/registry.ts";
+import {
+  buildFrames,
+  type GroupFrame,
+  type PageGroup,
+  type PageRegistry,
+  type Subscriber,
+} from "../register/registry.ts";
 import { type DataDelta, type DataDocument, dataDelta, documentText, withProps } from "../render/data.ts";
 import { type FetchApp, type ReplayResult, replayPage } from "../render/page.ts";
 import { SharedRenders } from "./frame-render.ts";
@@ -209,25 +215,57 @@ export function mergeProps(
   return { changed, offset };
 }
 
+/**
+ * What a browser whose document the server does not know is sent: every prop, and the deferred and optional props
+ * the group does not follow — a browser resuming on a process that never saw it load them may hold them, and would
+ * otherwise keep them without their ever changing again. It reloads those it holds, which registers them here.
+ */
+function unknownSurfaceDelta(doc: DataDocument, unfollowed: string[]): DataDelta {
+  const delta = dataDelta(null, doc);
+  if (unfollowed.length === 0 || (delta.kind !== "props" && delta.kind !== "none")) return delta;
+  return { ...(delta.kind === "props" ? delta : { kind: "props" }), reloadIfHeld: unfollowed };
+}
+
+/** The deferred and optional props an Inertia document left out that the group does not follow. */
+function unfollowedProps(doc: DataDocument): string[] {
+  return doc.kind === "inertia" ? [...(doc.skipped ?? [])].filter((name) => !doc.props.has(name)) : [];
+}
+
+/** Subscribers told which props to reload if they hold them, while already at the group's offset. */
+const told = new WeakSet<Subscriber>();
+
 /** Each delta's size and counts, measured once (equal deltas are one object: render/data.ts). */
 const measured = new WeakMap<DataDelta, { bytes: number; values: number; reloads: number }>();
 
 /**
- * Sends the group's latest document to every subscriber showing an older one: the difference from the document it
- * shows when that is known exactly, every prop otherwise. Subscribers showing the same version share one message.
+ * Sends the group's latest document to every subscriber showing an older one — behind the group's offset, or known to
+ * show another version of it: the difference from the document it shows when that is known exactly, every prop
+ * otherwise. Subscribers showing the same version share one message.
  */
 export function deliverData(group: PageGroup, stats: HubStats): void {
   const latest = group.page;
   const doc = latest?.data;
   if (!latest || !doc) return;
   const deltas = new Map<PageText | null, { delta: DataDelta; bytes: number; values: number; reloads: number }>();
+  const unfollowed = unfollowedProps(doc);
   for (const subscriber of group.local.subscribers) {
-    if (subscriber.offset >= group.renderOffset) continue;
     const surface = subscriber.surface?.data ? subscriber.surface : null;
+    // A browser at the group's offset is up to date unless the document it is known to show is not the latest: a
+    // prop evaluated again at that same offset (one a new visit carried with its old value) changed it.
+    if (subscriber.offset >= group.renderOffset && (surface === null || surface === latest)) {
+      // A browser at this offset whose document is not known (it resumed here) may hold props the group does not
+      // follow: it is told once, with no other change.
+      if (unfollowed.length > 0 && surface === null && !told.has(subscriber)) {
+        told.add(subscriber);
+        const id = subscriber.id;
+        sendTo(subscriber, { type: "props", id, offset: subscriber.offset, reloadIfHeld: unfollowed }, stats);
+      }
+      continue;
+    }
     let known = deltas.get(surface);
     if (!known) {
       if (surface === null) stats.deoptimizations.html_not_known++;
-      const delta = dataDelta(surface?.data ?? null, doc);
+      const delta = surface === null ? unknownSurfaceDelta(doc, unfollowed) : dataDelta(surface.data ?? null, doc);
       let size = measured.get(delta);
       if (!size) {
         const body = delta.kind === "props" || delta.kind === "value" ? JSON.stringify(delta) : "";

@@ -98,8 +98,10 @@ export class FrameRenderer {
     const before = group.page;
     const frames = group.frames;
     if (before === null || top.length === 0) return null;
+    // How many elements of the page carry each id: actions target members by id only where it is unique.
+    const ids = group.local.ids ?? idCounts(before.text);
     const steps = await Promise.all(
-      top.map((frame) => this.#step(group, frame, offset, representative.headers, dirty)),
+      top.map((frame) => this.#step(group, frame, offset, representative.headers, dirty, ids)),
     );
     // A newer render of the page was recorded meanwhile: it shows these facts, or its catch-up plans them again.
     if (group.frames !== frames || group.page !== before) return null;
@@ -123,7 +125,6 @@ export class FrameRenderer {
     // moments: a card moved between columns may already be in its new column while the old column (no fact about
     // it planned yet) still shows it. Such a page would carry one id twice, and an action targeting that id would
     // be ambiguous: the page is replayed instead, which renders every frame from one pass.
-    const ids = group.local.ids ?? idCounts(before.text);
     const delta = new Map<string, number>();
     for (const step of located) for (const [id, n] of step.idDelta) delta.set(id, (delta.get(id) ?? 0) + n);
     for (const [id, n] of delta) if (n > 0 && (ids.get(id) ?? 0) + n > 1) return { fallback: "frame_ids_collide" };
@@ -173,6 +174,7 @@ export class FrameRenderer {
     offset: number,
     headers: Record<string, string>,
     dirty: ReadonlySet<GroupFrame>,
+    ids: ReadonlyMap<string, number>,
   ): Promise<FrameStep> {
     const recipe = frame.recipe;
     // A prop is rendered by deliver/data.ts, never here.
@@ -207,9 +209,11 @@ export class FrameRenderer {
       const rerendered: number[] = [];
       const next = await Promise.all(
         rerun.rows.map(async ({ row, rowKey }, i) => {
-          // A member whose row is unchanged keeps its HTML, unless its own reads (or a descendant's) changed too.
+          // A member whose row is unchanged keeps its HTML, unless its own reads (or a descendant's) changed too. A
+          // folded member (its id is not unique in the page) has no frame of its own: its reads are the collection's,
+          // which may be why the collection renders now, so it is rendered again.
           const kept = rowKey === "" ? undefined : pool.get(rowKey)?.shift();
-          if (kept && !(kept.frame && anyDirty(kept.frame, dirty))) return { member: { ...kept }, capture: null };
+          if (kept?.frame && !anyDirty(kept.frame, dirty)) return { member: { ...kept }, capture: null };
           if (kept) rerendered.push(i);
           const capture = await this.#shared.get(offset, `row ${shareKey}\0${rowKey}`, async () => {
             this.#stats.frameRenders++;
@@ -222,17 +226,20 @@ export class FrameRenderer {
       for (const { capture } of next)
         if (capture && !covered(capture.inputs)) return { fallback: "frame_inputs_changed" };
       const members = next.map((n) => n.member);
+      // A member whose id is also elsewhere on the page cannot be targeted by id (an action finds the first element
+      // with it): the collection's children are then replaced whole.
+      const shared = old.some((m) => (ids.get(m.id) ?? 0) > 1);
       // Every group whose collection showed the same HTML gets the same patch: worked out once.
       // (Keyed by the old HTML itself, in a map of its own: a string's hash is computed once per string, and
       // every group patched from one shared view holds the same string.)
       const views = await this.#shared.get(
         offset,
-        rerendered.length === 0 ? `view ${shareKey}` : `view ${shareKey}\0${rerendered.join(",")}`,
+        `view ${shareKey}\0${rerendered.join(",")}\0${shared ? "whole" : "members"}`,
         async () => new Map<string, ReturnType<typeof collectionView>>(),
       );
       let view = views.get(frame.html);
       if (!view) {
-        view = collectionView(frame.id, recipe.open, recipe.close, old, members);
+        view = collectionView(frame.id, recipe.open, recipe.close, old, members, shared);
         views.set(frame.html, view);
       }
       if (view.deoptimization) this.#stats.deoptimizations[view.deoptimization]++;
@@ -248,6 +255,9 @@ export class FrameRenderer {
           for (const child of frame.children) if (!kept.has(child)) collect(child, removed);
           const changed: GroupFrame[] = [frame];
           frame.children = [];
+          // The collection's own reads first: a member folded into it (its id is not unique in the page) adds its
+          // reads to them as it is built.
+          frame.deps = [...rerun.frame.queries];
           next.forEach(({ member, capture }) => {
             if (member.frame) frame.children.push(member.frame);
             else if (capture) {
@@ -257,7 +267,6 @@ export class FrameRenderer {
               changed.push(...out);
             }
           });
-          frame.deps = [...rerun.frame.queries];
           frame.html = html;
           frame.members = members;
           frame.renderOffset = offset;
@@ -346,6 +355,8 @@ function collectionView(
   close: string,
   old: readonly MemberState[],
   members: readonly MemberState[],
+  /** Some old member's id is also elsewhere on the page. */
+  shared: boolean,
 ): { html: string; actions: FrameActions; idDelta: Map<string, number>; deoptimization?: CollectionDeoptimization } {
   const html = open + members.map((m) => m.html).join("") + close;
   const idDelta = new Map<string, number>();
@@ -361,7 +372,9 @@ function collectionView(
     if (was) count(was.html, -1);
     count(m.html, 1);
   }
-  const diff = diffMembers(id, old, members);
+  const diff = shared
+    ? ({ deoptimization: "collection_member_id_not_unique" } as const)
+    : diffMembers(id, old, members);
   if ("deoptimization" in diff) {
     return {
       html,

@@ -43,9 +43,10 @@ export function originOf(claims: { origin?: string }, headers: Record<string, st
 }
 
 /**
- * Send the group's latest render to every subscriber whose page is older than it: narrowed to the elements that
- * changed when the subscriber's HTML is known exactly (render/diff.ts), the whole-body morph otherwise. A
- * subscriber whose page already shows identical HTML gets no message.
+ * Send the group's latest render to every subscriber whose page is older than it (behind the group's offset, or known
+ * to show another version of it): narrowed to the elements that changed when the subscriber's HTML is known exactly
+ * (render/diff.ts), the whole-body morph otherwise. A subscriber whose page already shows identical HTML gets no
+ * message.
  */
 export function deliverLatest(group: PageGroup, stats: HubStats, frames?: { before: PageText; actions: string }): void {
   const latest = group.page;
@@ -53,10 +54,11 @@ export function deliverLatest(group: PageGroup, stats: HubStats, frames?: { befo
   let full: string | null = null;
   const narrowed = new Map<PageText, string | null>();
   for (const subscriber of group.local.subscribers) {
-    if (subscriber.offset >= group.renderOffset) continue;
+    const surface = subscriber.surface;
+    // A page at the group's offset is up to date unless the version it is known to show is not the latest.
+    if (subscriber.offset >= group.renderOffset && (surface === null || surface === latest)) continue;
     let html: string | null = null;
     // A page showing the version the frames were patched from gets the frames' patch.
-    const surface = subscriber.surface;
     if (frames && surface === frames.before) html = frames.actions;
     else if (surface !== null) {
       if (!narrowed.has(surface)) narrowed.set(surface, narrowPatch(surface.text, latest.text));

@@ -96,7 +96,11 @@ async function plugin(fastify: FastifyInstance, options: UpkeepFastifyOptions): 
       for (const [name, value] of Object.entries(record(raw.headers))) headers.set(name, value);
       // The socket's address, not request.ip (which follows X-Forwarded-For when trustProxy is set).
       const remote = raw.socket?.remoteAddress;
-      serveOwn(upkeep, new Request(url, { method: raw.method ?? "GET", headers }), url.pathname, remote).then(
+      // Aborted when the connection closes: an event stream's subscription ends with it.
+      const closed = new AbortController();
+      reply.raw.once("close", () => closed.abort());
+      const own = new Request(url, { method: raw.method ?? "GET", headers, signal: closed.signal });
+      serveOwn(upkeep, own, url.pathname, remote).then(
         (served) => {
           if (!served) return done();
           reply.hijack();

@@ -51,15 +51,26 @@ function originOf(req: IncomingMessage): string {
   return `${encrypted ? "https" : "http"}://${headerOf(req, "host") ?? "localhost"}`;
 }
 
-function toRequest(req: IncomingMessage, url: URL): Request {
+/** The request as a fetch Request whose signal aborts when the connection closes (an event stream's hub
+ *  subscription ends with it). */
+function toRequest(req: IncomingMessage, res: ServerResponse, url: URL): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(raw(req))) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
-  return new Request(url, { method: req.method ?? "GET", headers });
+  return new Request(url, { method: req.method ?? "GET", headers, signal: closeSignal(res) });
 }
 
-/** Send a fetch Response on a Node response (streams, such as the event stream, are piped). */
+/** Aborts when the response's connection closes: the client left, or the response ended. */
+function closeSignal(res: ServerResponse): AbortSignal {
+  const closed = new AbortController();
+  if (res.closed) closed.abort();
+  else res.once("close", () => closed.abort());
+  return closed.signal;
+}
+
+/** Send a fetch Response on a Node response (streams, such as the event stream, are piped; a client that leaves
+ *  cancels the stream). */
 export async function sendResponse(res: ServerResponse, response: Response): Promise<void> {
   res.statusCode = response.status;
   response.headers.forEach((value, name) => {
@@ -69,7 +80,9 @@ export async function sendResponse(res: ServerResponse, response: Response): Pro
     res.end();
     return;
   }
-  Readable.fromWeb(response.body as import("node:stream/web").ReadableStream).pipe(res);
+  const body = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
+  res.once("close", () => body.destroy());
+  body.pipe(res);
 }
 
 /**
@@ -84,7 +97,7 @@ export async function handleNode(
 ): Promise<void> {
   const url = new URL(req.url ?? "/", originOf(req));
   if (isOwnPath(url.pathname)) {
-    const served = await serveOwn(upkeep, toRequest(req, url), url.pathname, req.socket?.remoteAddress);
+    const served = await serveOwn(upkeep, toRequest(req, res, url), url.pathname, req.socket?.remoteAddress);
     if (served) return sendResponse(res, served);
   }
   const kind = liveKind(req.method ?? "GET", (name) => headerOf(req, name));

@@ -56,6 +56,8 @@ export type DataDelta =
       props?: Record<string, unknown>;
       patches?: Record<string, JsonPatchOperation[]>;
       reload?: string[];
+      /** Deferred and optional props the group does not follow, for a browser that may hold them (deliver/data.ts). */
+      reloadIfHeld?: string[];
     }
   | { kind: "value"; value?: unknown; patch?: JsonPatchOperation[] };
 

@@ -77,7 +77,8 @@ export async function openLiveProps(
     onMessage(message) {
       if (message.type !== "props") return;
       const next = { ...props, ...message.props };
-      const reloads = [...(message.reload ?? [])];
+      // Deferred and optional props the server does not follow are reloaded when the page holds them.
+      const reloads = [...(message.reload ?? []), ...(message.reloadIfHeld ?? []).filter((name) => name in props)];
       for (const [name, patch] of Object.entries(message.patches ?? {})) {
         try {
           next[name] = applyJsonPatch(props[name], patch);

@@ -3,7 +3,7 @@
 // the page, the patch, isolation, refusals and a live JSON resource; over a real server and WebSocket for the
 // endpoint, the client's files and a patch received on the socket.
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe } from "node:test";
 import express from "express";
@@ -243,6 +243,17 @@ for (const dialect of DIALECTS) {
         page.close();
       });
 
+      it("over a real server: a browser closing its event stream ends the subscription", async () => {
+        const stream = await subscribeOverEvents(base, "/lists/e");
+        assert.equal((await upkeep.stats()).subscribers, 1);
+        stream.close();
+        // The server learns of the close asynchronously: wait for it (bounded), then check.
+        for (let i = 0; i < 100 && (await upkeep.stats()).subscribers > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert.equal((await upkeep.stats()).subscribers, 0, "the closed stream's subscription is still open");
+      });
+
       it("over a real server: every later replay in the process is live too, as the first one was", async () => {
         // The process's first replay is the first one after a real GET (nothing ran through the app in-process
         // before it): whatever it sets up must not leak into the replays after it.
@@ -268,6 +279,37 @@ for (const dialect of DIALECTS) {
       });
     });
   }
+}
+
+/**
+ * A page fetched over HTTP from a real server and followed over a real event stream (SSE), as a browser does; resolves
+ * once the subscription is acknowledged. `close()` ends the stream from the browser's side.
+ */
+async function subscribeOverEvents(base: string, path: string) {
+  const html = await (await fetch(`${base}${path}`, { headers: { accept: "text/html" } })).text();
+  const attribute = (name: string) =>
+    (new RegExp(`${name}="([^"]*)"`).exec(html)?.[1] ?? "").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+  const query = new URLSearchParams({
+    token: attribute(WIRE.tokenAttr),
+    offset: attribute(WIRE.offsetAttr),
+    incarnation: attribute(WIRE.incarnationAttr),
+    id: "sse",
+  });
+  const stream = request(`${base}${WIRE.eventsPath}?${query}`, { agent: false });
+  await new Promise<void>((resolve, reject) => {
+    stream.once("error", reject);
+    stream.once("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        text += chunk;
+        if (text.includes("event: subscribed")) resolve();
+      });
+      res.on("error", () => {});
+    });
+    stream.end();
+  });
+  return { close: () => stream.destroy() };
 }
 
 /** A page fetched over HTTP from a real server and subscribed over a real WebSocket, as a browser does. */

@@ -105,6 +105,24 @@ function framesApp(upkeep: Upkeep) {
     return html`<p id="fragile">${rows.length}</p>`;
   });
   app.get("/data-inputs", async (c) => c.html(html`<html><body>${Themed({})}${Fragile({})}</body></html>`));
+  // A queue: a ticket's line looks its assignee's name up itself (in secrets, by the ticket's title), and one partial
+  // renders two lists — the tickets "ann" holds, and the LIMIT window of the highest — so a ticket of ann's entering
+  // the window is on the page twice, under one id.
+  const Ticket = partial("ticket", async ({ ticket }: { ticket: { id: number; title: string } }) => {
+    const who = await db.selectFrom("secrets").select("body").where("owner", "=", ticket.title).executeTakeFirst();
+    return html`<li id="ticket_${ticket.id}">#${ticket.id} ${who?.body ?? "nobody"}</li>`;
+  });
+  app.get("/queue", async (c) => {
+    const tickets = db.selectFrom("items").select(["id", "title"]).where("list", "=", "q");
+    return c.html(
+      html`<html><body>${Collection({
+        id: "anns",
+        tag: "ul",
+        of: tickets.where("title", "=", "ann").orderBy("id"),
+        item: Ticket,
+      })}${Collection({ id: "window", tag: "ol", of: tickets.orderBy("pos", "desc").orderBy("id").limit(2), item: Ticket })}</body></html>`,
+    );
+  });
   app.get("/bad", async (c) => c.html(html`<html><body>${Bad({ onClick: () => {} })}</body></html>`));
   app.get("/tworoots", async (c) => c.html(html`<html><body>${TwoRoots({})}</body></html>`));
   return app;
@@ -251,6 +269,57 @@ for (const dialect of DIALECTS) {
       const cost = await write(page, "insert into items (list, title, pos) values ('d', 'same', 2)");
       assert.deepEqual(cost.actions, ["update dups"]);
       assert.equal(cost.deoptimizations.collection_member_id_not_unique, 1);
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("a ticket that entered a LIMIT window, and so is on the page twice, shows its assignee's rename", async () => {
+      await exec("insert into secrets (owner, body) values ('ann', 'Ann'), ('zed', 'Zed')");
+      await exec("insert into items (list, title, pos) values ('q', 'zed', 9), ('q', 'zed', 8), ('q', 'ann', 1)");
+      const page = await openLivePage(upkeep, app, "/queue", viewer("alice"));
+      const ann = Number(
+        (await upkeep.db<DB>().selectFrom("items").select("id").where("title", "=", "ann").executeTakeFirstOrThrow())
+          .id,
+      );
+      // Ann's ticket enters the window: it is in both lists now, under one id.
+      await write(page, `update items set pos = 10 where id = ${ann}`);
+      await converged(page, "alice");
+      // Ann is renamed: both lines of her ticket must show it (its member frames are folded into their collections:
+      // their own reads are the collections', and the ticket's row did not change).
+      await write(page, "update secrets set body = 'Ann Smith' where owner = 'ann'");
+      assert.equal((page.body().match(/Ann Smith/g) ?? []).length, 2, page.body());
+      await converged(page, "alice");
+      page.close();
+    });
+
+    it("a member leaving its collection while its id is elsewhere on the page too removes its own element", async () => {
+      const page = await openLivePage(upkeep, app, "/queue", viewer("alice"));
+      const ann = Number(
+        (await upkeep.db<DB>().selectFrom("items").select("id").where("title", "=", "ann").executeTakeFirstOrThrow())
+          .id,
+      );
+      // In both lists (in the window since the test before; again if it ran alone).
+      await write(page, `update items set pos = 10 where id = ${ann}`);
+      assert.equal((page.body().match(new RegExp(`id="ticket_${ann}"`, "g")) ?? []).length, 2, page.body());
+      // The ticket leaves the window; the first element with its id on the page is the other list's, which stays.
+      await write(page, `update items set pos = 0 where id = ${ann}`);
+      await converged(page, "alice");
+      assert.match(page.body(), new RegExp(`<ul id="anns"><li id="ticket_${ann}">`));
+      page.close();
+    });
+
+    it("a member on the page twice keeps its reads with its collection when the collection renders again", async () => {
+      const page = await openLivePage(upkeep, app, "/queue", viewer("alice"));
+      const ann = Number(
+        (await upkeep.db<DB>().selectFrom("items").select("id").where("title", "=", "ann").executeTakeFirstOrThrow())
+          .id,
+      );
+      await write(page, `update items set pos = 10 where id = ${ann}`); // in both lists
+      // Ann's list renders again (a new ticket of hers): her first ticket's line is rendered with it, folded again.
+      // (No fresh GET here: one would register the whole page again, its frames built anew.)
+      await write(page, "insert into items (list, title, pos) values ('q', 'ann', 0)");
+      await write(page, "update secrets set body = 'Ann Jones' where owner = 'ann'");
+      assert.equal((page.body().match(/Ann Jones/g) ?? []).length, 3, page.body());
       await converged(page, "alice");
       page.close();
     });

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe } from "node:test";
 import { Hono } from "hono";
+import { applyJsonPatch } from "../../src/client/json-patch.ts";
 import { upkeepMiddleware } from "../../src/hono/index.ts";
 import { ConfigError, cookie, createUpkeep, depends, touch, type Upkeep } from "../../src/index.ts";
 import { createInertia, defer, optional, reloadOnly } from "../../src/inertia/index.ts";
@@ -15,6 +16,9 @@ const forecasts = new Map<string, string>([
   ["paris", "sun"],
   ["london", "fog"],
 ]);
+
+/** Holds the evaluation of the `others` prop until it resolves (a test opens it again). */
+let othersGate: Promise<void> = Promise.resolve();
 
 function inertiaApp(upkeep: Upkeep) {
   const db = upkeep.db<DB>();
@@ -50,7 +54,10 @@ function inertiaApp(upkeep: Upkeep) {
           .orderBy("id")
           .execute(),
       titles: reloadOnly(async () => (await items(list)).map((i) => i.title)),
-      others: defer(() => items("z")),
+      others: defer(async () => {
+        await othersGate;
+        return items("z");
+      }),
       extra: optional(() => items("y")),
     });
   });
@@ -309,6 +316,97 @@ for (const dialect of DIALECTS) {
       assert.ok(message?.type === "props", JSON.stringify(message));
       assert.deepEqual(Object.keys({ ...message.props, ...message.patches }), ["others"]);
       assert.equal(page.reloaded, false);
+      page.close();
+    });
+
+    it("a deferred prop the browser loaded stays live when the page resumes on a process that never saw it", async () => {
+      const headers = { cookie: "viewer=erin", "x-inertia": "true" };
+      const visit = (await (await app.request("/board/a", { headers })).json()) as {
+        props: Record<string, unknown>;
+        upkeep: { token: string; offset: number; incarnation: string };
+      };
+      const partial = async (target: Hono, only: string[]) =>
+        (
+          (await (
+            await target.request("/board/a", {
+              headers: { ...headers, "x-inertia-partial-component": "Board", "x-inertia-partial-data": only.join(",") },
+            })
+          ).json()) as { props: Record<string, unknown> }
+        ).props;
+      // The browser loads the deferred prop (as Inertia does after the first render) and holds it.
+      let props = { ...visit.props, ...(await partial(app, ["others"])) };
+      // Its connection is lost, and it resumes on another process of the app, which never saw the page.
+      const other = await createUpkeep({ database: fixture!.database, secret: SECRET, mode: "test" });
+      try {
+        const otherApp = inertiaApp(other).app;
+        other.use(otherApp);
+        const reloads: Promise<void>[] = [];
+        await other.hub.subscribe(
+          { id: "resumed", ...visit.upkeep, headers: { cookie: "viewer=erin" } },
+          {
+            send(message) {
+              if (message.type !== "props") return true;
+              props = { ...props, ...message.props };
+              // What a browser does with the props it is told to reload when it holds them.
+              const held = [...(message.reload ?? []), ...(message.reloadIfHeld ?? [])].filter((n) => n in props);
+              if (held.length === 0) return true;
+              reloads.push(
+                partial(otherApp, held).then((loaded) => {
+                  props = { ...props, ...loaded };
+                }),
+              );
+              return true;
+            },
+          },
+        );
+        await other.settle();
+        await Promise.all(reloads);
+        await fixture!.exec("insert into items (list, title, pos) values ('z', 'after the resume', 1)");
+        await other.settle();
+        await Promise.all(reloads);
+        assert.deepEqual(props.others, (await partial(app, ["others"])).others);
+        assert.match(JSON.stringify(props.others), /after the resume/);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it("a deferred prop evaluated again after another visit carried its old value reaches the browser", async () => {
+      const headers = { cookie: "viewer=gina", "x-inertia": "true" };
+      const page = await openLiveProps(upkeep, app, "/board/a", viewer("gina"));
+      // The browser loads the deferred prop (as Inertia does after the first render).
+      const load = await app.request("/board/a", {
+        headers: { ...headers, "x-inertia-partial-component": "Board", "x-inertia-partial-data": "others" },
+      });
+      let others = (await load.json()).props.others as unknown;
+      await upkeep.settle();
+      // A write to what `others` reads: the hub plans it, and the prop's evaluation waits at the gate.
+      let open = () => {};
+      othersGate = new Promise((resolve) => {
+        open = resolve;
+      });
+      try {
+        await fixture!.exec("insert into items (list, title, pos) values ('z', 'behind the gate', 7)");
+        const head = await upkeep.ledger.head();
+        while (upkeep.hub.position < head) await new Promise((resolve) => setTimeout(resolve, 5));
+        // Another tab of the same viewer visits the page: its render (at the planner's position) carries the group's
+        // `others`, still the value from before the write.
+        await app.request("/board/a", { headers });
+      } finally {
+        open();
+        othersGate = Promise.resolve();
+      }
+      await upkeep.settle();
+      for (const message of page.messages) {
+        if (message.type !== "props") continue;
+        if (message.props && "others" in message.props) others = message.props.others;
+        if (message.patches?.others) others = applyJsonPatch(others, message.patches.others);
+      }
+      const fresh = await app.request("/board/a", {
+        headers: { ...headers, "x-inertia-partial-component": "Board", "x-inertia-partial-data": "others" },
+      });
+      assert.deepEqual(others, (await fresh.json()).props.others);
+      assert.match(JSON.stringify(others), /behind the gate/);
       page.close();
     });
 
